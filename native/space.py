@@ -1,0 +1,69 @@
+"""The search space of shaders/space.json: enumerating configurations and checking their restrictions.
+
+static/space.js does the same for the browser tuner; the derived quantities below are defined in both.
+"""
+from __future__ import annotations
+
+import itertools
+import operator
+
+from .shaders import space
+
+_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def next_pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def derived(kernel: str, shape: dict, params: dict) -> dict:
+    """Quantities that restrictions and launches need, computed from a shape and a configuration."""
+    if kernel != "topk":
+        return {}
+    rows, cols, k = shape["rows"], shape["cols"], shape["k"]
+    kp = next_pow2(k)
+    nchunks = -(-cols // params["ch"]) if params.get("use_2ce") else 1
+    return {"kp": kp, "nchunks": nchunks, "merge_groups": -(-nchunks * kp // params["wg"]),
+            "scratch_bytes": rows * nchunks * kp * 8, "input_bytes": rows * cols * 4}
+
+
+def _term(t, env: dict):
+    if isinstance(t, str) and not t.replace(".", "").replace("_", "").isalnum():
+        raise ValueError(f"bad term {t!r} in space.json")
+    if isinstance(t, str):
+        if t.startswith("limits."):
+            return env["limits"].get(t[len("limits."):], float("inf"))
+        if t.startswith("features."):
+            return t[len("features."):] in env["features"]
+        return env[t]
+    return t
+
+
+def violations(kernel: str, shape: dict, params: dict, limits: dict | None = None,
+               features=()) -> list[str]:
+    """Restrictions of space.json that this configuration breaks on an adapter, as readable strings."""
+    env = {**shape, **params, **derived(kernel, shape, params), "limits": limits or {}, "features": set(features)}
+    broken = []
+    for rule in space()[kernel]["restrictions"]:
+        if any(params.get(p) != v for p, v in rule.get("when", {}).items()):
+            continue
+        for lhs, op, rhs in rule["require"]:
+            if not _OPS[op](_term(lhs, env), _term(rhs, env)):
+                broken.append(f"{lhs} {op} {rhs}")
+    return broken
+
+
+def configurations(kernel: str, shape: dict, grid: dict, limits: dict | None = None, features=()) -> list[dict]:
+    """Every legal configuration of `grid` ({param: [values]}) for a shape, in a stable order."""
+    names = list(space()[kernel]["params"])
+    values = [grid.get(n, [space()[kernel]["default"][n]]) for n in names]
+    out = []
+    for combo in itertools.product(*values):
+        params = dict(zip(names, combo))
+        if not violations(kernel, shape, params, limits, features):
+            out.append(params)
+    return out
+
+
+def default_params(kernel: str) -> dict:
+    return dict(space()[kernel]["default"])

@@ -1,0 +1,371 @@
+"""wgpu-py backend: the very WGSL files the browser runs (shaders/), with the same override constants.
+
+Steps mirror static/gpu.js: request adapter and device (timestamp-query and subgroups when the adapter has them,
+limits raised to the adapter's), one explicit bind group layout per kernel, pipelines cached per configuration.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+
+from . import shaders
+from .backend import Timing, check_topk_args, check_where_args
+from .errors import BackendUnavailable, KernelError, ParamsError
+from .space import default_params, derived, violations
+
+NAME = "wgpu"
+
+# WebGPU limit names (camelCase, as in the browser and space.json) and their wgpu-py spelling.
+_LIMITS = {
+    "maxComputeInvocationsPerWorkgroup": "max-compute-invocations-per-workgroup",
+    "maxComputeWorkgroupSizeX": "max-compute-workgroup-size-x",
+    "maxComputeWorkgroupStorageSize": "max-compute-workgroup-storage-size",
+    "maxComputeWorkgroupsPerDimension": "max-compute-workgroups-per-dimension",
+    "maxStorageBufferBindingSize": "max-storage-buffer-binding-size",
+    "maxBufferSize": "max-buffer-size",
+}
+
+
+def _dims(groups: int, max_dim: int) -> tuple[int, int]:
+    """Split a 1-d workgroup count over x and y, as the kernels expect (id = x + y * num_workgroups.x)."""
+    x = min(groups, max_dim)
+    return x, -(-groups // x)
+
+
+class WgpuBackend:
+    name = NAME
+
+    def __init__(self, power_preference: str = "high-performance"):
+        self._power = power_preference
+        self._lock = threading.RLock()
+        self._device = None
+        self._error = None
+        self._pipelines: dict = {}
+        self._layouts: dict = {}
+
+    # -- adapter and device -------------------------------------------------------------------------------
+    def _ensure(self):
+        with self._lock:
+            if self._device is not None or self._error is not None:
+                if self._error is not None:
+                    raise BackendUnavailable(self._error)
+                return self._device
+            os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+            try:
+                import wgpu
+            except ImportError as e:
+                self._error = f"wgpu-py is not installed ({e}); pip install wgpu"
+                raise BackendUnavailable(self._error) from None
+            try:
+                adapter = wgpu.gpu.request_adapter_sync(power_preference=self._power)
+            except Exception as e:  # wgpu raises plain RuntimeError when no Vulkan/Metal/D3D12 driver is present
+                adapter = None
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            else:
+                reason = "no adapter"
+            if adapter is None:
+                self._error = (f"no WebGPU adapter ({reason}); on Linux without a GPU install mesa-vulkan-drivers "
+                               "for lavapipe")
+                raise BackendUnavailable(self._error)
+            feats = [f for f in ("timestamp-query", "subgroup") if f in adapter.features]
+            limits = {v: adapter.limits[v] for v in _LIMITS.values() if v in adapter.limits}
+            self._wgpu = wgpu
+            self._adapter = adapter
+            self._device = adapter.request_device_sync(required_features=feats, required_limits=limits)
+            self.features = {"timestamp-query" if f == "timestamp-query" else "subgroups" for f in feats}
+            self.limits = {camel: limits[dash] for camel, dash in _LIMITS.items() if dash in limits}
+            return self._device
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            self._ensure()
+            return True, ""
+        except BackendUnavailable as e:
+            return False, str(e)
+
+    def info(self) -> dict:
+        self._ensure()
+        ai = self._adapter.info
+        return {"name": NAME, "vendor": ai.get("vendor", ""), "architecture": ai.get("architecture", ""),
+                "device": ai.get("device", ""), "description": ai.get("description", ""),
+                "backend": ai.get("backend_type", ""), "adapter_type": ai.get("adapter_type", ""),
+                "features": sorted(self.features), "limits": self.limits,
+                "subgroup_sizes": [ai.get("subgroup_min_size", 0), ai.get("subgroup_max_size", 0)]
+                if "subgroups" in self.features else [],
+                "timer": "timestamp" if "timestamp-query" in self.features else "wall"}
+
+    # -- pipelines ----------------------------------------------------------------------------------------
+    def _layout(self, kernel: str):
+        if kernel not in self._layouts:
+            bt = self._wgpu.BufferBindingType
+            ro = bt.read_only_storage
+            types = {"topk": [bt.uniform, ro, bt.storage, bt.storage, bt.storage],
+                     "where_nd": [bt.uniform, ro, ro, ro, bt.storage]}[kernel]
+            entries = [{"binding": i, "visibility": self._wgpu.ShaderStage.COMPUTE, "buffer": {"type": t}}
+                       for i, t in enumerate(types)]
+            bgl = self._device.create_bind_group_layout(entries=entries)
+            self._layouts[kernel] = (bgl, self._device.create_pipeline_layout(bind_group_layouts=[bgl]))
+        return self._layouts[kernel]
+
+    def _pipeline(self, kernel: str, entry: str, params: dict):
+        consts = shaders.overrides(kernel, params)
+        key = (kernel, entry, bool(params.get("sg", False)), tuple(sorted(consts.items())))
+        if key not in self._pipelines:
+            try:
+                module = self._device.create_shader_module(code=shaders.module_source(kernel, params))
+                self._pipelines[key] = self._device.create_compute_pipeline(
+                    layout=self._layout(kernel)[1],
+                    compute={"module": module, "entry_point": entry, "constants": consts})
+            except Exception as e:
+                raise KernelError(f"pipeline {entry} {params} failed to build: {e}") from None
+        return self._pipelines[key]
+
+    def _check_params(self, kernel: str, shape: dict, params: dict | None) -> dict:
+        p = default_params(kernel)
+        if params:
+            unknown = set(params) - set(p)
+            if unknown:
+                raise ParamsError(f"unknown {kernel} parameters {sorted(unknown)}; allowed: {sorted(p)}")
+            p.update(params)
+        if kernel == "topk" and p["use_2ce"] and not p["ch"]:
+            p["ch"] = max(1024, 1 << (shape["k"] - 1).bit_length())
+        bad = violations(kernel, shape, p, self.limits, self.features)
+        if bad:
+            raise ParamsError(f"{kernel} configuration {p} is not legal for shape {shape} on this adapter: "
+                              f"breaks {', '.join(bad)}")
+        return p
+
+    def _buffer(self, data=None, size=None, usage=0):
+        u = self._wgpu.BufferUsage
+        if data is not None:
+            mv = memoryview(data).cast("B")
+            size = max(4, -(-mv.nbytes // 4) * 4)
+            buf = self._device.create_buffer(size=size, usage=usage | u.COPY_DST)
+            if mv.nbytes % 4:
+                tail = bytearray(4 - mv.nbytes % 4)
+                head = mv.nbytes - mv.nbytes % 4
+                if head:
+                    self._device.queue.write_buffer(buf, 0, mv[:head])
+                self._device.queue.write_buffer(buf, head, bytes(mv[head:]) + bytes(tail))
+            elif mv.nbytes:
+                self._device.queue.write_buffer(buf, 0, mv)
+            return buf
+        return self._device.create_buffer(size=max(4, -(-size // 4) * 4), usage=usage)
+
+    def _sync(self):
+        """Wait until the queue is idle. (wgpu-py 0.32's on_submitted_work_done_sync fails in its cffi callback,
+        so read back a 4-byte buffer instead: the copy runs after all earlier submissions.)"""
+        if getattr(self, "_fence", None) is None:
+            u = self._wgpu.BufferUsage
+            self._fence = self._device.create_buffer(size=4, usage=u.COPY_SRC | u.COPY_DST)
+        self._device.queue.read_buffer(self._fence)
+
+    def _timed_submit(self, encode, repeats: int, warmups: int) -> Timing:
+        """Run `encode(encoder, timestamp_writes_or_None)` repeatedly; GPU time from timestamps when possible."""
+        dev = self._device
+        u = self._wgpu.BufferUsage
+        for _ in range(warmups):
+            enc = dev.create_command_encoder()
+            encode(enc, None)
+            dev.queue.submit([enc.finish()])
+        self._sync()
+        samples = []
+        if "timestamp-query" in self.features:
+            qs = dev.create_query_set(type="timestamp", count=2)
+            resolve = dev.create_buffer(size=16, usage=u.QUERY_RESOLVE | u.COPY_SRC)
+            for _ in range(repeats):
+                enc = dev.create_command_encoder()
+                encode(enc, qs)
+                enc.resolve_query_set(qs, 0, 2, resolve, 0)
+                dev.queue.submit([enc.finish()])
+                t = np.frombuffer(dev.queue.read_buffer(resolve), dtype=np.uint64)
+                samples.append(float(t[1] - t[0]) / 1e6)
+            return Timing.of("timestamp", samples)
+        for _ in range(repeats):
+            enc = dev.create_command_encoder()
+            encode(enc, None)
+            t0 = time.perf_counter()
+            dev.queue.submit([enc.finish()])
+            self._sync()
+            samples.append((time.perf_counter() - t0) * 1e3)
+        return Timing.of("wall", samples)
+
+    # -- TopK ---------------------------------------------------------------------------------------------
+    def _topk_plan(self, x: np.ndarray, k: int, params: dict | None):
+        self._ensure()
+        rows, cols = x.shape
+        shape = {"rows": rows, "cols": cols, "k": int(k)}
+        p = self._check_params("topk", shape, params)
+        d = derived("topk", shape, p)
+        u = self._wgpu.BufferUsage
+        uni = np.array([rows, cols, k, d["kp"], d["nchunks"], 0, 0, 0], dtype=np.uint32)
+        bufs = [self._buffer(uni, usage=u.UNIFORM),
+                self._buffer(np.ascontiguousarray(x), usage=u.STORAGE),
+                self._buffer(size=d["scratch_bytes"], usage=u.STORAGE),
+                self._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC),
+                self._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC)]
+        bgl, _ = self._layout("topk")
+        bg = self._device.create_bind_group(layout=bgl, entries=[
+            {"binding": i, "resource": {"buffer": b}} for i, b in enumerate(bufs)])
+        if p["use_2ce"]:
+            passes = [(self._pipeline("topk", "topk_chunks", p), (d["nchunks"], rows, 1)),
+                      (self._pipeline("topk", "topk_merge", p), (d["merge_groups"], rows, 1))]
+        else:
+            passes = [(self._pipeline("topk", "topk_1ce", p), (rows, 1, 1))]
+
+        def encode(enc, qs):
+            for i, (pipe, groups) in enumerate(passes):
+                tw = None
+                if qs is not None:
+                    tw = {"query_set": qs}
+                    if i == 0:
+                        tw["beginning_of_pass_write_index"] = 0
+                    if i == len(passes) - 1:
+                        tw["end_of_pass_write_index"] = 1
+                cp = enc.begin_compute_pass(timestamp_writes=tw)
+                cp.set_pipeline(pipe)
+                cp.set_bind_group(0, bg)
+                cp.dispatch_workgroups(*groups)
+                cp.end()
+        return encode, bufs
+
+    def topk2d(self, x, k, params=None):
+        x = check_topk_args(x, k)
+        with self._lock:
+            encode, bufs = self._topk_plan(x, k, params)
+            enc = self._device.create_command_encoder()
+            encode(enc, None)
+            self._device.queue.submit([enc.finish()])
+            rows = x.shape[0]
+            vals = np.frombuffer(self._device.queue.read_buffer(bufs[3]), dtype=np.float32)[: rows * k]
+            idx = np.frombuffer(self._device.queue.read_buffer(bufs[4]), dtype=np.uint32)[: rows * k]
+            for b in bufs:
+                b.destroy()
+            return vals.reshape(rows, k).copy(), idx.reshape(rows, k).astype(np.int64)
+
+    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
+        x = check_topk_args(x, k)
+        with self._lock:
+            encode, bufs = self._topk_plan(x, k, params)
+            try:
+                return self._timed_submit(encode, repeats, warmups)
+            finally:
+                for b in bufs:
+                    b.destroy()
+
+    # -- where_nd -----------------------------------------------------------------------------------------
+    def where_nd(self, cond, x, y, params=None):
+        cond, x, y = check_where_args(cond, x, y)
+        with self._lock:
+            out, _ = self._where_run(cond, x, y, params, repeats=0, warmups=0)
+            return out
+
+    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1) -> Timing:
+        cond, x, y = check_where_args(cond, x, y)
+        with self._lock:
+            return self._where_run(cond, x, y, params, repeats, warmups)[1]
+
+    def _where_run(self, cond, x, y, params, repeats, warmups):
+        """Upload + kernel, `repeats` times after `warmups`, timed on the wall clock (the segmented path's
+        cost is its many writes, so the uploads belong in the time); returns the last output and the Timing."""
+        self._ensure()
+        out_shape = np.broadcast_shapes(cond.shape, x.shape, y.shape)
+        numel = int(np.prod(out_shape, dtype=np.int64))
+        p = self._check_params("where_nd", {"ndim": len(out_shape), "numel": numel}, params)
+        u = self._wgpu.BufferUsage
+        dev = self._device
+        dtype = x.dtype
+        if numel == 0:
+            return np.empty(out_shape, dtype=dtype), Timing.of("wall", [0.0])
+        groups = -(-numel // (p["wg"] * p["vpt"]))
+        gx, gy = _dims(groups, self.limits.get("maxComputeWorkgroupsPerDimension", 65535))
+        entry = "where_strided" if p["path"] == "direct" else "where_dense"
+        pipe = self._pipeline("where_nd", entry, p)
+        bgl, _ = self._layout("where_nd")
+        out = self._buffer(size=numel * 4, usage=u.STORAGE | u.COPY_SRC)
+        samples, result = [], None
+        for it in range(warmups + max(1, repeats)):
+            t0 = time.perf_counter()
+            if p["path"] == "direct":
+                views = [strided_view(a, out_shape) for a in (cond, x, y)]
+                ins = [self._buffer(span, usage=u.STORAGE) for span, _, _ in views]
+                uni = where_uniform(out_shape, numel, [(base, strides) for _, base, strides in views])
+            else:
+                ins = [self._segmented_upload(a, out_shape) for a in (cond, x, y)]
+                uni = where_uniform(out_shape, numel, None)
+            ub = self._buffer(uni, usage=u.UNIFORM)
+            bg = dev.create_bind_group(layout=bgl, entries=[
+                {"binding": i, "resource": {"buffer": b}} for i, b in enumerate([ub, *ins, out])])
+            enc = dev.create_command_encoder()
+            cp = enc.begin_compute_pass()
+            cp.set_pipeline(pipe)
+            cp.set_bind_group(0, bg)
+            cp.dispatch_workgroups(gx, gy, 1)
+            cp.end()
+            dev.queue.submit([enc.finish()])
+            self._sync()
+            if it >= warmups:
+                samples.append((time.perf_counter() - t0) * 1e3)
+            for b in (ub, *ins):
+                b.destroy()
+        if repeats == 0:
+            result = np.frombuffer(dev.queue.read_buffer(out), dtype=dtype)[:numel].reshape(out_shape).copy()
+        out.destroy()
+        return result, Timing.of("wall", samples)
+
+    def _segmented_upload(self, a: np.ndarray, out_shape):
+        """The segmented baseline: the input written out at full output shape, one queue write per output row
+        (a contiguous segment), from the view as it is where the row is contiguous."""
+        u = self._wgpu.BufferUsage
+        full = np.broadcast_to(a, out_shape)
+        item = a.dtype.itemsize
+        numel = int(np.prod(out_shape, dtype=np.int64))
+        if a.dtype == np.bool_:  # 1-byte elements: write whole 4-byte words only, so go through one copy
+            return self._buffer(np.ascontiguousarray(full).reshape(-1), usage=u.STORAGE)
+        buf = self._buffer(size=numel * item, usage=u.STORAGE | u.COPY_DST)
+        inner = out_shape[-1] if out_shape else 1
+        rows = full.reshape(-1, inner) if full.flags.c_contiguous else None
+        if rows is not None:
+            self._device.queue.write_buffer(buf, 0, np.ascontiguousarray(rows))
+            return buf
+        for r, idx in enumerate(np.ndindex(*out_shape[:-1])):
+            seg = full[idx]
+            if seg.strides[-1] != item:
+                seg = np.ascontiguousarray(seg)
+            self._device.queue.write_buffer(buf, r * inner * item, seg)
+        return buf
+
+
+def strided_view(a: np.ndarray, out_shape) -> tuple[np.ndarray, int, list[int]]:
+    """The underlying memory of a (possibly non-contiguous, negative-stride) view as a contiguous uint8 span,
+    without copying it, plus the byte offset of element (0, ..., 0) in that span and byte strides per output
+    dimension (0 for broadcast dims)."""
+    nd = len(out_shape)
+    strides = [0] * (nd - a.ndim) + [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
+    shape = [1] * (nd - a.ndim) + list(a.shape)
+    lo = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    hi = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0) + a.itemsize
+    if a.size == 0:
+        return np.zeros(4, np.uint8), 0, strides
+    corner = a[tuple(slice(n - 1, n) if s < 0 else slice(0, 1) for n, s in zip(a.shape, a.strides))]
+    span = np.lib.stride_tricks.as_strided(corner.reshape(-1).view(np.uint8), shape=(hi - lo,), strides=(1,))
+    return span, -lo, strides
+
+
+def where_uniform(out_shape, numel: int, views) -> np.ndarray:
+    """The Params uniform of where_nd.wgsl; views = [(base, byte strides)] for cond, x, y (None: dense)."""
+    nd = len(out_shape)
+    u = np.zeros(40, dtype=np.uint32)
+    u[0], u[1] = nd, numel
+    u[4:12] = 1
+    u[4:4 + nd] = out_shape
+    s = u.view(np.int32)
+    for t in range(3):
+        base, strides = views[t] if views else (0, None)
+        if strides is not None:
+            s[12 + 8 * t: 12 + 8 * t + nd] = strides
+        s[36 + t] = base
+    return u
