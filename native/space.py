@@ -67,3 +67,19 @@ def configurations(kernel: str, shape: dict, grid: dict, limits: dict | None = N
 
 def default_params(kernel: str) -> dict:
     return dict(space()[kernel]["default"])
+
+
+def stcore_fallback(rows: int, cols: int, k: int, subgroups: bool) -> dict:
+    """st-core's built-in TopK rule (what it does without a tuned file), as a configuration of our search space.
+    The rule and its mapping are documented in space.json under topk.baseline; static/space.js mirrors this."""
+    use_2ce = cols > 32768 or k > 128
+    wg = 256 if subgroups else 128
+    kl = 32 if k >= 64 else 16 if k >= 16 else 8
+    ch = 8192 if cols > 16384 else 0
+    if not use_2ce:
+        ch = 0
+    elif not (k <= ch < cols):
+        ch = next_pow2(max(1024, k))
+        if ch >= cols:
+            use_2ce, ch = False, 0
+    return {"use_2ce": use_2ce, "wg": wg, "kl": kl, "ch": ch, "sg": bool(subgroups)}
