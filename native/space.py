@@ -22,7 +22,7 @@ def derived(kernel: str, shape: dict, params: dict) -> dict:
         return {}
     rows, cols, k = shape["rows"], shape["cols"], shape["k"]
     kp = next_pow2(k)
-    nchunks = -(-cols // params["ch"]) if params.get("use_2ce") else 1
+    nchunks = -(-cols // params["ch"]) if params.get("use_2ce") and params.get("ch") else 1
     return {"kp": kp, "nchunks": nchunks, "merge_groups": -(-nchunks * kp // params["wg"]),
             "scratch_bytes": rows * nchunks * kp * 8, "input_bytes": rows * cols * 4}
 

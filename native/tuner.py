@@ -1,0 +1,149 @@
+"""The native tuner: the browser tuner's loop (static/tuner.js) on a native backend, producing the same run
+document (CONTRACT: POST /api/runs), so machines without a browser can be tuned and compared too.
+
+Every configuration is checked against the NumPy oracle before its time counts; a failure is recorded on that
+measurement and the run goes on.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import time
+import uuid
+
+import numpy as np
+
+from . import cases
+from .cpu import topk_reference
+from .errors import SpiralTorchError
+from .registry import resolve
+from .shaders import space
+from .space import configurations, stcore_fallback
+
+
+def result_sha256(*arrays) -> str:
+    """sha256 over the little-endian bytes of a result (TopK: float32 values then uint32 indices; where: the output
+    in its dtype), the checksum the browser posts too."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
+    return h.hexdigest()
+
+
+def topk_checksum(values: np.ndarray, indices: np.ndarray) -> str:
+    return result_sha256(values.astype(np.float32), indices.astype(np.uint32))
+
+
+def preset_space(name: str) -> dict:
+    presets = space()["presets"]
+    if name not in presets:
+        raise SpiralTorchError(f"unknown preset {name!r}; allowed: {', '.join(presets)}")
+    return presets[name]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _measure(fn_run, fn_check, fn_time) -> dict:
+    try:
+        out = fn_run()
+        bad = fn_check(out)
+        if bad:
+            return {"ok": False, "error": f"wrong result: {bad}"}
+        t = fn_time()
+        return {"ok": True, "error": None, **t.as_dict()}
+    except SpiralTorchError as e:
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+
+
+def topk_job(backend, seed, rows, cols, k, params, repeats, warmups, dist="uniform") -> dict:
+    x = cases.topk_input(seed, rows, cols, dist)
+    rv, ri = topk_reference(x, k)
+
+    def check(out):
+        v, i = out
+        if not np.array_equal(i, ri):
+            return f"{int((i != ri).sum())} of {ri.size} indices differ"
+        if not np.array_equal(v.view(np.uint32), rv.view(np.uint32)):
+            return "values differ"
+        return None
+    m = _measure(lambda: backend.topk2d(x, k, params), check,
+                 lambda: backend.time_topk2d(x, k, params, repeats=repeats, warmups=warmups))
+    if m["ok"]:
+        m["checksum"] = topk_checksum(rv, ri)
+    return {"kernel": "topk", "rows": rows, "cols": cols, "k": k, "params": dict(params or {}), **m}
+
+
+def where_job(backend, seed, case, shape, dtype, params, repeats, warmups) -> dict:
+    c, x, y = cases.where_inputs(case, shape, dtype, seed)
+    ref = np.where(c, x, y)
+
+    def check(out):
+        if out.shape != ref.shape or out.dtype != ref.dtype:
+            return f"shape/dtype {out.shape}/{out.dtype}, expected {ref.shape}/{ref.dtype}"
+        if not np.array_equal(out.view(np.uint32), ref.view(np.uint32)):
+            return f"{int((out.view(np.uint32) != ref.view(np.uint32)).sum())} elements differ"
+        return None
+    m = _measure(lambda: backend.where_nd(c, x, y, params), check,
+                 lambda: backend.time_where_nd(c, x, y, params, repeats=repeats, warmups=warmups))
+    if m["ok"]:
+        m["checksum"] = result_sha256(ref)
+    return {"kernel": "where_nd", "case": case, "shape": list(shape), "dtype": dtype, "params": dict(params or {}), **m}
+
+
+def plan(spec: dict, limits: dict, features) -> list[tuple]:
+    """The jobs of a space: ("topk", (rows, cols, k), params) and ("where_nd", (case, shape, dtype), params),
+    TopK shapes each with the st-core baseline configuration added when it is legal and not in the grid."""
+    jobs = []
+    sg = "subgroups" in features
+    for rows, cols, k in spec.get("topk", {}).get("shapes", []):
+        shape = {"rows": rows, "cols": cols, "k": k}
+        cfgs = configurations("topk", shape, spec["topk"]["params"], limits, features)
+        base = stcore_fallback(rows, cols, k, sg)
+        if base not in cfgs and configurations("topk", shape, {n: [v] for n, v in base.items()}, limits, features):
+            cfgs.append(base)
+        jobs += [("topk", (rows, cols, k), p) for p in cfgs]
+    w = spec.get("where_nd")
+    if w:
+        for shp in w["shapes"]:
+            shape = {"ndim": len(shp), "numel": int(np.prod(shp))}
+            for case in w["cases"]:
+                for dtype in w.get("dtypes", ["float32"]):
+                    for p in configurations("where_nd", shape, w["params"], limits, features):
+                        jobs.append(("where_nd", (case, tuple(shp), dtype), p))
+    return jobs
+
+
+def tune(device: str = "wgpu", preset: str = "quick", spec: dict | None = None, label: str = "",
+         progress=None) -> dict:
+    """Measure every configuration of a space on a native backend; returns a run document."""
+    backend = resolve(device)
+    info = backend.info()
+    spec = spec or preset_space(preset)
+    limits = info.get("limits", {})
+    features = info.get("features", [])
+    jobs = plan(spec, limits, features)
+    seed, repeats, warmups = spec.get("seed", 1), spec.get("repeats", 5), spec.get("warmups", 1)
+    t0, started = time.perf_counter(), _now()
+    measurements = []
+    for n, (kernel, shape, params) in enumerate(jobs):
+        if kernel == "topk":
+            m = topk_job(backend, seed, *shape, params, repeats, warmups)
+        else:
+            m = where_job(backend, seed, *shape, params, repeats, warmups)
+        measurements.append(m)
+        if progress:
+            progress(n + 1, len(jobs), m)
+    timers = {m.get("timer") for m in measurements if m.get("ok")} - {None}
+    return {
+        "run_id": uuid.uuid4().hex, "label": label, "source": "native",
+        "adapter": {"vendor": str(info.get("vendor", "")), "architecture": str(info.get("architecture", "")),
+                    "device": str(info.get("device", "")), "description": str(info.get("description", "")),
+                    "backend": f"{backend.name}:{info.get('backend', '')}".rstrip(":")},
+        "features": sorted(features), "subgroup_sizes": info.get("subgroup_sizes", []), "limits": limits,
+        "user_agent": f"spiraltorch native tuner ({backend.name})", "preset": preset if spec is None or preset else "custom",
+        "space": spec, "timer": "timestamp" if timers == {"timestamp"} else (sorted(timers)[0] if timers else "wall"),
+        "started_at": started, "finished_at": _now(), "duration_s": round(time.perf_counter() - t0, 3),
+        "status": "complete", "measurements": measurements,
+    }

@@ -1,0 +1,168 @@
+"""Every backend available here (cpu, wgpu on lavapipe; cuda/mps where present) against the NumPy oracle."""
+import numpy as np
+import pytest
+
+import spiraltorch as st
+from spiraltorch import cases, gen
+from spiraltorch.cpu import topk_reference
+from spiraltorch.space import configurations, stcore_fallback
+
+AVAILABLE = [b["name"] for b in st.backends() if b["available"]]
+GPU_LIKE = [n for n in AVAILABLE if n != "cpu"]
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(
+        np.ascontiguousarray(a).view(np.uint32), np.ascontiguousarray(b).view(np.uint32))
+
+
+def special_matrix():
+    x = gen.floats(7, (3, 515), dist="ties")
+    x[0, [3, 100, 400]] = np.nan
+    x[0, 5] = np.inf
+    x[1, [1, 2]] = [-0.0, 0.0]
+    x[1, 10:20] = 0.0
+    x[2, :] = -np.inf
+    x[2, 77] = np.float32(-3.4e38)
+    return x
+
+
+TOPK_CASES = [
+    ("seed 8x65536 k=4096", lambda: gen.floats(1, (8, 65536)), 4096),
+    ("k=1", lambda: gen.floats(2, (5, 1000)), 1),
+    ("k=cols", lambda: gen.floats(3, (4, 300)), 300),
+    ("ties", lambda: gen.floats(4, (6, 5000), dist="ties"), 777),
+    ("NaN, inf, signed zeros", special_matrix, 40),
+    ("odd sizes", lambda: gen.floats(5, (7, 1023)), 13),
+    ("one row, wide", lambda: gen.floats(6, (1, 1 << 20)), 1024),
+    ("one column", lambda: gen.floats(8, (9, 1)), 1),
+]
+
+
+@pytest.mark.parametrize("device", AVAILABLE)
+@pytest.mark.parametrize("name,make,k", TOPK_CASES, ids=[c[0] for c in TOPK_CASES])
+def test_topk_matches_oracle(device, name, make, k):
+    x = make()
+    v, i = st.topk2d(x, k, device=device)
+    rv, ri = topk_reference(x, k)
+    assert i.dtype == np.int64 and v.dtype == np.float32 and v.shape == (x.shape[0], k)
+    assert np.array_equal(i, ri)
+    assert same_bits(v, rv)
+
+
+def test_reference_orders_ties_nan_and_zeros():
+    x = np.array([[1.0, np.nan, 1.0, -0.0, 0.0, np.inf, np.nan]], np.float32)
+    v, i = topk_reference(x, 7)
+    assert i.tolist() == [[1, 6, 5, 0, 2, 4, 3]]
+    assert np.signbit(v[0, 6]) and not np.signbit(v[0, 5])
+
+
+@pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
+@pytest.mark.parametrize("rows,cols,k", [(3, 2048, 8), (2, 20000, 300), (8, 65536, 4096)])
+def test_wgpu_every_pipeline_and_variant(rows, cols, k):
+    """1CE and 2CE, subgroups on and off, several workgroup sizes: all bit-identical to the oracle."""
+    b = st.backend_for("wgpu")
+    info = b.info()
+    x = gen.floats(rows + cols, (rows, cols))
+    rv, ri = topk_reference(x, k)
+    grid = {"use_2ce": [False, True], "wg": [64, 256], "kl": [1, 8], "ch": [0, 1024, 8192], "sg": [False, True]}
+    cfgs = configurations("topk", {"rows": rows, "cols": cols, "k": k}, grid, info["limits"], info["features"])
+    cfgs.append(stcore_fallback(rows, cols, k, "subgroups" in info["features"]))
+    assert any(c["use_2ce"] for c in cfgs) and any(not c["use_2ce"] for c in cfgs)
+    for p in cfgs[:: max(1, len(cfgs) // 8)]:
+        v, i = b.topk2d(x, k, p)
+        assert np.array_equal(i, ri), p
+        assert same_bits(v, rv), p
+
+
+def where_cases():
+    c, x, y = (gen.bools(1, (3, 5, 7, 9)), gen.floats(1, (3, 5, 7, 9), 2), gen.floats(1, (3, 5, 7, 9), 3))
+    xi, yi = gen.ints(1, (3, 5, 7, 9), 2), gen.ints(1, (3, 5, 7, 9), 3)
+    return {
+        "contiguous": (c, x, y),
+        "negative strides": (c, x[:, :, ::-1, :], y),
+        "mixed strides": (c[::-1, :, :, ::-2], x[:, ::-1, ::-1, ::-2], y[..., ::2]),
+        "broadcast": (c[..., :1], x, np.float32([2.5])),
+        "int32": (c, xi[:, :, ::-1], yi),
+        "6-d": (gen.bools(2, (2, 1, 3, 1, 2, 5)), gen.floats(2, (2, 3, 3, 4, 2, 5), 2)[:, ::-1],
+                gen.floats(2, (3, 1, 2, 1), 3)),
+        "1-d": (np.array([True, False, True]), np.arange(3, dtype=np.float32), np.float32([9])),
+        "odd length": (gen.bools(3, (1001,)), gen.floats(3, (1001,), 2), gen.floats(3, (1001,), 3)),
+        "NaN and inf": (np.array([True, True, False]), np.float32([np.nan, np.inf, 0]), np.float32([1, 2, -np.inf])),
+    }
+
+
+@pytest.mark.parametrize("device", AVAILABLE)
+@pytest.mark.parametrize("case", list(where_cases()))
+def test_where_matches_numpy(device, case):
+    c, x, y = where_cases()[case]
+    ref = np.where(c, x, y)
+    paths = [None] + ([{"path": "direct"}, {"path": "segmented", "wg": 64, "vpt": 4}] if device == "wgpu" else [])
+    for p in paths:
+        assert same_bits(st.where_nd(c, x, y, device=device, params=p), ref), p
+
+
+@pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
+def test_direct_path_does_not_copy_views():
+    from spiraltorch.wgpu_backend import strided_view
+    base = gen.floats(1, (4, 6, 8))
+    view = base[:, ::-1, ::2]
+    span, offset, strides = strided_view(view, view.shape)
+    assert np.shares_memory(span, base)
+    assert strides == [6 * 8 * 4, -8 * 4, 8] and offset == 5 * 8 * 4
+
+
+@pytest.mark.parametrize("case", cases.WHERE_CASES)
+def test_where_cases_are_the_documented_views(case):
+    c, x, y = cases.where_inputs(case, (2, 3, 4), "float32", seed=5)
+    if case == "neg_stride":
+        assert x.strides[1] < 0
+        assert np.array_equal(x[:, ::-1], gen.floats(5, (2, 3, 4), 2))
+    if case == "broadcast":
+        assert c.shape == (2, 3, 1) and y.shape == (1,)
+
+
+def test_bad_input_raises_precise_errors():
+    x = gen.floats(1, (2, 8))
+    with pytest.raises(st.ShapeError, match="k must satisfy"):
+        st.topk2d(x, 0)
+    with pytest.raises(st.ShapeError, match="k must satisfy"):
+        st.topk2d(x, 9)
+    with pytest.raises(st.DTypeError, match="float32"):
+        st.topk2d(x.astype(np.float64), 2)
+    with pytest.raises(st.ShapeError, match="2-d"):
+        st.topk2d(x.reshape(-1), 2)
+    with pytest.raises(st.ShapeError, match="do not broadcast"):
+        st.where_nd(np.ones((2, 3), bool), np.ones((4,), np.float32), np.ones((3,), np.float32))
+    with pytest.raises(st.ShapeError, match="at most 6"):
+        st.where_nd(np.ones((1,) * 7, bool), np.ones((1,) * 7, np.float32), np.ones((1,), np.float32))
+    with pytest.raises(st.DTypeError, match="cond must be bool"):
+        st.where_nd(np.ones(3, np.int32), np.ones(3, np.float32), np.ones(3, np.float32))
+    with pytest.raises(st.DTypeError):
+        st.where_nd(np.ones(3, bool), np.ones(3, np.float32), np.ones(3, np.int32))
+    with pytest.raises(st.BackendUnavailable, match="unknown device"):
+        st.topk2d(x, 2, device="tpu")
+
+
+def test_backends_report_reasons_and_auto_order():
+    rows = st.backends()
+    assert [r["name"] for r in rows] == ["cuda", "mps", "wgpu", "cpu"]
+    for r in rows:
+        assert r["available"] or r["reason"]
+    first = next(r["name"] for r in rows if r["available"])
+    assert st.backend_for("auto").name == first
+    for r in rows:
+        if not r["available"]:
+            with pytest.raises(st.BackendUnavailable, match=r["name"]):
+                st.topk2d(gen.floats(1, (1, 4)), 1, device=r["name"])
+
+
+@pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
+def test_wgpu_rejects_illegal_params_with_reason():
+    x = gen.floats(1, (2, 4096))
+    with pytest.raises(st.ParamsError, match="ch"):
+        st.topk2d(x, 8, device="wgpu", params={"use_2ce": True, "ch": 8192})
+    with pytest.raises(st.ParamsError, match="unknown"):
+        st.topk2d(x, 8, device="wgpu", params={"nope": 1})
+    t = st.time_topk2d(x, 8, device="wgpu", repeats=3, warmups=1)
+    assert t.timer in ("timestamp", "wall") and len(t.samples_ms) == 3 and t.median_ms > 0
