@@ -292,10 +292,11 @@ class WgpuBackend:
             if p["path"] == "direct":
                 views = [strided_view(a, out_shape) for a in (cond, x, y)]
                 ins = [self._buffer(span, usage=u.STORAGE) for span, _, _ in views]
-                uni = where_uniform(out_shape, numel, [(base, strides) for _, base, strides in views])
+                shape, strides = coalesce(out_shape, [st for _, _, st in views])
+                uni = where_uniform(shape, numel, [(v[1], st) for v, st in zip(views, strides)])
             else:
                 ins = [self._segmented_upload(a, out_shape) for a in (cond, x, y)]
-                uni = where_uniform(out_shape, numel, None)
+                uni = where_uniform((numel,), numel, None)
             ub = self._buffer(uni, usage=u.UNIFORM)
             bg = dev.create_bind_group(layout=bgl, entries=[
                 {"binding": i, "resource": {"buffer": b}} for i, b in enumerate([ub, *ins, out])])
@@ -353,6 +354,23 @@ def strided_view(a: np.ndarray, out_shape) -> tuple[np.ndarray, int, list[int]]:
     corner = a[tuple(slice(n - 1, n) if s < 0 else slice(0, 1) for n, s in zip(a.shape, a.strides))]
     span = np.lib.stride_tricks.as_strided(corner.reshape(-1).view(np.uint8), shape=(hi - lo,), strides=(1,))
     return span, -lo, strides
+
+
+def coalesce(shape, strides_list):
+    """Merge neighbouring dimensions that are contiguous with each other in every tensor (and drop size-1 ones),
+    so the kernel's per-element index arithmetic runs over as few dimensions as possible: a contiguous case
+    becomes 1-d, a reversed axis 2- or 3-d. Returns (shape, [strides per tensor])."""
+    dims = [(n, [st[d] for st in strides_list]) for d, n in enumerate(shape) if n != 1]
+    if not dims:
+        return (1,), [[0] for _ in strides_list]
+    out = [dims[0]]
+    for n, sts in dims[1:]:
+        pn, psts = out[-1]
+        if all(ps == s * n for ps, s in zip(psts, sts)):
+            out[-1] = (pn * n, sts)
+        else:
+            out.append((n, sts))
+    return tuple(n for n, _ in out), [[sts[t] for _, sts in out] for t in range(len(strides_list))]
 
 
 def where_uniform(out_shape, numel: int, views) -> np.ndarray:
