@@ -1,0 +1,440 @@
+// Wires the page: adapter card, search-space controls, the run with its live table and chart, posting the run
+// document, downloads, the quality report and the list of stored runs. Server and adapter text goes in with
+// textContent only.
+
+import { loadSpace, getSpace } from "./space.js";
+import { openGpu, isCpuAdapter, webgpuMissingReason } from "./gpu.js";
+import { Tuner, plan } from "./tuner.js";
+import { drawChart, groupKey, paramText, fmtMs } from "./chart.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { gpu: null, space: null, tuner: null, presetDirty: false };
+window.__tuner = { runId: null, results: [], done: false, error: null, total: 0,
+                  // test hook: destroys the device as a driver reset would, to exercise loss recovery
+                  loseDevice: () => state.gpu && state.gpu.device.destroy() };
+
+function setState(s, text) {
+  document.body.dataset.state = s;
+  if (text !== undefined) $("status").textContent = text;
+  $("status").dataset.state = s;
+}
+
+function node(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function link(href, text) {
+  const a = node("a", text);
+  a.href = href;
+  return a;
+}
+
+// -- adapter --------------------------------------------------------------------------------------------------
+function showAdapter(gpu) {
+  const body = $("adapter-body");
+  body.replaceChildren();
+  body.classList.remove("muted");
+  const dl = node("dl", null, "kv");
+  const add = (k, v, cls) => { dl.append(node("dt", k)); dl.append(node("dd", v || "–", cls)); };
+  add("Vendor", gpu.info.vendor);
+  add("Architecture", gpu.info.architecture);
+  add("Device", gpu.info.device);
+  add("Description", gpu.info.description);
+  add("Kind", isCpuAdapter(gpu.info, gpu.adapter) ? "CPU / software adapter (quick preset suggested)" : "hardware adapter");
+  const feats = node("dd");
+  for (const f of ["timestamp-query", "subgroups"]) {
+    const has = gpu.features.includes(f);
+    feats.append(node("span", `${has ? "✓" : "✗"} ${f}`, `badge ${has ? "yes" : "no"}`));
+  }
+  if (gpu.subgroupSizes.length) feats.append(node("span", `subgroup size ${gpu.subgroupSizes[0]}–${gpu.subgroupSizes[1]}`, "badge"));
+  dl.append(node("dt", "Features"), feats);
+  const lim = node("dd", null, "limits");
+  for (const [k, v] of Object.entries(gpu.limits)) lim.append(node("span", `${k} ${v.toLocaleString("en-US")}`, "mono limit"));
+  dl.append(node("dt", "Limits"), lim);
+  add("Timer", gpu.timestamps ? "GPU timestamps (timestamp-query)" : "wall clock (no timestamp-query)");
+  body.append(dl);
+  $("adapter-card").dataset.ready = "1";
+}
+
+function showMissing(reason) {
+  $("adapter-body").textContent = "No WebGPU adapter: the tuner cannot run in this browser.";
+  $("webgpu-missing").hidden = false;
+  $("webgpu-missing-reason").textContent = reason;
+  $("adapter-card").dataset.ready = "missing";
+  $("run").disabled = true;
+  refreshCount();
+  $("run").disabled = true;
+  setState("error", "WebGPU unavailable: Run is disabled");
+}
+
+// -- space controls -------------------------------------------------------------------------------------------
+const listText = (xs) => xs.map(String).join(", ");
+
+function fillFromPreset(name) {
+  const p = getSpace().presets[name];
+  if (!p) return;
+  $("topk-shapes").value = p.topk.shapes.map(([r, c, k]) => `${r}x${c}:${k}`).join(", ");
+  $("p-1ce").checked = p.topk.params.use_2ce.includes(false);
+  $("p-2ce").checked = p.topk.params.use_2ce.includes(true);
+  for (const n of ["wg", "kl", "ch", "sg"]) $(`topk-${n}`).value = listText(p.topk.params[n]);
+  $("where-on").checked = !!p.where_nd;
+  if (p.where_nd) {
+    $("where-shapes").value = p.where_nd.shapes.map((s) => s.join("x")).join("; ");
+    for (const cb of $("where-cases").querySelectorAll("input")) cb.checked = p.where_nd.cases.includes(cb.value);
+    for (const cb of $("where-dtypes").querySelectorAll("input")) cb.checked = (p.where_nd.dtypes || ["float32"]).includes(cb.value);
+    for (const n of ["path", "wg", "vpt"]) $(`where-${n}`).value = listText(p.where_nd.params[n]);
+  }
+  $("repeats").value = p.repeats;
+  $("warmups").value = p.warmups;
+  $("seed").value = p.seed;
+  state.presetDirty = false;
+}
+
+function parseList(text, kernel, name) {
+  const allowed = getSpace()[kernel].params[name].values;
+  const parts = text.split(/[\s,;]+/).filter(Boolean);
+  if (!parts.length) throw new Error(`${kernel} ${name}: give at least one value (allowed: ${allowed.join(", ")})`);
+  return [...new Set(parts.map((t) => {
+    const v = typeof allowed[0] === "boolean" ? (t === "true" ? true : t === "false" ? false : t)
+      : typeof allowed[0] === "number" ? Number(t) : t;
+    if (!allowed.includes(v)) throw new Error(`${kernel} ${name}: ${JSON.stringify(t)} is not allowed; allowed: ${allowed.join(", ")}`);
+    return v;
+  }))];
+}
+
+function parseTopkShapes(text) {
+  const b = getSpace().topk.bounds;
+  return text.split(",").map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = /^(\d+)\s*[x×]\s*(\d+)\s*:\s*(\d+)$/.exec(s);
+    if (!m) throw new Error(`TopK shape ${JSON.stringify(s)}: write rows x cols : k, e.g. 4x1024:8`);
+    const [r, c, k] = m.slice(1).map(Number);
+    if (r < b.rows[0] || r > b.rows[1]) throw new Error(`TopK shape ${s}: rows must be in ${b.rows.join("..")}`);
+    if (c < b.cols[0] || c > b.cols[1]) throw new Error(`TopK shape ${s}: cols must be in ${b.cols.join("..")}`);
+    if (k < b.k[0] || k > Math.min(c, b.k[1])) throw new Error(`TopK shape ${s}: k must be in 1..min(cols, ${b.k[1]})`);
+    return [r, c, k];
+  });
+}
+
+function parseWhereShapes(text) {
+  const [lo, hi] = getSpace().where_nd.bounds.ndim;
+  return text.split(/[;,]/).map((s) => s.trim()).filter(Boolean).map((s) => {
+    const dims = s.split(/[x×]/).map((t) => Number(t.trim()));
+    if (dims.some((d) => !Number.isInteger(d) || d < 1)) throw new Error(`where_nd shape ${JSON.stringify(s)}: write dims like 4x64x256`);
+    if (dims.length < lo || dims.length > hi) throw new Error(`where_nd shape ${s}: ${lo}..${hi} dimensions`);
+    return dims;
+  });
+}
+
+/** The space the controls describe, as it goes into the run document. */
+function specFromControls() {
+  const use2ce = [];
+  if ($("p-1ce").checked) use2ce.push(false);
+  if ($("p-2ce").checked) use2ce.push(true);
+  if (!use2ce.length) throw new Error("choose at least one pipeline (1CE or 2CE)");
+  const spec = {
+    topk: { shapes: parseTopkShapes($("topk-shapes").value),
+            params: { use_2ce: use2ce, wg: parseList($("topk-wg").value, "topk", "wg"),
+                      kl: parseList($("topk-kl").value, "topk", "kl"), ch: parseList($("topk-ch").value, "topk", "ch"),
+                      sg: parseList($("topk-sg").value, "topk", "sg") } },
+  };
+  if ($("where-on").checked) {
+    const checked = (id) => [...$(id).querySelectorAll("input:checked")].map((c) => c.value);
+    spec.where_nd = { shapes: parseWhereShapes($("where-shapes").value), cases: checked("where-cases"),
+                      dtypes: checked("where-dtypes"),
+                      params: { path: parseList($("where-path").value, "where_nd", "path"),
+                                wg: parseList($("where-wg").value, "where_nd", "wg"),
+                                vpt: parseList($("where-vpt").value, "where_nd", "vpt") } };
+    if (!spec.where_nd.cases.length) throw new Error("where_nd: choose at least one case");
+    if (!spec.where_nd.dtypes.length) throw new Error("where_nd: choose at least one dtype");
+  }
+  const int = (id, lo, hi, what) => {
+    const v = Number($(id).value);
+    if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`${what} must be an integer in ${lo}..${hi}`);
+    return v;
+  };
+  spec.repeats = int("repeats", 1, 1000, "repeats");
+  spec.warmups = int("warmups", 0, 100, "warm-ups");
+  spec.seed = int("seed", 0, 4294967295, "seed");
+  return spec;
+}
+
+function refreshCount() {
+  const err = $("space-error");
+  try {
+    const spec = specFromControls();
+    err.hidden = true;
+    if (!state.gpu) {
+      $("config-count").textContent = "–";
+      $("config-detail").textContent = "configurations (needs an adapter to check its limits)";
+      return null;
+    }
+    const jobs = plan(spec, state.gpu.limits, state.gpu.features);
+    const nt = jobs.filter((j) => j.kernel === "topk").length;
+    $("config-count").textContent = `${jobs.length} configurations`;
+    $("config-detail").textContent = `legal on this adapter: ${nt} TopK (incl. st-core baselines), ${jobs.length - nt} where_nd`;
+    $("run").disabled = jobs.length === 0 || !!state.tuner;
+    return spec;
+  } catch (e) {
+    err.textContent = e.message;
+    err.hidden = false;
+    $("config-count").textContent = "invalid space";
+    $("config-detail").textContent = "";
+    $("run").disabled = true;
+    return null;
+  }
+}
+
+// -- results --------------------------------------------------------------------------------------------------
+function addResultRow(m, n, baseline) {
+  const tr = node("tr", null, m.ok ? "" : "failed");
+  tr.append(node("td", n, "num"));
+  tr.append(node("td", groupKey(m)));
+  const pt = node("td", paramText(m.params), "mono");
+  if (baseline) pt.append(node("span", "st-core", "tag"));
+  tr.append(pt);
+  tr.append(node("td", fmtMs(m.median_ms), "num mono"));
+  tr.append(node("td", fmtMs(m.min_ms), "num mono"));
+  tr.append(node("td", m.spread === null ? "–" : `${(m.spread * 100).toFixed(0)}%`, "num mono"));
+  tr.append(node("td", m.chains > 1 ? `${m.timer} ×${m.chains}` : m.timer));
+  tr.append(node("td", m.ok ? "ok" : m.error, m.ok ? "ok" : "err"));
+  $("results").tBodies[0].append(tr);
+}
+
+function fmtDuration(s) {
+  if (!isFinite(s)) return "–";
+  return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+async function runTuner() {
+  const spec = refreshCount();
+  if (!spec || !state.gpu) return;
+  const preset = state.presetDirty ? "custom" : $("preset").value;
+  const runId = crypto.randomUUID().replace(/-/g, "");
+  Object.assign(window.__tuner, { runId, results: [], done: false, error: null });
+  $("results").tBodies[0].replaceChildren();
+  for (const id of ["summary", "downloads", "report"]) $(id).hidden = true;
+  $("run").disabled = true;
+  $("cancel").disabled = false;
+  $("space-form").inert = true;
+  const started = new Date(), t0 = performance.now();
+  let lastDraw = 0;
+  // Debugging aids: ?timer=wall ignores timestamp-query; ?quantize=NS simulates a browser's quantized timestamps.
+  const q = new URLSearchParams(location.search);
+  const timerOptions = { wall: q.get("timer") === "wall", simulateQuantumNs: Number(q.get("quantize")) || 0 };
+  const tuner = new Tuner(state.gpu, spec, {
+    timerOptions,
+    onMeasure: (m, done, total, job) => {
+      window.__tuner.results.push(m);
+      addResultRow(m, done, job.baseline);
+      const el = (performance.now() - t0) / 1000;
+      $("progress").max = total;
+      $("progress").value = done;
+      $("progress-text").textContent = `${done}/${total}`;
+      $("elapsed").textContent = `elapsed ${fmtDuration(el)} · left ≈ ${fmtDuration((el / done) * (total - done))}`;
+      if (performance.now() - lastDraw > 700 || done === total) {
+        drawChart($("chart"), tuner.measurements);
+        lastDraw = performance.now();
+      }
+    },
+  });
+  state.tuner = tuner;
+  window.__tuner.total = tuner.jobs.length;
+  $("progress").max = Math.max(1, tuner.jobs.length);
+  $("progress").value = 0;
+  $("progress-text").textContent = `0/${tuner.jobs.length}`;
+  setState("running", `Running ${tuner.jobs.length} configurations…`);
+  let crash = null;
+  try {
+    await tuner.run();
+  } catch (e) {
+    crash = e;
+  }
+  const duration = (performance.now() - t0) / 1000;
+  drawChart($("chart"), tuner.measurements);
+  const status = tuner.cancelled ? "cancelled" : (tuner.deviceDead || crash) ? "failed" : "complete";
+  const doc = runDocument(runId, spec, preset, tuner, started, duration, status);
+  state.tuner = null;
+  $("cancel").disabled = true;
+  $("space-form").inert = false;
+  const nOk = doc.measurements.filter((m) => m.ok).length;
+  const summary = $("summary");
+  summary.hidden = false;
+  summary.textContent = `${status === "complete" ? "Finished" : status === "cancelled" ? "Cancelled after" : "Failed after"} `
+    + `${doc.measurements.length} configurations in ${duration.toFixed(1)} s (${nOk} ok`
+    + `${doc.measurements.length - nOk ? `, ${doc.measurements.length - nOk} failed` : ""}).`
+    + (crash ? ` Error: ${crash.message}` : "") + (tuner.deviceDead ? ` ${tuner.deviceDead}` : "");
+  window.__tuner.durationS = duration;
+  try {
+    const reply = await postRun(doc);
+    $("download").href = reply.heuristics_url || `/api/runs/${runId}/heuristics.rs`;
+    $("download-stcore").href = `/api/runs/${runId}/heuristics.rs?flavour=st-core`;
+    $("run-json").href = `/api/runs/${runId}`;
+    $("downloads").hidden = false;
+    await showReport(runId);
+    setState("done", `${summary.textContent} Stored as run ${runId}.`);
+  } catch (e) {
+    window.__tuner.error = e.message;
+    setState("error", `${summary.textContent} Could not store the run: ${e.message}`);
+  }
+  window.__tuner.done = true;
+  refreshCount();
+  loadRuns();
+}
+
+function runDocument(runId, spec, preset, tuner, started, duration, status) {
+  const gpu = state.gpu, ms = tuner.measurements;
+  const timers = [...new Set(ms.filter((m) => m.ok).map((m) => m.timer))].sort();
+  return {
+    run_id: runId, label: $("label").value.trim(), source: "browser",
+    adapter: { vendor: gpu.info.vendor, architecture: gpu.info.architecture, device: gpu.info.device,
+               description: gpu.info.description, backend: "webgpu" },
+    features: gpu.allFeatures, subgroup_sizes: gpu.subgroupSizes, limits: gpu.limits,
+    user_agent: navigator.userAgent, preset, space: spec,
+    timer: timers.length === 1 && timers[0] === "timestamp" ? "timestamp" : (timers[0] || "wall"),
+    started_at: started.toISOString(), finished_at: new Date().toISOString(),
+    duration_s: Math.round(duration * 1000) / 1000, status, measurements: ms,
+  };
+}
+
+async function postRun(doc) {
+  const r = await fetch("/api/runs", { method: "POST", headers: { "Content-Type": "application/json" },
+                                       body: JSON.stringify(doc) });
+  let body = null;
+  try { body = await r.json(); } catch (_) { /* not JSON */ }
+  if (!r.ok) {
+    const detail = body && body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : r.statusText;
+    throw new Error(`POST /api/runs answered ${r.status}: ${detail}`);
+  }
+  return body || {};
+}
+
+// -- quality report -------------------------------------------------------------------------------------------
+const REPORT_COLS = [
+  ["shape", "Shape"], ["best_ms", "Best ms"], ["best_params", "Best params"], ["pick_ms", "Our pick ms"],
+  ["pick_params", "Our pick"], ["stcore_ms", "st-core fallback ms"], ["default_ms", "Default ms"],
+  ["regret", "Regret"], ["loo_regret", "Leave-one-out regret"],
+];
+
+function cellText(v) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(4);
+  if (Array.isArray(v)) return v.join("×");
+  if (typeof v === "object") return paramText(v);
+  return String(v);
+}
+
+async function showReport(runId) {
+  let r;
+  try { r = await fetch(`/api/runs/${runId}/report`); } catch (_) { return; }
+  if (!r.ok) return;   // the report endpoint may not exist yet (404): nothing to show
+  const rep = await r.json().catch(() => null);
+  if (!rep) return;
+  const rows = Array.isArray(rep) ? rep : (rep.shapes || rep.rows || Object.values(rep).find((v) => Array.isArray(v) && v.length && typeof v[0] === "object") || []);
+  const head = $("report-table").tHead, body = $("report-table").tBodies[0];
+  head.replaceChildren(); body.replaceChildren();
+  if (rows.length) {
+    const keys = Object.keys(rows[0]);
+    const cols = REPORT_COLS.filter(([k]) => keys.includes(k));
+    const rest = keys.filter((k) => !cols.some(([c]) => c === k)).map((k) => [k, k]);
+    const use = [...cols, ...rest].slice(0, 12);
+    const htr = node("tr");
+    use.forEach(([, t]) => htr.append(node("th", t)));
+    head.append(htr);
+    for (const row of rows) {
+      const tr = node("tr");
+      use.forEach(([k]) => tr.append(node("td", cellText(row[k]), typeof row[k] === "number" ? "num mono" : "")));
+      body.append(tr);
+    }
+  }
+  const scalars = Array.isArray(rep) ? [] : Object.entries(rep).filter(([, v]) => v !== null && typeof v !== "object");
+  const nested = Array.isArray(rep) ? [] : Object.entries(rep).filter(([, v]) => v && typeof v === "object" && !Array.isArray(v));
+  $("report-summary").textContent = [...scalars.map(([k, v]) => `${k}: ${cellText(v)}`),
+    ...nested.map(([k, v]) => `${k}: ${Object.entries(v).map(([a, b]) => `${a}=${cellText(b)}`).join(", ")}`)].join(" · ");
+  $("report").hidden = false;
+}
+
+// -- stored runs ----------------------------------------------------------------------------------------------
+async function loadRuns() {
+  const body = $("runs").tBodies[0];
+  let runs;
+  try {
+    const r = await fetch("/api/runs?limit=50");
+    if (!r.ok) throw new Error(String(r.status));
+    runs = await r.json();
+  } catch (_) {
+    $("runs-empty").hidden = false;
+    $("runs-empty").textContent = "Stored runs are not available from this server.";
+    return;
+  }
+  body.replaceChildren();
+  $("runs-empty").hidden = runs.length > 0;
+  for (const run of runs) {
+    const tr = node("tr");
+    tr.append(node("td", (run.created_at || "").replace("T", " ").slice(0, 19), "mono"));
+    tr.append(node("td", run.label || ""));
+    const a = run.adapter || {};
+    tr.append(node("td", [a.vendor, a.architecture, a.description].filter(Boolean).join(" · ")));
+    tr.append(node("td", run.source));
+    tr.append(node("td", run.preset));
+    tr.append(node("td", run.status, `st-${run.status}`));
+    tr.append(node("td", `${run.n_ok ?? "?"} / ${run.n_measurements ?? "?"}`, "num mono"));
+    tr.append(node("td", run.duration_s === undefined || run.duration_s === null ? "–" : Number(run.duration_s).toFixed(1), "num mono"));
+    const dl = node("td", null, "links");
+    const id = encodeURIComponent(run.run_id);
+    dl.append(link(`/api/runs/${id}/heuristics.rs`, "heuristics.rs"), link(`/api/runs/${id}/heuristics.rs?flavour=st-core`, "st-core"),
+              link(`/api/runs/${id}`, "json"));
+    tr.append(dl);
+    body.append(tr);
+  }
+}
+
+// -- start ----------------------------------------------------------------------------------------------------
+async function main() {
+  setState("idle", "Loading the search space…");
+  try {
+    state.space = await loadSpace();
+  } catch (e) {
+    setState("error", `Could not load the search space: ${e.message}`);
+    return;
+  }
+  fillFromPreset("quick");
+  const form = $("space-form");
+  $("preset").addEventListener("change", () => {
+    if ($("preset").value !== "custom") fillFromPreset($("preset").value);
+    state.presetDirty = $("preset").value === "custom";
+    refreshCount();
+  });
+  form.addEventListener("input", (ev) => {
+    if (ev.target.id === "preset" || ev.target.id === "label") return;
+    state.presetDirty = true;
+    $("preset").value = "custom";
+    refreshCount();
+  });
+  form.addEventListener("submit", (ev) => ev.preventDefault());
+  $("run").addEventListener("click", () => { runTuner(); });
+  $("cancel").addEventListener("click", () => {
+    if (state.tuner) { state.tuner.cancel(); $("cancel").disabled = true; setState("running", "Cancelling after the current configuration…"); }
+  });
+  loadRuns();
+  drawChart($("chart"), []);
+  const missing = webgpuMissingReason();
+  if (missing) { showMissing(missing); return; }
+  try {
+    state.gpu = await openGpu();
+  } catch (e) {
+    showMissing(e.message);
+    return;
+  }
+  showAdapter(state.gpu);
+  const preset = isCpuAdapter(state.gpu.info, state.gpu.adapter) ? "quick" : "full";
+  $("preset").value = preset;
+  fillFromPreset(preset);
+  refreshCount();
+  drawChart($("chart"), []);
+  setState("idle", `Ready: ${state.gpu.info.description || state.gpu.info.architecture || "WebGPU adapter"}`);
+}
+
+main();

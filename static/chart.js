@@ -1,0 +1,105 @@
+// A strip chart of median times (inline SVG, no libraries): one column per shape, one dot per configuration on a
+// log-scaled time axis, the best configuration of each shape highlighted and labelled.
+
+const NS = "http://www.w3.org/2000/svg";
+
+function el(name, attrs = {}, text = null) {
+  const e = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== null) e.textContent = text;
+  return e;
+}
+
+export function groupKey(m) {
+  return m.kernel === "topk" ? `TopK ${m.rows}×${m.cols} k=${m.k}` : `where ${m.shape.join("×")} ${m.case} ${m.dtype}`;
+}
+
+/** A shape group's label in two short lines, to sit under its column. */
+export function groupLines(m) {
+  return m.kernel === "topk" ? [`TopK ${m.rows}×${m.cols}`, `k=${m.k}`]
+    : [`where ${m.shape.join("×")}`, `${m.case} ${m.dtype === "float32" ? "f32" : "i32"}`];
+}
+
+export function paramText(p) {
+  return Object.entries(p).map(([k, v]) => `${k}=${v === true ? "T" : v === false ? "F" : v}`).join(" ");
+}
+
+/** Draws measurements into `container` (replacing what was there). */
+export function drawChart(container, measurements) {
+  container.replaceChildren();
+  const ok = measurements.filter((m) => m.ok && m.median_ms > 0);
+  if (!ok.length) {
+    const p = document.createElement("p");
+    p.className = "muted";
+    p.textContent = "No timed configurations yet.";
+    container.append(p);
+    return;
+  }
+  const groups = new Map();
+  for (const m of ok) {
+    const g = groupKey(m);
+    if (!groups.has(g)) groups.set(g, []);
+    groups.get(g).push(m);
+  }
+  const names = [...groups.keys()];
+  const left = 64, top = 28, plotH = 260, bottom = 50;
+  const avail = (container.clientWidth || 900) - left - 16;   // fit the card; scroll sideways past 84 px a column
+  const colW = Math.max(84, Math.min(150, avail / names.length));
+  const width = left + colW * names.length + 16, height = top + plotH + bottom;
+  let lo = Math.min(...ok.map((m) => m.median_ms)), hi = Math.max(...ok.map((m) => m.median_ms));
+  let l0 = Math.floor(Math.log10(lo)), l1 = Math.ceil(Math.log10(hi));
+  if (l1 === l0) l1 += 1;
+  const y = (v) => top + plotH - ((Math.log10(v) - l0) / (l1 - l0)) * plotH;
+  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+                          "aria-label": "median time per configuration, log scale" });
+  for (let e = l0; e <= l1; e++) {
+    const yy = y(10 ** e);
+    svg.append(el("line", { x1: left, x2: width - 8, y1: yy, y2: yy, class: "grid-major" }));
+    svg.append(el("text", { x: left - 6, y: yy + 4, class: "axis", "text-anchor": "end" }, fmtMs(10 ** e)));
+    if (e < l1) for (const f of [2, 5]) {
+      const ym = y(f * 10 ** e);
+      svg.append(el("line", { x1: left, x2: width - 8, y1: ym, y2: ym, class: "grid-minor" }));
+    }
+  }
+  svg.append(el("text", { x: 12, y: top + plotH / 2, class: "axis", transform: `rotate(-90 12 ${top + plotH / 2})`,
+                          "text-anchor": "middle" }, "median ms"));
+  names.forEach((name, gi) => {
+    const ms = groups.get(name);
+    const cx = left + colW * gi + colW / 2;
+    if (gi % 2 === 0) svg.append(el("rect", { x: left + colW * gi, y: top, width: colW, height: plotH, class: "band" }));
+    const best = ms.reduce((a, b) => (b.median_ms < a.median_ms ? b : a));
+    ms.forEach((m, i) => {
+      const jitter = ((i * 37) % 21 - 10) / 10 * (colW * 0.3);
+      const isBest = m === best;
+      const dot = el("circle", { cx: cx + (isBest ? 0 : jitter), cy: y(m.median_ms), r: isBest ? 5.5 : 3,
+                                 class: isBest ? "dot best" : `dot ${m.kernel === "topk" ? (m.params.use_2ce ? "topk2" : "topk1") : m.params.path}` });
+      dot.append(el("title", {}, `${name}\n${paramText(m.params)}\nmedian ${fmtMs(m.median_ms)} ms`));
+      if (!isBest) svg.append(dot);
+    });
+    const bdot = el("circle", { cx, cy: y(best.median_ms), r: 5.5, class: "dot best" });
+    bdot.append(el("title", {}, `best for ${name}\n${paramText(best.params)}\nmedian ${fmtMs(best.median_ms)} ms`));
+    svg.append(bdot);
+    svg.append(el("text", { x: cx + 8, y: y(best.median_ms) + 4, class: "best-label" }, fmtMs(best.median_ms)));
+    groupLines(ms[0]).forEach((line, li) => {
+      svg.append(el("text", { x: cx, y: top + plotH + 16 + li * 13, class: li ? "axis" : "axis group-label",
+                              "text-anchor": "middle" }, line));
+    });
+  });
+  svg.append(el("rect", { x: left, y: top, width: width - left - 8, height: plotH, class: "frame" }));
+  let lx = left;
+  for (const [cls, text] of [["topk1", "TopK 1CE / where direct"], ["topk2", "TopK 2CE / where segmented"], ["best", "best of shape"]]) {
+    svg.append(el("circle", { cx: lx + 5, cy: 12, r: cls === "best" ? 5 : 4, class: `dot ${cls}` }));
+    svg.append(el("text", { x: lx + 14, y: 16, class: "legend" }, text));
+    lx += 30 + text.length * 6;
+  }
+  container.append(svg);
+}
+
+export function fmtMs(v) {
+  if (v === null || v === undefined || !isFinite(v)) return "–";
+  if (v >= 100) return v.toFixed(0);
+  if (v >= 10) return v.toFixed(1);
+  if (v >= 1) return v.toFixed(2);
+  if (v >= 0.01) return v.toFixed(3);
+  return v.toExponential(1);
+}

@@ -1,0 +1,366 @@
+// WebGPU adapter, device, layouts and pipelines; the TopK launch plan and the where_nd upload + launch.
+// Steps mirror native/wgpu_backend.py: features timestamp-query and subgroups when present, limits raised to the
+// adapter's, one explicit bind group layout per kernel, pipelines cached per configuration.
+
+import { derived } from "./space.js";
+import { moduleSource, overrides } from "./shaders.js";
+import { broadcastStrides } from "./cases.js";
+
+export const LIMIT_NAMES = [
+  "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX", "maxComputeWorkgroupStorageSize",
+  "maxComputeWorkgroupsPerDimension", "maxStorageBufferBindingSize", "maxBufferSize",
+];
+const WANTED_FEATURES = ["timestamp-query", "subgroups"];
+
+export class KernelError extends Error {}
+export class DeviceLostError extends Error {}
+
+/** Why WebGPU is unusable here, or "" when navigator.gpu exists. */
+export function webgpuMissingReason() {
+  if (typeof navigator === "undefined" || !navigator.gpu) {
+    return "This browser does not expose WebGPU (navigator.gpu is missing).";
+  }
+  return "";
+}
+
+export function isCpuAdapter(info, adapter) {
+  const arch = (info.architecture || "").toLowerCase();
+  const text = `${info.description || ""} ${info.device || ""} ${info.vendor || ""}`.toLowerCase();
+  return arch === "swiftshader" || /llvmpipe|swiftshader|lavapipe/.test(text) || !!(adapter && adapter.isFallbackAdapter)
+    || !!(info && info.isFallbackAdapter);
+}
+
+/** Opens the adapter and a device; returns a Gpu, or throws an Error whose message explains why not. */
+export async function openGpu() {
+  const missing = webgpuMissingReason();
+  if (missing) throw new Error(missing);
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new Error("navigator.gpu.requestAdapter() returned no adapter.");
+  const gpu = new Gpu(adapter);
+  await gpu.open();
+  return gpu;
+}
+
+export class Gpu {
+  constructor(adapter) {
+    this.adapter = adapter;
+    const ai = adapter.info || {};
+    this.info = { vendor: ai.vendor || "", architecture: ai.architecture || "", device: ai.device || "",
+                  description: ai.description || "", isFallbackAdapter: !!(ai.isFallbackAdapter || adapter.isFallbackAdapter) };
+    this.features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+    this.allFeatures = [...adapter.features].sort();
+    this.limits = {};
+    for (const n of LIMIT_NAMES) if (adapter.limits[n] !== undefined) this.limits[n] = Number(adapter.limits[n]);
+    this.subgroupSizes = this.features.includes("subgroups") && ai.subgroupMinSize
+      ? [ai.subgroupMinSize, ai.subgroupMaxSize] : [];
+    this.device = null;
+    this.lost = null;
+    this.reopened = 0;
+  }
+
+  get timestamps() { return this.features.includes("timestamp-query"); }
+  get subgroups() { return this.features.includes("subgroups"); }
+
+  async open() {
+    const device = await this.adapter.requestDevice({ requiredFeatures: this.features, requiredLimits: this.limits });
+    this.device = device;
+    this.lost = null;
+    this.pipelines = new Map();
+    this.layouts = new Map();
+    device.lost.then((info) => {
+      if (this.device === device && !this.closing) this.lost = `device lost (${info.reason}): ${info.message}`;
+    });
+    device.onuncapturederror = (ev) => { this.uncaptured = ev.error && ev.error.message; };
+  }
+
+  /** A fresh device after a loss (the adapter is asked again: a lost device's adapter may be spent). */
+  async reopen() {
+    this.reopened += 1;
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) throw new Error("no adapter after device loss");
+    this.adapter = adapter;
+    await this.open();
+  }
+
+  checkLost() { if (this.lost) throw new DeviceLostError(this.lost); }
+
+  layout(kernel) {
+    if (!this.layouts.has(kernel)) {
+      const types = { topk: ["uniform", "read-only-storage", "storage", "storage", "storage"],
+                      where_nd: ["uniform", "read-only-storage", "read-only-storage", "read-only-storage", "storage"] }[kernel];
+      const bgl = this.device.createBindGroupLayout({
+        entries: types.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })) });
+      this.layouts.set(kernel, { bgl, layout: this.device.createPipelineLayout({ bindGroupLayouts: [bgl] }) });
+    }
+    return this.layouts.get(kernel);
+  }
+
+  /** A compute pipeline for one entry point of a configuration; shader and pipeline errors become KernelError. */
+  async pipeline(kernel, entry, params) {
+    const constants = overrides(kernel, params);
+    const key = JSON.stringify([kernel, entry, !!params.sg, Object.entries(constants).sort()]);
+    if (this.pipelines.has(key)) return this.pipelines.get(key);
+    const code = await moduleSource(kernel, params);
+    const dev = this.device;
+    dev.pushErrorScope("validation");
+    dev.pushErrorScope("internal");
+    let pipe = null, failure = null, module = null;
+    try {
+      module = dev.createShaderModule({ code });
+      pipe = await dev.createComputePipelineAsync({ layout: this.layout(kernel).layout,
+                                                    compute: { module, entryPoint: entry, constants } });
+    } catch (e) {
+      failure = e && e.message ? e.message : String(e);
+    }
+    const internal = await dev.popErrorScope();
+    const validation = await dev.popErrorScope();
+    const problem = failure || (validation && validation.message) || (internal && internal.message);
+    if (problem) {
+      let detail = "";
+      try {
+        const ci = module && await module.getCompilationInfo();
+        const errs = ci ? ci.messages.filter((m) => m.type === "error") : [];
+        if (errs.length) detail = ` [${errs.slice(0, 3).map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join("; ")}]`;
+      } catch (_) { /* compilation info is a nicety */ }
+      throw new KernelError(`pipeline ${entry} ${JSON.stringify(params)} failed to build: ${problem}${detail}`);
+    }
+    this.pipelines.set(key, pipe);
+    return pipe;
+  }
+
+  /** A buffer holding `data` (any typed array / bytes), size rounded up to 4 and the tail zero-padded. */
+  buffer(data, usage) {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const size = Math.max(4, Math.ceil(bytes.byteLength / 4) * 4);
+    const buf = this.device.createBuffer({ size, usage: usage | GPUBufferUsage.COPY_DST });
+    const head = bytes.byteLength - (bytes.byteLength % 4);
+    if (head) this.device.queue.writeBuffer(buf, 0, bytes, 0, head);
+    if (head < bytes.byteLength) {
+      const tail = new Uint8Array(4);
+      tail.set(bytes.subarray(head));
+      this.device.queue.writeBuffer(buf, head, tail);
+    }
+    return buf;
+  }
+
+  empty(size, usage) {
+    return this.device.createBuffer({ size: Math.max(4, Math.ceil(size / 4) * 4), usage });
+  }
+
+  async readBack(buffers) {
+    const dev = this.device;
+    const enc = dev.createCommandEncoder();
+    const stage = buffers.map((b) => {
+      const s = dev.createBuffer({ size: b.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.copyBufferToBuffer(b, 0, s, 0, b.size);
+      return s;
+    });
+    dev.queue.submit([enc.finish()]);
+    const out = [];
+    for (const s of stage) {
+      await s.mapAsync(GPUMapMode.READ);
+      out.push(new Uint32Array(s.getMappedRange().slice(0)));
+      s.unmap();
+      s.destroy();
+    }
+    return out;
+  }
+
+  // -- TopK -----------------------------------------------------------------------------------------------
+  /** Buffers, bind group and passes ({pipeline, bindGroup, groups}) of one TopK configuration. */
+  async topkPlan(x, rows, cols, k, params) {
+    const shape = { rows, cols, k };
+    const d = derived("topk", shape, params);
+    const U = GPUBufferUsage;
+    const passes = params.use_2ce
+      ? [["topk_chunks", [d.nchunks, rows, 1]], ["topk_merge", [d.merge_groups, rows, 1]]]
+      : [["topk_1ce", [rows, 1, 1]]];
+    const pipes = [];
+    for (const [entry] of passes) pipes.push(await this.pipeline("topk", entry, params));
+    const bufs = [
+      this.buffer(new Uint32Array([rows, cols, k, d.kp, d.nchunks, 0, 0, 0]), U.UNIFORM),
+      this.buffer(x, U.STORAGE),
+      this.empty(d.scratch_bytes, U.STORAGE),
+      this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
+      this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
+    ];
+    const bindGroup = this.device.createBindGroup({ layout: this.layout("topk").bgl,
+      entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    return { bufs, passes: passes.map(([, groups], i) => ({ pipeline: pipes[i], bindGroup, groups })),
+             destroy: () => bufs.forEach((b) => b.destroy()) };
+  }
+
+  /** Encodes `chains` copies of a dispatch chain, timestamp writes around all of them when a query set is given. */
+  encodeChains(enc, passes, chains = 1, querySet = null) {
+    const total = passes.length * chains;
+    for (let i = 0; i < total; i++) {
+      const p = passes[i % passes.length];
+      let desc;
+      if (querySet && (i === 0 || i === total - 1)) {
+        const tw = { querySet };
+        if (i === 0) tw.beginningOfPassWriteIndex = 0;
+        if (i === total - 1) tw.endOfPassWriteIndex = 1;
+        desc = { timestampWrites: tw };
+      }
+      const cp = enc.beginComputePass(desc);
+      cp.setPipeline(p.pipeline);
+      cp.setBindGroup(0, p.bindGroup);
+      cp.dispatchWorkgroups(...p.groups);
+      cp.end();
+    }
+  }
+
+  async runOnce(passes) {
+    const enc = this.device.createCommandEncoder();
+    this.encodeChains(enc, passes);
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  // -- where_nd -------------------------------------------------------------------------------------------
+  /**
+   * One where_nd iteration as native/wgpu_backend.py _where_run does it: upload (direct: each view's underlying
+   * memory once, with base offset and byte strides in the uniform; segmented: each input written out at full
+   * output shape, one write per contiguous output row), dispatch, wait. Returns the output buffer's owner.
+   */
+  async wherePipeline(params) {
+    return this.pipeline("where_nd", params.path === "direct" ? "where_strided" : "where_dense", params);
+  }
+
+  whereIteration(pipe, views, items, outShape, numel, params, out) {
+    const U = GPUBufferUsage;
+    let ins, uni;
+    if (params.path === "direct") {
+      const sv = views.map((v, t) => stridedView(v, outShape, items[t]));
+      ins = sv.map((s) => this.buffer(s.span, U.STORAGE));
+      const [shape, strides] = coalesce(outShape, sv.map((s) => s.strides));
+      uni = whereUniform(shape, numel, sv.map((s, t) => [s.base, strides[t]]));
+    } else {
+      ins = views.map((v, t) => this.segmentedUpload(v, outShape, items[t]));
+      uni = whereUniform([numel], numel, null);
+    }
+    const ub = this.buffer(uni, U.UNIFORM);
+    const bg = this.device.createBindGroup({ layout: this.layout("where_nd").bgl,
+      entries: [ub, ...ins, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    const groups = Math.ceil(numel / (params.wg * params.vpt));
+    const maxDim = this.limits.maxComputeWorkgroupsPerDimension || 65535;
+    const gx = Math.min(groups, maxDim), gy = Math.ceil(groups / gx);
+    const enc = this.device.createCommandEncoder();
+    const cp = enc.beginComputePass();
+    cp.setPipeline(pipe);
+    cp.setBindGroup(0, bg);
+    cp.dispatchWorkgroups(gx, gy, 1);
+    cp.end();
+    this.device.queue.submit([enc.finish()]);
+    return [ub, ...ins];
+  }
+
+  /** The segmented baseline's upload of one input view (cond: bytes, materialised in one copy). */
+  segmentedUpload(view, outShape, item) {
+    const U = GPUBufferUsage;
+    const numel = outShape.reduce((a, b) => a * b, 1);
+    const strides = broadcastStrides(view, outShape);
+    if (item === 1) return this.buffer(materialise(view, outShape, Uint8Array), U.STORAGE);
+    const buf = this.empty(numel * item, U.STORAGE | U.COPY_DST);
+    const inner = outShape.length ? outShape[outShape.length - 1] : 1;
+    const data = view.data;
+    let contiguous = view.offset === 0, s = 1;
+    for (let d = outShape.length - 1; d >= 0; d--) {
+      if (outShape[d] !== 1 && strides[d] !== s) contiguous = false;
+      s *= outShape[d];
+    }
+    if (contiguous) {
+      this.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, numel * item);
+      return buf;
+    }
+    const rows = numel / inner, nd = outShape.length, last = strides[nd - 1];
+    const coord = new Array(Math.max(0, nd - 1)).fill(0);
+    let start = view.offset;
+    const seg = new data.constructor(inner);
+    for (let r = 0; r < rows; r++) {
+      if (last === 1) {
+        this.device.queue.writeBuffer(buf, r * inner * item, data.buffer, data.byteOffset + start * item, inner * item);
+      } else {   // not contiguous within the row (a broadcast): write a contiguous copy of the segment
+        for (let j = 0; j < inner; j++) seg[j] = data[start + j * last];
+        this.device.queue.writeBuffer(buf, r * inner * item, seg);
+      }
+      for (let d = nd - 2; d >= 0; d--) {
+        coord[d]++;
+        start += strides[d];
+        if (coord[d] < outShape[d]) break;
+        start -= strides[d] * outShape[d];
+        coord[d] = 0;
+      }
+    }
+    return buf;
+  }
+
+  destroy() {
+    this.closing = true;
+    if (this.device) this.device.destroy();
+  }
+}
+
+/** A view materialised contiguously at the output shape (broadcast applied). */
+export function materialise(view, outShape, Ctor) {
+  const strides = broadcastStrides(view, outShape);
+  const numel = outShape.reduce((a, b) => a * b, 1);
+  const out = new Ctor(numel);
+  const nd = outShape.length, coord = new Array(nd).fill(0);
+  let o = view.offset;
+  for (let i = 0; i < numel; i++) {
+    out[i] = view.data[o];
+    for (let d = nd - 1; d >= 0; d--) {
+      coord[d]++;
+      o += strides[d];
+      if (coord[d] < outShape[d]) break;
+      o -= strides[d] * outShape[d];
+      coord[d] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * native/wgpu_backend.py strided_view: the view's underlying memory as one byte span (no copy), the byte offset
+ * of element (0, ..., 0) in it, and byte strides per output dimension (0 for broadcast dimensions).
+ */
+export function stridedView(view, outShape, item) {
+  const nd = outShape.length, lead = nd - view.shape.length;
+  const shape = outShape.map((_, d) => (d < lead ? 1 : view.shape[d - lead]));
+  const strides = shape.map((n, d) => (d < lead || n === 1 ? 0 : view.strides[d - lead] * item));
+  let lo = 0, hi = item;
+  shape.forEach((n, d) => { if (strides[d] < 0) lo += (n - 1) * strides[d]; else hi += (n - 1) * strides[d]; });
+  const data = view.data;
+  const span = new Uint8Array(data.buffer, data.byteOffset + view.offset * item + lo, hi - lo);
+  return { span, base: -lo, strides };
+}
+
+/** native/wgpu_backend.py coalesce: merge dimensions contiguous with each other in every tensor, drop size-1. */
+export function coalesce(shape, stridesList) {
+  const dims = [];
+  shape.forEach((n, d) => { if (n !== 1) dims.push([n, stridesList.map((st) => st[d])]); });
+  if (!dims.length) return [[1], stridesList.map(() => [0])];
+  const out = [dims[0]];
+  for (const [n, sts] of dims.slice(1)) {
+    const [pn, psts] = out[out.length - 1];
+    if (psts.every((ps, t) => ps === sts[t] * n)) out[out.length - 1] = [pn * n, sts];
+    else out.push([n, sts]);
+  }
+  return [out.map(([n]) => n), stridesList.map((_, t) => out.map(([, sts]) => sts[t]))];
+}
+
+/** The Params uniform of where_nd.wgsl; views = [[base, byteStrides]] for cond, x, y (null: dense). */
+export function whereUniform(outShape, numel, views) {
+  const nd = outShape.length;
+  const u = new Uint32Array(40);
+  const s = new Int32Array(u.buffer);
+  u[0] = nd; u[1] = numel;
+  u.fill(1, 4, 12);
+  outShape.forEach((n, d) => { u[4 + d] = n; });
+  for (let t = 0; t < 3; t++) {
+    const [base, strides] = views ? views[t] : [0, null];
+    if (strides) strides.forEach((st, d) => { s[12 + 8 * t + d] = st; });
+    s[36 + t] = base;
+  }
+  return u;
+}

@@ -1,0 +1,103 @@
+// The search space of shaders/space.json: derived quantities, restrictions, configurations and st-core's
+// fallback rule, step for step as native/space.py does them.
+
+let SPACE = null;
+
+export function setSpace(spec) { SPACE = spec; return spec; }
+export function getSpace() {
+  if (!SPACE) throw new Error("search space not loaded; call loadSpace() first");
+  return SPACE;
+}
+
+export async function loadSpace(url = "/api/space") {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`GET ${url} answered ${r.status}`);
+  return setSpace(await r.json());
+}
+
+export function nextPow2(n) {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+const ceilDiv = (a, b) => Math.ceil(a / b);
+
+/** Quantities that restrictions and launches need, computed from a shape and a configuration. */
+export function derived(kernel, shape, params) {
+  if (kernel !== "topk") return {};
+  const { rows, cols, k } = shape;
+  const kp = nextPow2(k);
+  const nchunks = params.use_2ce && params.ch ? ceilDiv(cols, params.ch) : 1;
+  return { kp, nchunks, merge_groups: ceilDiv(nchunks * kp, params.wg),
+           scratch_bytes: rows * nchunks * kp * 8, input_bytes: rows * cols * 4 };
+}
+
+const OPS = { "==": (a, b) => a === b, "!=": (a, b) => a !== b, "<": (a, b) => a < b, "<=": (a, b) => a <= b,
+              ">": (a, b) => a > b, ">=": (a, b) => a >= b };
+
+function term(t, env) {
+  if (typeof t !== "string") return t;
+  if (!/^[A-Za-z0-9_.]+$/.test(t)) throw new Error(`bad term ${JSON.stringify(t)} in space.json`);
+  if (t.startsWith("limits.")) {
+    const v = env.limits[t.slice("limits.".length)];
+    return v === undefined ? Infinity : v;
+  }
+  if (t.startsWith("features.")) return env.features.has(t.slice("features.".length));
+  if (!(t in env)) throw new Error(`unknown term ${JSON.stringify(t)} in space.json`);
+  return env[t];
+}
+
+/** Restrictions of space.json that this configuration breaks on an adapter, as readable strings. */
+export function violations(kernel, shape, params, limits = {}, features = []) {
+  const env = { ...shape, ...params, ...derived(kernel, shape, params), limits: limits || {},
+                features: new Set(features) };
+  const broken = [];
+  for (const rule of getSpace()[kernel].restrictions) {
+    if (Object.entries(rule.when || {}).some(([p, v]) => params[p] !== v)) continue;
+    for (const [lhs, op, rhs] of rule.require) {
+      if (!OPS[op](term(lhs, env), term(rhs, env))) broken.push(`${lhs} ${op} ${rhs}`);
+    }
+  }
+  return broken;
+}
+
+/** Every legal configuration of `grid` ({param: [values]}) for a shape, in native/space.py's order. */
+export function configurations(kernel, shape, grid, limits = {}, features = []) {
+  const spec = getSpace()[kernel];
+  const names = Object.keys(spec.params);
+  const values = names.map((n) => (grid && grid[n] !== undefined ? grid[n] : [spec.default[n]]));
+  const out = [];
+  const combo = new Array(names.length);
+  const walk = (d) => {
+    if (d === names.length) {
+      const params = Object.fromEntries(names.map((n, i) => [n, combo[i]]));
+      if (violations(kernel, shape, params, limits, features).length === 0) out.push(params);
+      return;
+    }
+    for (const v of values[d]) { combo[d] = v; walk(d + 1); }
+  };
+  walk(0);
+  return out;
+}
+
+export function defaultParams(kernel) { return { ...getSpace()[kernel].default }; }
+
+/** st-core's built-in TopK rule as a configuration of our space (space.json topk.baseline documents it). */
+export function stcoreFallback(rows, cols, k, subgroups) {
+  let use2ce = cols > 32768 || k > 128;
+  const wg = subgroups ? 256 : 128;
+  const kl = k >= 64 ? 32 : k >= 16 ? 16 : 8;
+  let ch = cols > 16384 ? 8192 : 0;
+  if (!use2ce) ch = 0;
+  else if (!(k <= ch && ch < cols)) {
+    ch = nextPow2(Math.max(1024, k));
+    if (ch >= cols) { use2ce = false; ch = 0; }
+  }
+  return { use_2ce: use2ce, wg, kl, ch, sg: !!subgroups };
+}
+
+export function sameParams(a, b) {
+  const ka = Object.keys(a), kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((n) => a[n] === b[n]);
+}

@@ -1,0 +1,262 @@
+// The browser tuner's loop (native/tuner.py is its native twin): plan every legal configuration of a space,
+// then for each one generate the seeded input, run once, check against the reference, and time it. A failure
+// (wrong result, pipeline error, device lost, timeout) is recorded on that measurement and the run goes on.
+
+import { configurations, stcoreFallback, sameParams } from "./space.js";
+import { topkInput, whereInputs } from "./cases.js";
+import { topkReference, whereReference, bits32 } from "./reference.js";
+import { Timer, summarize } from "./timing.js";
+import { DeviceLostError, KernelError } from "./gpu.js";
+
+export const CONFIG_TIMEOUT_MS = 60000;
+
+/** Jobs of a space: {kernel: "topk", shape: [rows, cols, k], params} and {kernel: "where_nd", kase, shape, dtype, params}. */
+export function plan(spec, limits, features) {
+  const jobs = [];
+  const sg = features.includes("subgroups");
+  for (const [rows, cols, k] of (spec.topk && spec.topk.shapes) || []) {
+    const shape = { rows, cols, k };
+    const cfgs = configurations("topk", shape, spec.topk.params, limits, features);
+    const base = stcoreFallback(rows, cols, k, sg);
+    const single = Object.fromEntries(Object.entries(base).map(([n, v]) => [n, [v]]));
+    if (!cfgs.some((c) => sameParams(c, base)) && configurations("topk", shape, single, limits, features).length) {
+      cfgs.push({ ...base, baseline: true });
+    }
+    for (const p of cfgs) {
+      const baseline = !!p.baseline;
+      delete p.baseline;
+      jobs.push({ kernel: "topk", shape: [rows, cols, k], params: p, baseline: baseline || sameParams(p, base) });
+    }
+  }
+  const w = spec.where_nd;
+  if (w) {
+    for (const shp of w.shapes || []) {
+      const shape = { ndim: shp.length, numel: shp.reduce((a, b) => a * b, 1) };
+      for (const kase of w.cases || []) {
+        for (const dtype of w.dtypes || ["float32"]) {
+          for (const p of configurations("where_nd", shape, w.params, limits, features)) {
+            jobs.push({ kernel: "where_nd", kase, shape: shp, dtype, params: p });
+          }
+        }
+      }
+    }
+  }
+  return jobs;
+}
+
+async function sha256Hex(...arrays) {
+  if (!(globalThis.crypto && crypto.subtle)) return null;
+  const total = arrays.reduce((a, x) => a + x.byteLength, 0);
+  const buf = new Uint8Array(total);
+  let o = 0;
+  for (const a of arrays) { buf.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), o); o += a.byteLength; }
+  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", buf));
+  return [...h].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function withTimeout(promise, ms, what) {
+  let t;
+  const timeout = new Promise((_, reject) => { t = setTimeout(() => reject(new Error(`timeout: ${what} took over ${ms / 1000} s`)), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(t));
+}
+
+export function measurementBase(job) {
+  if (job.kernel === "topk") {
+    const [rows, cols, k] = job.shape;
+    return { kernel: "topk", rows, cols, k, params: { ...job.params } };
+  }
+  return { kernel: "where_nd", case: job.kase, shape: [...job.shape], dtype: job.dtype, params: { ...job.params } };
+}
+
+export function jobLabel(job) {
+  return job.kernel === "topk" ? `topk ${job.shape[0]}x${job.shape[1]} k=${job.shape[2]}`
+    : `where ${job.shape.join("x")} ${job.kase} ${job.dtype}`;
+}
+
+export class Tuner {
+  /** gpu: an open Gpu; spec: the space to run; onMeasure(m, done, total, job) after each configuration. */
+  constructor(gpu, spec, { onMeasure = () => {}, timeoutMs = CONFIG_TIMEOUT_MS, timerOptions = {} } = {}) {
+    this.timerOptions = timerOptions;
+    this.gpu = gpu;
+    this.spec = spec;
+    this.onMeasure = onMeasure;
+    this.timeoutMs = timeoutMs;
+    this.cancelled = false;
+    this.deviceDead = null;
+    this.inputs = new Map();
+    this.measurements = [];
+    this.jobs = plan(spec, gpu.limits, gpu.features);
+  }
+
+  cancel() { this.cancelled = true; }
+
+  async run() {
+    const total = this.jobs.length;
+    this.timer = new Timer(this.gpu, this.timerOptions);
+    for (let i = 0; i < total; i++) {
+      if (this.cancelled) break;
+      const job = this.jobs[i];
+      let m;
+      if (this.deviceDead) {
+        m = { ...measurementBase(job), ok: false, error: `not run: ${this.deviceDead}`, timer: this.timer.kind,
+              median_ms: null, min_ms: null, spread: null, samples_ms: [] };
+      } else {
+        m = await this.measure(job);
+      }
+      this.measurements.push(m);
+      this.onMeasure(m, i + 1, total, job);
+      await new Promise((r) => setTimeout(r, 0));   // let the page paint between configurations
+    }
+    this.timer.destroy();
+    this.inputs.clear();
+    return this.measurements;
+  }
+
+  async measure(job) {
+    const base = measurementBase(job);
+    const dev = this.gpu.device;
+    dev.pushErrorScope("out-of-memory");
+    dev.pushErrorScope("validation");
+    let result;
+    try {
+      const work = job.kernel === "topk" ? this.topkJob(job) : this.whereJob(job);
+      result = await withTimeout(work, this.timeoutMs, jobLabel(job));
+      this.gpu.checkLost();
+    } catch (e) {
+      // an aborted mapAsync is often the first sign of a loss: give device.lost a moment to say so
+      await Promise.race([dev.lost, new Promise((r) => setTimeout(r, 200))]);
+      result = { ok: false, error: describe(e, this.gpu) };
+    }
+    const validation = await popQuietly(dev), oom = await popQuietly(dev);
+    const scoped = validation || oom;
+    if (result.ok && scoped) result = { ok: false, error: `GPU error: ${scoped.message}` };
+    if (this.gpu.lost && !result.ok) await this.recover();
+    const timing = result.timing || { median_ms: null, min_ms: null, spread: null, samples_ms: [] };
+    const m = { ...base, ok: !!result.ok, error: result.ok ? null : result.error,
+                timer: result.timing ? result.timing.timer : this.timer.kind,
+                median_ms: timing.median_ms, min_ms: timing.min_ms, spread: timing.spread, samples_ms: timing.samples_ms };
+    if (result.timing && result.timing.chains) m.chains = result.timing.chains;
+    if (result.kernel_ms !== undefined) m.kernel_ms = result.kernel_ms;
+    if (result.ok && result.checksum) m.checksum = result.checksum;
+    return m;
+  }
+
+  /** After a device loss: one new device for the rest of the run; if that fails or was spent, stop measuring. */
+  async recover() {
+    const why = this.gpu.lost;
+    if (this.gpu.reopened >= 1) { this.deviceDead = why; return; }
+    try {
+      await this.gpu.reopen();
+      this.timer = new Timer(this.gpu, this.timerOptions);
+    } catch (e) {
+      this.deviceDead = `${why}; no new device: ${e.message}`;
+    }
+  }
+
+  async topkInputs(rows, cols, k) {
+    const key = `topk:${rows}x${cols}:${k}`;
+    if (!this.inputs.has(key)) {
+      for (const old of this.inputs.keys()) if (old.startsWith("topk:")) this.inputs.delete(old);
+      const x = topkInput(this.spec.seed ?? 1, rows, cols, "uniform");
+      const ref = topkReference(x, rows, cols, k);
+      this.inputs.set(key, { x, ref, checksum: await sha256Hex(ref.values, ref.indices) });
+    }
+    return this.inputs.get(key);
+  }
+
+  async topkJob(job) {
+    const [rows, cols, k] = job.shape;
+    const { x, ref, checksum } = await this.topkInputs(rows, cols, k);
+    const plan = await this.gpu.topkPlan(x, rows, cols, k, job.params);
+    try {
+      await this.gpu.runOnce(plan.passes);
+      const [vals, idx] = await this.gpu.readBack([plan.bufs[3], plan.bufs[4]]);
+      this.gpu.checkLost();
+      const bad = compareTopk(vals, idx, ref, rows * k);
+      if (bad) return { ok: false, error: `wrong result: ${bad}` };
+      const timing = await this.timer.time(plan.passes, { repeats: this.spec.repeats ?? 5, warmups: this.spec.warmups ?? 1 });
+      this.gpu.checkLost();
+      return { ok: true, timing, checksum };
+    } finally {
+      plan.destroy();
+    }
+  }
+
+  async whereInputsFor(job) {
+    const key = `where:${job.kase}:${job.shape.join("x")}:${job.dtype}`;
+    if (!this.inputs.has(key)) {
+      for (const old of this.inputs.keys()) if (old.startsWith("where:")) this.inputs.delete(old);
+      const v = whereInputs(job.kase, job.shape, job.dtype, this.spec.seed ?? 1);
+      const ref = whereReference(job.shape, ...[v.cond, v.x, v.y].map((t) => ({
+        data: t.data, offset: t.offset, strides: broadcast(t, job.shape) })));
+      this.inputs.set(key, { views: [v.cond, v.x, v.y], ref, checksum: await sha256Hex(ref) });
+    }
+    return this.inputs.get(key);
+  }
+
+  /** Upload + kernel per iteration on the wall clock, as native/wgpu_backend.py _where_run times it. */
+  async whereJob(job) {
+    const { views, ref, checksum } = await this.whereInputsFor(job);
+    const gpu = this.gpu, dev = gpu.device;
+    const outShape = job.shape, numel = outShape.reduce((a, b) => a * b, 1), p = job.params;
+    const pipe = await gpu.wherePipeline(p);
+    const out = gpu.empty(numel * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+    const items = [1, 4, 4];
+    try {
+      let tmp = gpu.whereIteration(pipe, views, items, outShape, numel, p, out);
+      const [got] = await gpu.readBack([out]);
+      tmp.forEach((b) => b.destroy());
+      gpu.checkLost();
+      const bad = compareBits(got, ref, numel);
+      if (bad) return { ok: false, error: `wrong result: ${bad}` };
+      const repeats = this.spec.repeats ?? 5, warmups = this.spec.warmups ?? 1;
+      const samples = [];
+      for (let it = 0; it < warmups + Math.max(1, repeats); it++) {
+        const t0 = performance.now();
+        tmp = gpu.whereIteration(pipe, views, items, outShape, numel, p, out);
+        await dev.queue.onSubmittedWorkDone();
+        if (it >= warmups) samples.push(performance.now() - t0);
+        tmp.forEach((b) => b.destroy());
+      }
+      gpu.checkLost();
+      return { ok: true, timing: { timer: "wall", ...summarize(samples) }, checksum };
+    } finally {
+      out.destroy();
+    }
+  }
+}
+
+function broadcast(view, outShape) {
+  const lead = outShape.length - view.shape.length;
+  return outShape.map((_, d) => (d < lead || view.shape[d - lead] === 1 ? 0 : view.strides[d - lead]));
+}
+
+export function compareTopk(vals, idx, ref, n) {
+  const rv = bits32(ref.values), ri = ref.indices;
+  let wrongIdx = 0, wrongVal = 0, first = -1;
+  for (let j = 0; j < n; j++) {
+    if (idx[j] !== ri[j]) { wrongIdx++; if (first < 0) first = j; }
+    if (vals[j] !== rv[j]) wrongVal++;
+  }
+  if (wrongIdx) return `${wrongIdx} of ${n} indices differ (first at ${first}: got ${idx[first]}, expected ${ri[first]})`;
+  if (wrongVal) return `${wrongVal} of ${n} values differ`;
+  return null;
+}
+
+function compareBits(got, ref, n) {
+  let wrong = 0, first = -1;
+  for (let j = 0; j < n; j++) if (got[j] !== ref[j]) { wrong++; if (first < 0) first = j; }
+  return wrong ? `${wrong} of ${n} elements differ (first at ${first})` : null;
+}
+
+async function popQuietly(dev) {
+  try { return await dev.popErrorScope(); } catch (_) { return null; }
+}
+
+function describe(e, gpu) {
+  if (gpu.lost) return gpu.lost;
+  if (e instanceof DeviceLostError) return e.message;
+  if (e instanceof KernelError) return `pipeline error: ${e.message}`;
+  const msg = e && e.message ? e.message : String(e);
+  return msg.startsWith("timeout") ? msg : `${(e && e.name) || "Error"}: ${msg}`;
+}

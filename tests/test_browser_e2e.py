@@ -1,0 +1,237 @@
+"""The tuner page end to end: a real server (fixture `live_server`, tests/conftest.py), headless Chromium with its
+SwiftShader WebGPU adapter, a run posted and stored, the heuristics file downloaded and compiled with rustc."""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from spiraltorch.paths import ROOT
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-quic", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]
+RUN_TIMEOUT_MS = 120_000
+OUTPUT = ROOT / "test-output"
+
+
+def base_url(live_server) -> str:
+    url = live_server if isinstance(live_server, str) else getattr(live_server, "url", None) or live_server.base_url
+    return str(url).rstrip("/")
+
+
+def launch(p, webgpu: bool = True):
+    kw = {"executable_path": CHROMIUM} if os.path.exists(CHROMIUM) else {}
+    args = (["--enable-unsafe-webgpu"] if webgpu else ["--disable-webgpu"]) + ARGS
+    return p.chromium.launch(headless=True, args=args, **kw)
+
+
+@pytest.fixture(scope="module")
+def pw():
+    with playwright_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(pw):
+    b = launch(pw)
+    yield b
+    b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    pg = ctx.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    yield pg
+    ctx.close()
+
+
+def open_tuner(page, url):
+    page.goto(url + "/")
+    page.wait_for_selector("#adapter-card[data-ready]", timeout=60_000)
+    if page.get_attribute("#adapter-card", "data-ready") != "1":
+        pytest.skip(f"no WebGPU adapter in this Chromium: {page.text_content('#status')}")
+
+
+def run_and_wait(page) -> float:
+    assert page.is_enabled("#run")
+    t0 = time.perf_counter()
+    page.click("#run")
+    page.wait_for_selector("body[data-state=running], body[data-state=done], body[data-state=error]")
+    page.wait_for_selector("body[data-state=done], body[data-state=error]", timeout=RUN_TIMEOUT_MS)
+    return time.perf_counter() - t0
+
+
+def screenshot(page, tmp_path, name):
+    shot = tmp_path / name
+    page.screenshot(path=str(shot), full_page=True)
+    OUTPUT.mkdir(exist_ok=True)
+    shutil.copy(shot, OUTPUT / name)
+
+
+def server_dbs(live_server, request, tmp_path_factory) -> list[Path]:
+    """The server's SQLite file: from the fixture if it says, else the databases under pytest's temp dir (where the
+    fixture makes its own); the caller looks for the run in each."""
+    for attr in ("db_path", "db"):
+        if getattr(live_server, attr, None):
+            return [Path(getattr(live_server, attr))]
+    for name in ("live_db_path", "db_path"):
+        try:
+            return [Path(request.getfixturevalue(name))]
+        except pytest.FixtureLookupError:
+            pass
+    base = tmp_path_factory.getbasetemp()
+    return [p for ext in ("*.sqlite3", "*.sqlite", "*.db") for p in base.rglob(ext)]
+
+
+def rows_with_run_id(db: Path, run_id: str) -> int:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        n = 0
+        for (table,) in con.execute("select name from sqlite_master where type = 'table'"):
+            cols = [r[1] for r in con.execute(f"pragma table_info('{table}')")]
+            if "run_id" in cols:
+                n += con.execute(f"select count(*) from '{table}' where run_id = ?", (run_id,)).fetchone()[0]
+        return n
+    finally:
+        con.close()
+
+
+def set_tiny_space(page):
+    page.select_option("#preset", "custom")
+    page.fill("#topk-shapes", "2x1024:8, 2x2048:32")
+    page.check("#p-1ce")
+    page.check("#p-2ce")
+    page.fill("#topk-wg", "64, 128")
+    page.fill("#topk-kl", "4")
+    page.fill("#topk-ch", "0, 1024")
+    page.fill("#topk-sg", "false, true")
+    page.check("#where-on")
+    page.fill("#where-shapes", "3x8x33")
+    for case in ("contiguous", "neg_stride", "broadcast"):
+        page.check(f"#where-cases input[value={case}]")
+    page.fill("#where-path", "direct, segmented")
+    page.fill("#where-wg", "64")
+    page.fill("#where-vpt", "1, 4")
+    page.fill("#repeats", "3")
+    page.fill("#warmups", "1")
+    page.fill("#seed", "7")
+    page.fill("#label", "e2e tiny")
+
+
+def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page, live_server, request, tmp_path,
+                                                                            tmp_path_factory):
+    url = base_url(live_server)
+    open_tuner(page, url)
+    set_tiny_space(page)
+    assert "configurations" in page.text_content("#config-count")
+    elapsed = run_and_wait(page)
+    state = page.evaluate("window.__tuner")
+    status = page.text_content("#status")
+    screenshot(page, tmp_path, "tuner.png")
+    assert page.get_attribute("body", "data-state") == "done", status
+    assert not page.errors, page.errors
+    results = state["results"]
+    assert results and len(results) == state["total"]
+    bad = [(m.get("rows"), m.get("case"), m["params"], m["error"]) for m in results if not m["ok"]]
+    assert not bad, bad
+    kernels = {m["kernel"] for m in results}
+    assert kernels == {"topk", "where_nd"}
+    assert {m["params"]["path"] for m in results if m["kernel"] == "where_nd"} == {"direct", "segmented"}
+    assert {m["params"]["use_2ce"] for m in results if m["kernel"] == "topk"} == {False, True}
+    assert elapsed < 60, f"tiny space took {elapsed:.1f} s"
+    assert "Finished" in page.text_content("#summary")
+
+    run_id = state["runId"]
+    doc = httpx.get(f"{url}/api/runs/{run_id}").json()
+    run = doc["run"]
+    assert run["run_id"] == run_id and run["source"] == "browser" and run["status"] == "complete"
+    assert run["preset"] == "custom" and run["label"] == "e2e tiny"
+    assert run["space"]["topk"]["shapes"] == [[2, 1024, 8], [2, 2048, 32]]
+    assert len(run["measurements"]) == len(results)
+    assert run["limits"]["maxComputeInvocationsPerWorkgroup"] >= 128
+    listed = httpx.get(f"{url}/api/runs").json()
+    assert any(r["run_id"] == run_id for r in listed)
+    page.wait_for_selector(f"#runs td.links a[href*='{run_id}']")
+
+    dbs = server_dbs(live_server, request, tmp_path_factory)
+    assert dbs, "could not find the server's SQLite file"
+    assert any(rows_with_run_id(db, run_id) for db in dbs if db.exists()), f"run {run_id} not in {dbs}"
+
+    with page.expect_download() as info:
+        page.click("#download")
+    download = info.value
+    assert download.suggested_filename == "wgpu_heuristics.rs"
+    href = page.get_attribute("#download", "href")
+    r = httpx.get(url + href if href.startswith("/") else href)
+    assert r.status_code == 200
+    assert 'filename="wgpu_heuristics.rs"' in r.headers["content-disposition"]
+    rs = tmp_path / "wgpu_heuristics.rs"
+    download.save_as(str(rs))
+    assert rs.read_bytes() == r.content
+    st_href = page.get_attribute("#download-stcore", "href")
+    assert "flavour=st-core" in st_href
+    r2 = httpx.get(url + st_href)
+    assert r2.status_code == 200 and 'filename="wgpu_heuristics.rs"' in r2.headers["content-disposition"]
+
+    if shutil.which("rustc") is None:
+        pytest.skip("rustc is not installed: the downloaded file was not compiled")
+    lib = subprocess.run(["rustc", "--edition", "2021", "--crate-type", "lib", str(rs), "--out-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert lib.returncode == 0, lib.stderr
+    exe = tmp_path / "heuristics_tests"
+    build = subprocess.run(["rustc", "--edition", "2021", "--test", str(rs), "-o", str(exe)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    tests = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+
+
+def test_quick_preset_finishes_within_a_minute_on_swiftshader(page, live_server, tmp_path):
+    url = base_url(live_server)
+    open_tuner(page, url)
+    page.select_option("#preset", "quick")
+    elapsed = run_and_wait(page)
+    state = page.evaluate("window.__tuner")
+    screenshot(page, tmp_path, "tuner-quick.png")
+    print(f"\nquick preset: {len(state['results'])} configurations in {elapsed:.1f} s "
+          f"(page: {state.get('durationS', 0):.1f} s) in headless Chromium")
+    assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
+    bad = [(m.get("rows"), m.get("case"), m["params"], m["error"]) for m in state["results"] if not m["ok"]]
+    assert not bad, bad
+    run = httpx.get(f"{url}/api/runs/{state['runId']}").json()["run"]
+    assert run["preset"] == "quick" and run["status"] == "complete"
+    assert elapsed < 60, f"quick preset took {elapsed:.1f} s in headless Chromium (target: under 60 s)"
+
+
+def test_without_webgpu_the_page_explains_and_disables_run(pw, live_server, tmp_path):
+    url = base_url(live_server)
+    b = launch(pw, webgpu=False)
+    try:
+        ctx = b.new_context(viewport={"width": 1400, "height": 900})
+        # --disable-webgpu alone may still leave navigator.gpu defined; remove it before the page runs
+        ctx.add_init_script("delete Navigator.prototype.gpu;")
+        pg = ctx.new_page()
+        pg.goto(url + "/")
+        pg.wait_for_selector("#adapter-card[data-ready=missing]", timeout=30_000)
+        assert pg.is_visible("#webgpu-missing")
+        text = pg.text_content("#webgpu-missing")
+        assert "--enable-unsafe-webgpu" in text and "113" in text
+        assert "navigator.gpu" in pg.text_content("#webgpu-missing-reason")
+        assert pg.is_disabled("#run")
+        assert pg.get_attribute("body", "data-state") == "error"
+        screenshot(pg, tmp_path, "tuner-no-webgpu.png")
+    finally:
+        b.close()
