@@ -1,0 +1,154 @@
+"""The FastAPI application: `create_app(settings)` builds a fresh app (tests make one per temporary database)."""
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from spiraltorch.paths import SHADERS, STATIC
+
+from . import __version__
+from .routes import native, pages, runs
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger("spiraltorch_tuner")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+
+
+class Guard:
+    """ASGI middleware: security headers on every response, the body size limit (413), and the API token on
+    write and native endpoints when one is configured (401)."""
+
+    def __init__(self, app, settings: Settings):
+        self.app, self.settings = app, settings
+
+    def _needs_token(self, method: str, path: str) -> bool:
+        return bool(self.settings.token) and (method not in ("GET", "HEAD", "OPTIONS") or
+                                              path.startswith("/api/native") or path.endswith("/compare"))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in SECURITY_HEADERS if k not in names]
+            await send(message)
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        limit = self.settings.max_body_bytes
+        if self._needs_token(scope["method"], scope["path"]):
+            got = headers.get("authorization", "")
+            want = f"Bearer {self.settings.token}"
+            if not hmac.compare_digest(got.encode(), want.encode()):
+                return await _reply(send_with_headers, 401, "this endpoint needs the API token: send the header "
+                                    "'Authorization: Bearer <token>' (the server's SPIRALTORCH_TOKEN)")
+        try:
+            length = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            return await _reply(send_with_headers, 400, "invalid Content-Length header")
+        if length > limit:
+            return await _reply(send_with_headers, 413, f"request body of {length} bytes is over this server's "
+                                f"limit of {limit} bytes (max_body_bytes)")
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge()
+            return message
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except BodyTooLarge:
+            await _reply(send_with_headers, 413, f"request body is over this server's limit of {limit} bytes "
+                                                 "(max_body_bytes)")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _reply(send, status: int, detail: str):
+    resp = JSONResponse({"detail": detail}, status_code=status)
+    await send({"type": "http.response.start", "status": status, "headers": resp.raw_headers})
+    await send({"type": "http.response.body", "body": resp.body})
+
+
+def _readable(errors) -> str:
+    parts = []
+    for e in errors[:20]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
+    return "; ".join(parts) + more
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    app = FastAPI(title="SpiralTorch Tuner", version=__version__,
+                  description="Tune WGSL TopK and where_nd kernels in the browser's WebGPU; run them natively; "
+                              "generate wgpu_heuristics.rs.")
+    app.state.settings = settings
+    app.state.store = Store(settings.db_path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse({"detail": f"body is not valid JSON: {_readable(errors)}"}, status_code=400)
+        return JSONResponse({"detail": _readable(errors), "errors": _jsonable_errors(errors)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such path: {request.url.path}"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server log has details"},
+                            status_code=500)
+
+    app.include_router(pages.router)
+    app.include_router(runs.router)
+    app.include_router(native.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.mount("/shaders", StaticFiles(directory=str(SHADERS)), name="shaders")
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(Guard, settings=settings)
+    return app
+
+
+def _jsonable_errors(errors):
+    out = []
+    for e in errors[:50]:
+        out.append({"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+                    "type": str(e.get("type", ""))})
+    return out
+
+
+import mimetypes  # noqa: E402  (StaticFiles guesses types from this table)
+
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/plain", ".wgsl")
+mimetypes.add_type("image/svg+xml", ".svg")

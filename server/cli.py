@@ -1,0 +1,130 @@
+"""spiraltorch-tuner: serve the tuner, tune natively, list runs, write wgpu_heuristics.rs, print quality reports."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .settings import Settings
+
+
+def _store(args):
+    from .store import Store
+    return Store(Settings.from_env(db_path=args.db).db_path)
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from .app import create_app
+    s = Settings.from_env(host=args.host, port=args.port, db_path=args.db, token=args.token)
+    if not s.loopback and not s.token:
+        print(f"refusing to bind {s.host}: a non-loopback address needs an API token "
+              "(--token or SPIRALTORCH_TOKEN)", file=sys.stderr)
+        return 2
+    print(f"SpiralTorch Tuner on http://{s.host}:{s.port}/  (database {s.db_path})", file=sys.stderr)
+    uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from spiraltorch.tuner import tune
+
+    def progress(i, n, m):
+        status = "ok" if m["ok"] else f"FAILED {m['error']}"
+        t = f"{m['median_ms']:.4g} ms" if m.get("median_ms") else ""
+        print(f"[{i}/{n}] {m['kernel']} {m.get('rows', '')}x{m.get('cols', '')} k={m.get('k', '')} "
+              f"{m.get('case', '')} {json.dumps(m['params'])} {t} {status}", file=sys.stderr)
+    spec = json.loads(open(args.space).read()) if args.space else None
+    doc = tune(args.device, args.preset, spec, label=args.label or "", progress=progress)
+    created, _ = _store(args).put_run(doc)
+    print(doc["run_id"])
+    return _heuristics_and_report(args, doc["run_id"])
+
+
+def _heuristics_and_report(args, run_id) -> int:
+    from .report import format_report, report
+    from .rustgen import generate
+    rec = _store(args).get_run(run_id)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(generate(rec["run"], args.flavour, run_id=run_id, created_at=rec["created_at"]))
+        print(f"wrote {args.output} ({args.flavour} flavour) from run {run_id}", file=sys.stderr)
+    print(format_report(report(rec["run"])), file=sys.stderr)
+    return 0
+
+
+def cmd_heuristics(args) -> int:
+    from .rustgen import generate
+    store = _store(args)
+    run_id = store.latest_run_id() if args.run == "latest" else args.run
+    if args.run and run_id is None:
+        print("no run stored yet", file=sys.stderr)
+        return 1
+    if run_id is None:
+        text = generate(None, args.flavour)
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote the stub to {args.output}", file=sys.stderr)
+        return 0
+    if store.get_run(run_id) is None:
+        print(f"no run {run_id!r}", file=sys.stderr)
+        return 1
+    return _heuristics_and_report(args, run_id)
+
+
+def cmd_runs(args) -> int:
+    for r in _store(args).list_runs(args.limit):
+        a = r["adapter"]
+        print(f"{r['run_id']}  {r['created_at']}  {r['source']:<7} {r['status']:<9} {r['n_ok']}/{r['n_measurements']}"
+              f"  {a.get('vendor', '')} {a.get('architecture', '')} {a.get('description', '')}  {r['label'] or ''}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import format_report, report
+    store = _store(args)
+    run_id = store.latest_run_id() if args.run == "latest" else args.run
+    rec = store.get_run(run_id) if run_id else None
+    if rec is None:
+        print(f"no run {args.run!r}", file=sys.stderr)
+        return 1
+    r = report(rec["run"])
+    print(json.dumps(r, indent=2) if args.json else format_report(r))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="spiraltorch-tuner", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="serve the tuner page and the API")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--db", help="SQLite file (default spiraltorch-tuner.sqlite3)")
+    s.add_argument("--token", help="API token for write/native endpoints (required off loopback)")
+    s.set_defaults(fn=cmd_serve)
+    t = sub.add_parser("tune", help="tune natively (wgpu-py, CUDA, ...) and store the run like a browser run")
+    t.add_argument("--device", default="wgpu", choices=["auto", "cuda", "mps", "wgpu", "cpu"])
+    t.add_argument("--preset", default="quick", help="a preset of shaders/space.json (quick, full)")
+    t.add_argument("--space", help="a JSON file with a custom space (the shape of a preset)")
+    t.add_argument("--label")
+    t.set_defaults(fn=cmd_tune)
+    for name, fn, hlp in (("heuristics", cmd_heuristics, "write wgpu_heuristics.rs from a stored run"),):
+        h = sub.add_parser(name, help=hlp)
+        h.add_argument("--run", help="a run id or 'latest'; none: the stub")
+        h.set_defaults(fn=fn)
+    for sp in (t, sub.choices["heuristics"]):
+        sp.add_argument("--db")
+        sp.add_argument("--flavour", default="standalone", choices=["standalone", "st-core"])
+        sp.add_argument("-o", "--output", default="wgpu_heuristics.rs" if sp is not t else None)
+    r = sub.add_parser("runs", help="list stored runs")
+    r.add_argument("--db")
+    r.add_argument("--limit", type=int, default=50)
+    r.set_defaults(fn=cmd_runs)
+    q = sub.add_parser("report", help="quality of the picks of a run (regret, st-core baseline)")
+    q.add_argument("--db")
+    q.add_argument("--run", default="latest")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=cmd_report)
+    args = p.parse_args(argv)
+    return args.fn(args)

@@ -1,0 +1,132 @@
+"""The selection rule of wgpu_heuristics.rs, in Python: the same tables and the same arithmetic as the generated Rust,
+so the report, the tests and the file agree.
+
+TopK. Only correct measurements (ok, with a time) count. Each measured shape (rows, cols, k) keeps two winners: the
+fastest configuration overall and the fastest with sg = false. A query (rows, cols, k, subgroups) takes the measured
+shape itself if it was measured, else the nearest by d = 4|lg cols - lg cols'| + 2|lg k - lg k'| + |lg rows -
+lg rows'| with lg x = bit length of x (Rust: u32::BITS - x.leading_zeros()); ties go to the earlier shape in
+(rows, cols, k) order. Without subgroups only shapes with an sg = false winner are eligible. The winner is then made
+legal for the query: a 2CE choice needs k <= ch < cols, else ch becomes the smallest power of two >= max(1024, k)
+below cols, or the choice falls back to 1CE with ch = 0.
+
+where_nd. Measurements are grouped by (contiguous = the "contiguous" case, else strided; numel; ndim); a group's
+winner is the configuration with the least mean log-time over the group's cases among those measured in all of
+them. A query takes the nearest group of its contiguity (any group if none) by d = 2|lg numel - lg numel'| +
+|ndim - ndim'|; ties go to the earlier group.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+TOPK_KEYS = ("use_2ce", "wg", "kl", "ch", "sg")
+WHERE_KEYS = ("path", "wg", "vpt")
+
+
+def lg(x: int) -> int:
+    return int(x).bit_length()
+
+
+def _ok(m) -> bool:
+    return bool(m.get("ok")) and m.get("median_ms") is not None
+
+
+def _cfg(params: dict, keys) -> tuple:
+    return tuple(params[k] for k in keys)
+
+
+@dataclass(frozen=True)
+class TopKEntry:
+    rows: int
+    cols: int
+    k: int
+    any: tuple            # (use_2ce, wg, kl, ch, sg) of the fastest configuration
+    no_sg: tuple | None   # the fastest with sg = false, if one was measured
+    any_ms: float
+    no_sg_ms: float | None
+
+
+def topk_table(measurements, exclude=None) -> list[TopKEntry]:
+    shapes: dict = {}
+    for m in measurements:
+        if m.get("kernel") != "topk" or not _ok(m):
+            continue
+        key = (m["rows"], m["cols"], m["k"])
+        if key == exclude:
+            continue
+        shapes.setdefault(key, []).append((m["median_ms"], _cfg(m["params"], TOPK_KEYS)))
+    out = []
+    for key in sorted(shapes):
+        runs = sorted(shapes[key])                         # by time, then configuration: deterministic
+        nosg = [r for r in runs if not r[1][4]]
+        out.append(TopKEntry(*key, any=runs[0][1], no_sg=nosg[0][1] if nosg else None, any_ms=runs[0][0],
+                             no_sg_ms=nosg[0][0] if nosg else None))
+    return out
+
+
+def legalize(c: tuple, cols: int, k: int) -> tuple:
+    use_2ce, wg, kl, ch, sg = c
+    if not use_2ce:
+        return (False, wg, kl, 0, sg)
+    if k <= ch < cols:
+        return c
+    ch = 1 << (max(1024, k) - 1).bit_length()     # next power of two >= max(1024, k)
+    if ch < cols:
+        return (True, wg, kl, ch, sg)
+    return (False, wg, kl, 0, sg)
+
+
+def choose_topk(table: list[TopKEntry], rows: int, cols: int, k: int, subgroups: bool) -> tuple | None:
+    best, best_d = None, None
+    for e in table:
+        if not subgroups and e.no_sg is None:
+            continue
+        if (e.rows, e.cols, e.k) == (rows, cols, k):
+            best = e
+            break
+        d = 4 * abs(lg(cols) - lg(e.cols)) + 2 * abs(lg(k) - lg(e.k)) + abs(lg(rows) - lg(e.rows))
+        if best_d is None or d < best_d:
+            best, best_d = e, d
+    if best is None:
+        return None
+    return legalize(best.any if subgroups else best.no_sg, cols, k)
+
+
+@dataclass(frozen=True)
+class WhereEntry:
+    contiguous: bool
+    numel: int
+    ndim: int
+    choice: tuple        # (path, wg, vpt)
+    ms: float
+
+
+def where_table(measurements) -> list[WhereEntry]:
+    groups: dict = {}
+    for m in measurements:
+        if m.get("kernel") != "where_nd" or not _ok(m):
+            continue
+        numel = math.prod(m["shape"])
+        key = (m["case"] == "contiguous", numel, len(m["shape"]))
+        g = groups.setdefault(key, {})
+        g.setdefault(_cfg(m["params"], WHERE_KEYS), {}).setdefault((m["case"], m.get("dtype")), []).append(
+            m["median_ms"])
+    out = []
+    for key in sorted(groups, key=lambda k: (not k[0], k[1], k[2])):
+        g = groups[key]
+        n = max(len(v) for v in g.values())
+        scored = sorted((sum(math.log(min(ts)) for ts in v.values()) / n, cfg, v) for cfg, v in g.items()
+                        if len(v) == n)
+        score, cfg, v = scored[0]
+        out.append(WhereEntry(key[0], key[1], key[2], cfg, math.exp(score)))
+    return out
+
+
+def choose_where(table: list[WhereEntry], numel: int, ndim: int, contiguous: bool) -> tuple | None:
+    pool = [e for e in table if e.contiguous == contiguous] or table
+    best, best_d = None, None
+    for e in pool:
+        d = 2 * abs(lg(numel) - lg(e.numel)) + abs(ndim - e.ndim)
+        if best_d is None or d < best_d:
+            best, best_d = e, d
+    return best.choice if best else None

@@ -1,0 +1,106 @@
+"""The API's contract: pydantic models of a run document (POST /api/runs) and its measurements."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Text = Annotated[str, Field(max_length=4096)]
+Ms = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Dim = Annotated[int, Field(ge=1, le=1 << 31)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Adapter(Strict):
+    vendor: Text = ""
+    architecture: Text = ""
+    device: Text = ""
+    description: Text = ""
+    backend: Text = ""
+
+
+class TopKParams(Strict):
+    use_2ce: bool
+    wg: Annotated[int, Field(ge=1, le=4096)]
+    kl: Annotated[int, Field(ge=1, le=1024)]
+    ch: Annotated[int, Field(ge=0, le=1 << 31)]
+    sg: bool = False
+
+
+class WhereParams(Strict):
+    path: Literal["direct", "segmented"]
+    wg: Annotated[int, Field(ge=1, le=4096)]
+    vpt: Annotated[int, Field(ge=1, le=1024)]
+
+
+class Timed(Strict):
+    ok: bool
+    error: Text | None = None
+    timer: Literal["timestamp", "wall", "cuda-event"] | None = None
+    median_ms: Ms | None = None
+    min_ms: Ms | None = None
+    spread: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    samples_ms: Annotated[list[Ms], Field(max_length=10_000)] = []
+    chains: Annotated[int, Field(ge=1, le=1 << 20)] | None = None     # dispatch chains per timestamp pair
+    kernel_ms: Ms | None = None
+    checksum: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _ok_has_time(self):
+        if self.ok and self.median_ms is None:
+            raise ValueError("a measurement with ok=true needs median_ms")
+        return self
+
+
+class TopKMeasurement(Timed):
+    kernel: Literal["topk"]
+    rows: Dim
+    cols: Dim
+    k: Dim
+    params: TopKParams
+
+    @model_validator(mode="after")
+    def _k_le_cols(self):
+        if self.k > self.cols:
+            raise ValueError(f"k must be <= cols (k={self.k}, cols={self.cols})")
+        return self
+
+
+class WhereMeasurement(Timed):
+    kernel: Literal["where_nd"]
+    case: Literal["contiguous", "neg_stride", "broadcast"]
+    shape: Annotated[list[Dim], Field(min_length=1, max_length=6)]
+    dtype: Literal["float32", "int32"] = "float32"
+    params: WhereParams
+
+
+Measurement = Annotated[Union[TopKMeasurement, WhereMeasurement], Field(discriminator="kernel")]
+
+
+class Run(Strict):
+    run_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+    label: Text = ""
+    source: Literal["browser", "native"] = "browser"
+    adapter: Adapter = Adapter()
+    features: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=256)] = []
+    subgroup_sizes: Annotated[list[Annotated[int, Field(ge=0, le=1 << 16)]], Field(max_length=2)] = []
+    limits: Annotated[dict[Annotated[str, Field(max_length=128)], float], Field(max_length=256)] = {}
+    user_agent: Text = ""
+    preset: Annotated[str, Field(max_length=64)] = "custom"
+    space: dict = {}
+    timer: Literal["timestamp", "wall", "cuda-event", "mixed"] = "wall"
+    started_at: Annotated[str, Field(max_length=64)] = ""
+    finished_at: Annotated[str, Field(max_length=64)] = ""
+    duration_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    status: Literal["complete", "cancelled", "failed"] = "complete"
+    measurements: list[Measurement]
+
+
+class RunCreated(BaseModel):
+    run_id: str
+    url: str
+    heuristics_url: str
+    created: bool

@@ -1,0 +1,77 @@
+"""How good the generated picks are, on a run's own measurements: per shape the best time, our pick's, the fixed
+default's and st-core's fallback rule's; and leave-one-shape-out regret (the rule fitted without a shape, judged on
+it), so the quality on shapes nobody measured is visible."""
+from __future__ import annotations
+
+import math
+
+from spiraltorch.shaders import space
+from spiraltorch.space import stcore_fallback
+
+from .heuristics import TOPK_KEYS, choose_topk, topk_table
+
+
+def _geo(xs):
+    xs = [x for x in xs if x]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def report(doc: dict) -> dict:
+    ms = doc.get("measurements", [])
+    sg = "subgroups" in doc.get("features", [])
+    times: dict = {}
+    for m in ms:
+        if m.get("kernel") == "topk" and m.get("ok") and m.get("median_ms") is not None:
+            times.setdefault((m["rows"], m["cols"], m["k"]), {})[tuple(m["params"][k] for k in TOPK_KEYS)] = \
+                m["median_ms"]
+    table = topk_table(ms)
+    default = tuple(space()["topk"]["default"][k] for k in TOPK_KEYS)
+    rows = []
+    for e in table:
+        key = (e.rows, e.cols, e.k)
+        t = times[key]
+        best = min(t.values())
+        pick = choose_topk(table, *key, sg)
+        loo = choose_topk(topk_table(ms, exclude=key), *key, sg)
+        base = tuple(stcore_fallback(*key, sg)[k] for k in TOPK_KEYS)
+        row = {"shape": f"{e.rows}x{e.cols} k={e.k}", "rows": e.rows, "cols": e.cols, "k": e.k,
+               "configs": len(t), "best_ms": best, "best": dict(zip(TOPK_KEYS, min(t, key=t.get))),
+               "pick_ms": t.get(pick), "heldout_pick": dict(zip(TOPK_KEYS, loo)) if loo else None,
+               "heldout_ms": t.get(loo), "default_ms": t.get(default), "stcore_ms": t.get(base),
+               "stcore": dict(zip(TOPK_KEYS, base))}
+        for name in ("pick", "heldout", "default", "stcore"):
+            v = row[f"{name}_ms"]
+            row[f"{name}_regret"] = v / best if v else None
+        row["regret"] = row["heldout_regret"]
+        row["speedup_vs_stcore"] = row["stcore_ms"] / best if row["stcore_ms"] else None
+        rows.append(row)
+
+    def summary(col):
+        vals = [r[col] for r in rows if r[col]]
+        return {"geomean": _geo(vals), "worst": max(vals) if vals else None, "n": len(vals)}
+    return {
+        "run_id": doc.get("run_id"), "subgroups": sg, "shapes": rows,
+        "regret": {"tuned_measured": summary("pick_regret"), "tuned_heldout": summary("heldout_regret"),
+                   "fixed_default": summary("default_regret"), "stcore_fallback": summary("stcore_regret")},
+        "speedup_vs_stcore": _geo([r["stcore_ms"] / r["pick_ms"] for r in rows if r["stcore_ms"] and r["pick_ms"]]),
+        "doc": "regret = time of the chosen configuration / fastest measured time on that shape (1.0 is perfect). "
+               "tuned_heldout: the rule fitted without that shape (leave-one-shape-out). fixed_default: "
+               "space.json topk.default for every shape. stcore_fallback: st-core's built-in rule. A shape whose "
+               "chosen configuration was not measured is left out of that column.",
+    }
+
+
+def format_report(r: dict) -> str:
+    """The report as a plain-text table (the CLI prints it)."""
+    def f(v, fmt="{:.3f}"):
+        return "-" if v is None else fmt.format(v)
+    out = [f"{'shape':<22} {'configs':>7} {'best ms':>9} {'pick ms':>9} {'held-out':>9} {'default':>9} "
+           f"{'st-core':>9}"]
+    for s in r["shapes"]:
+        out.append(f"{s['shape']:<22} {s['configs']:>7} {f(s['best_ms'], '{:.4g}'):>9} {f(s['pick_regret']):>9} "
+                   f"{f(s['heldout_regret']):>9} {f(s['default_regret']):>9} {f(s['stcore_regret']):>9}")
+    out.append("(columns after 'best ms': regret = time / best time)")
+    for name, v in r["regret"].items():
+        out.append(f"regret {name:<16} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} shapes")
+    out.append(f"tuned picks vs st-core fallback: {f(r['speedup_vs_stcore'], '{:.2f}')}x faster (geomean)")
+    return "\n".join(out)

@@ -1,0 +1,130 @@
+"""SQLite storage of runs: WAL mode, one transaction per run, idempotent on the client's run id."""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import sqlite3
+import threading
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+create table if not exists schema_version (version integer not null);
+create table if not exists runs (
+    run_id text primary key,
+    created_at text not null,
+    label text, source text, status text, preset text,
+    adapter_json text not null, features_json text not null,
+    n_measurements integer not null, n_ok integer not null, duration_s real,
+    body_sha256 text not null,
+    doc_json text not null
+);
+create table if not exists measurements (
+    run_id text not null references runs(run_id),
+    seq integer not null,
+    kernel text not null,
+    rows integer, cols integer, k integer,
+    case_name text, shape_json text, dtype text,
+    params_json text not null,
+    ok integer not null, error text, timer text,
+    median_ms real, min_ms real, spread real,
+    primary key (run_id, seq)
+);
+create index if not exists runs_created on runs(created_at);
+"""
+
+
+class Conflict(Exception):
+    """A run id that is already stored with a different body."""
+
+
+def canonical(doc: dict) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+class Store:
+    def __init__(self, path: str):
+        self.path = str(path)
+        self._local = threading.local()
+        self._write = threading.Lock()
+        con = self._con()
+        with self._write:
+            con.executescript(SCHEMA)
+            if con.execute("select count(*) from schema_version").fetchone()[0] == 0:
+                con.execute("insert into schema_version values (?)", (SCHEMA_VERSION,))
+            con.commit()
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            con.execute("pragma journal_mode=wal")
+            con.execute("pragma synchronous=full")
+            con.execute("pragma foreign_keys=on")
+            self._local.con = con
+        return con
+
+    def put_run(self, doc: dict) -> tuple[bool, dict]:
+        """Store a run in one transaction. Returns (created, summary); the same id and body again is not an error
+        (created False); the same id with another body raises Conflict."""
+        body = canonical(doc)
+        sha = hashlib.sha256(body).hexdigest()
+        ms = doc.get("measurements", [])
+        con = self._con()
+        with self._write:
+            row = con.execute("select body_sha256 from runs where run_id = ?", (doc["run_id"],)).fetchone()
+            if row:
+                if row[0] != sha:
+                    raise Conflict(doc["run_id"])
+                return False, self.summary(doc["run_id"])
+            now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            con.execute("begin immediate")
+            try:
+                con.execute(
+                    "insert into runs values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (doc["run_id"], now, doc.get("label", ""), doc.get("source"), doc.get("status"),
+                     doc.get("preset"), json.dumps(doc.get("adapter", {})), json.dumps(doc.get("features", [])),
+                     len(ms), sum(1 for m in ms if m.get("ok")), doc.get("duration_s"), sha, body.decode()))
+                con.executemany(
+                    "insert into measurements values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [(doc["run_id"], i, m["kernel"], m.get("rows"), m.get("cols"), m.get("k"), m.get("case"),
+                      json.dumps(m.get("shape")) if m.get("shape") is not None else None, m.get("dtype"),
+                      json.dumps(m.get("params", {}), sort_keys=True), int(bool(m.get("ok"))), m.get("error"),
+                      m.get("timer"), m.get("median_ms"), m.get("min_ms"), m.get("spread"))
+                     for i, m in enumerate(ms)])
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+        return True, self.summary(doc["run_id"])
+
+    _COLS = "run_id, created_at, label, source, status, preset, adapter_json, n_measurements, n_ok, duration_s"
+
+    @staticmethod
+    def _summary(row) -> dict:
+        (run_id, created_at, label, source, status, preset, adapter, n, n_ok, dur) = row
+        return {"run_id": run_id, "created_at": created_at, "label": label, "source": source, "status": status,
+                "preset": preset, "adapter": json.loads(adapter), "n_measurements": n, "n_ok": n_ok,
+                "duration_s": dur}
+
+    def summary(self, run_id: str) -> dict | None:
+        row = self._con().execute(f"select {self._COLS} from runs where run_id = ?", (run_id,)).fetchone()
+        return self._summary(row) if row else None
+
+    def list_runs(self, limit: int = 100, offset: int = 0) -> list[dict]:
+        rows = self._con().execute(f"select {self._COLS} from runs order by created_at desc, rowid desc "
+                                   "limit ? offset ?", (limit, offset)).fetchall()
+        return [self._summary(r) for r in rows]
+
+    def get_run(self, run_id: str) -> dict | None:
+        row = self._con().execute("select created_at, doc_json from runs where run_id = ?", (run_id,)).fetchone()
+        if not row:
+            return None
+        return {"run_id": run_id, "created_at": row[0], "run": json.loads(row[1])}
+
+    def latest_run_id(self) -> str | None:
+        row = self._con().execute("select run_id from runs order by created_at desc, rowid desc limit 1").fetchone()
+        return row[0] if row else None
+
+    def count(self) -> int:
+        return self._con().execute("select count(*) from runs").fetchone()[0]

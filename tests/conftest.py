@@ -1,0 +1,109 @@
+"""Shared fixtures: a real server on a free loopback port with a temporary SQLite file, and run documents.
+
+- `live_server` (session): a uvicorn server in a background thread; attributes `url`, `db_path`, `app`.
+- `make_app(tmp_path, **settings)`: a fresh app for fastapi.testclient.TestClient on its own database.
+- `sample_run(**overrides)`: a valid run document with TopK and where_nd measurements.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg-"))
+
+from spiraltorch_tuner.app import create_app  # noqa: E402
+from spiraltorch_tuner.settings import Settings  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    db_path: str
+    app: object
+    server: object = None
+    thread: object = None
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def start_server(db_path, **settings) -> LiveServer:
+    port = free_port()
+    app = create_app(Settings(host="127.0.0.1", port=port, db_path=str(db_path), **settings))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    return LiveServer(f"http://127.0.0.1:{port}", str(db_path), app, server, thread)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    s = start_server(tmp_path_factory.mktemp("live") / "tuner.sqlite3")
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def make_app():
+    def make(tmp_path, **settings):
+        return create_app(Settings(db_path=str(tmp_path / f"{uuid.uuid4().hex[:8]}.sqlite3"), **settings))
+    return make
+
+
+def _topk(rows, cols, k, ms, use_2ce=False, wg=128, kl=4, ch=0, sg=False, ok=True):
+    return {"kernel": "topk", "rows": rows, "cols": cols, "k": k,
+            "params": {"use_2ce": use_2ce, "wg": wg, "kl": kl, "ch": ch, "sg": sg},
+            "ok": ok, "error": None if ok else "wrong result: 3 of 64 indices differ", "timer": "timestamp",
+            "median_ms": ms if ok else None, "min_ms": ms * 0.9 if ok else None, "spread": 0.1 if ok else None,
+            "samples_ms": [ms * 0.9, ms, ms * 1.1] if ok else []}
+
+
+def _where(case, shape, ms, path="direct", wg=128, vpt=1):
+    return {"kernel": "where_nd", "case": case, "shape": shape, "dtype": "float32",
+            "params": {"path": path, "wg": wg, "vpt": vpt}, "ok": True, "error": None, "timer": "wall",
+            "median_ms": ms, "min_ms": ms * 0.9, "spread": 0.2, "samples_ms": [ms]}
+
+
+@pytest.fixture()
+def sample_run():
+    def make(**overrides):
+        ms = [
+            _topk(4, 1024, 8, 0.9), _topk(4, 1024, 8, 0.5, wg=64, sg=True), _topk(4, 1024, 8, 0.7, wg=64),
+            _topk(4, 1024, 8, 1.2, wg=128, kl=8),
+            _topk(4, 4096, 64, 2.0), _topk(4, 4096, 64, 1.5, use_2ce=True, ch=1024), _topk(4, 4096, 64, 1.0,
+                                                                                            ok=False),
+            _topk(2, 16384, 256, 3.0), _topk(2, 16384, 256, 2.5, use_2ce=True, ch=4096, sg=True),
+            _topk(2, 16384, 256, 2.7, use_2ce=True, ch=4096),
+            _where("contiguous", [4, 64, 256], 3.0), _where("contiguous", [4, 64, 256], 4.0, path="segmented"),
+            _where("neg_stride", [4, 64, 256], 3.5), _where("neg_stride", [4, 64, 256], 5.0, path="segmented"),
+        ]
+        doc = {"run_id": uuid.uuid4().hex, "label": "sample", "source": "browser",
+               "adapter": {"vendor": "google", "architecture": "swiftshader", "device": "", "description": ""},
+               "features": ["timestamp-query", "subgroups"], "subgroup_sizes": [4, 4],
+               "limits": {"maxComputeInvocationsPerWorkgroup": 256}, "user_agent": "pytest", "preset": "custom",
+               "space": {"seed": 1, "repeats": 3, "warmups": 1}, "timer": "timestamp",
+               "started_at": "2026-11-25T00:00:00Z", "finished_at": "2026-11-25T00:00:10Z", "duration_s": 10.0,
+               "status": "complete", "measurements": ms}
+        doc.update(overrides)
+        return doc
+    return make
