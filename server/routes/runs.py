@@ -34,7 +34,7 @@ async def post_run(request: Request, run: Run):
     limit = request.app.state.settings.max_measurements
     if len(run.measurements) > limit:
         raise HTTPException(413, f"a run may hold at most {limit} measurements; this one has {len(run.measurements)}")
-    doc = run.model_dump(mode="json", exclude_none=False)
+    doc = run.model_dump(mode="json", exclude_unset=True)  # what was posted, as posted
     try:
         created, _ = await run_in_threadpool(_store(request).put_run, doc)
     except Conflict:

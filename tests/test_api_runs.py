@@ -1,0 +1,174 @@
+"""The runs API against real apps on temporary SQLite files: storing, idempotency, validation, limits, security."""
+import json
+import sqlite3
+
+import pytest
+from fastapi.testclient import TestClient
+
+from spiraltorch_tuner.app import create_app
+from spiraltorch_tuner.settings import Settings
+
+
+@pytest.fixture()
+def client(make_app, tmp_path):
+    with TestClient(make_app(tmp_path, max_body_bytes=2 << 20, max_measurements=1000)) as c:
+        yield c
+
+
+def test_post_is_201_then_200_for_the_same_body_and_409_for_another(client, sample_run):
+    doc = sample_run()
+    r = client.post("/api/runs", json=doc)
+    assert r.status_code == 201, r.text
+    assert r.json()["run_id"] == doc["run_id"] and r.json()["created"] is True
+    again = client.post("/api/runs", json=doc)
+    assert again.status_code == 200 and again.json()["created"] is False
+    other = dict(doc, label="changed")
+    r = client.post("/api/runs", json=other)
+    assert r.status_code == 409 and doc["run_id"] in r.json()["detail"]
+
+
+def test_runs_read_back_in_full_and_listed_newest_first(client, sample_run):
+    a, b = sample_run(label="first"), sample_run(label="second")
+    for d in (a, b):
+        assert client.post("/api/runs", json=d).status_code == 201
+    got = client.get(f"/api/runs/{a['run_id']}").json()
+    assert got["run"]["measurements"] == a["measurements"]
+    listed = client.get("/api/runs").json()
+    assert [r["label"] for r in listed[:2]] == ["second", "first"]
+    assert listed[0]["n_measurements"] == len(b["measurements"])
+    assert listed[0]["n_ok"] == sum(m["ok"] for m in b["measurements"])
+
+
+def test_runs_survive_a_restart(tmp_path, sample_run):
+    db = tmp_path / "keep.sqlite3"
+    doc = sample_run()
+    with TestClient(create_app(Settings(db_path=str(db)))) as c:
+        assert c.post("/api/runs", json=doc).status_code == 201
+    with TestClient(create_app(Settings(db_path=str(db)))) as c:
+        assert c.get(f"/api/runs/{doc['run_id']}").json()["run"]["label"] == doc["label"]
+    con = sqlite3.connect(db)
+    assert con.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert con.execute("select count(*) from measurements where run_id = ?", (doc["run_id"],)).fetchone()[0] == \
+        len(doc["measurements"])
+
+
+def test_unknown_run_is_404_with_message(client):
+    for path in ("/api/runs/doesnotexist", "/api/runs/doesnotexist/heuristics.rs", "/api/runs/doesnotexist/report"):
+        r = client.get(path)
+        assert r.status_code == 404 and "doesnotexist" in r.json()["detail"]
+
+
+def bad(doc_fn):
+    return doc_fn
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (lambda d: d.pop("measurements"), "measurements"),
+    (lambda d: d.update(run_id="short"), "run_id"),
+    (lambda d: d.update(run_id="has spaces in it"), "run_id"),
+    (lambda d: d.update(extra_field=1), "extra_field"),
+    (lambda d: d["measurements"][0].update(k=0), "k"),
+    (lambda d: d["measurements"][0].update(k=5000), "k must be <= cols"),
+    (lambda d: d["measurements"][0].update(rows=-1), "rows"),
+    (lambda d: d["measurements"][0].update(cols="many"), "cols"),
+    (lambda d: d["measurements"][0].update(kernel="matmul"), "kernel"),
+    (lambda d: d["measurements"][0].update(median_ms=-1.0), "median_ms"),
+    (lambda d: d["measurements"][0]["params"].update(wg="big"), "wg"),
+    (lambda d: d["adapter"].update(vendor="x" * 5000), "vendor"),
+    (lambda d: d.update(status="exploded"), "status"),
+])
+def test_invalid_runs_are_422_naming_the_field(client, sample_run, mutate, field):
+    doc = sample_run()
+    mutate(doc)
+    r = client.post("/api/runs", json=doc)
+    assert r.status_code == 422, r.text
+    assert field in r.json()["detail"]
+
+
+def test_malformed_json_is_400(client):
+    r = client.post("/api/runs", content=b'{"run_id": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "JSON" in r.json()["detail"]
+
+
+def test_too_many_measurements_and_too_large_bodies_are_413(client, sample_run):
+    doc = sample_run()
+    doc["measurements"] = doc["measurements"][:1] * 1001
+    r = client.post("/api/runs", json=doc)
+    assert r.status_code == 413 and "1000" in r.json()["detail"]
+    r = client.post("/api/runs", content=b"x" * (3 << 20), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and str(2 << 20) in r.json()["detail"]
+
+
+def test_hostile_text_is_stored_verbatim_and_shown_escaped(client, sample_run):
+    evil = '</script><script>alert(1)</script> */ " \n {{ 7*7 }} \u2028 \x01'
+    doc = sample_run(label=evil, user_agent=evil, adapter={"vendor": evil, "architecture": "a", "device": "",
+                                                           "description": evil})
+    assert client.post("/api/runs", json=doc).status_code == 201
+    assert client.get(f"/api/runs/{doc['run_id']}").json()["run"]["label"] == evil
+    page = client.get("/")
+    assert "<script>alert" not in page.text  # the page lists runs from JSON with textContent (browser test)
+    rust = client.get(f"/api/runs/{doc['run_id']}/heuristics.rs").text
+    assert "\n {{" not in rust and "\u2028" not in rust and "\x01" not in rust
+
+
+@pytest.mark.parametrize("path", ["/static/..%2fpyproject.toml", "/static/../pyproject.toml",
+                                  "/shaders/..%2f..%2fetc%2fpasswd", "/shaders/%2e%2e/pyproject.toml",
+                                  "/static//etc/passwd"])
+def test_path_traversal_is_404(client, path):
+    r = client.get(path)
+    assert r.status_code == 404
+    assert "[build-system]" not in r.text and "root:" not in r.text
+
+
+def test_static_and_shaders_are_served_with_types_and_security_headers(client):
+    r = client.get("/shaders/topk.wgsl")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain") and "override WG" in r.text
+    js = client.get("/static/app.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    page = client.get("/")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "<script>" not in page.text  # no inline script: every script is a module file
+    assert client.post("/static/app.js").status_code in (404, 405)
+
+
+def test_heuristics_downloads_are_attachments(client, sample_run):
+    doc = sample_run()
+    client.post("/api/runs", json=doc)
+    for url in (f"/api/runs/{doc['run_id']}/heuristics.rs", "/api/heuristics.rs", "/api/heuristics.rs?run=latest",
+                f"/api/runs/{doc['run_id']}/heuristics.rs?flavour=st-core"):
+        r = client.get(url)
+        assert r.status_code == 200, url
+        assert r.headers["content-disposition"] == 'attachment; filename="wgpu_heuristics.rs"'
+        assert r.headers["content-type"].startswith("text/x-rust")
+    assert "Stub" in client.get("/api/heuristics.rs").text
+    assert doc["run_id"] in client.get("/api/heuristics.rs?run=latest").text
+    r = client.get(f"/api/runs/{doc['run_id']}/heuristics.rs?flavour=cobol")
+    assert r.status_code == 422 and "st-core" in r.json()["detail"]
+
+
+def test_report_compares_picks_with_default_and_stcore(client, sample_run):
+    doc = sample_run()
+    client.post("/api/runs", json=doc)
+    rep = client.get(f"/api/runs/{doc['run_id']}/report").json()
+    shapes = {s["shape"]: s for s in rep["shapes"]}
+    assert shapes["4x1024 k=8"]["best_ms"] == 0.5 and shapes["4x1024 k=8"]["pick_regret"] == 1.0
+    assert shapes["4x4096 k=64"]["best_ms"] == 1.5  # the failed 1.0 ms configuration does not count
+    assert set(rep["regret"]) == {"tuned_measured", "tuned_heldout", "fixed_default", "stcore_fallback"}
+
+
+def test_token_guards_writes_and_native_but_not_reads(make_app, tmp_path, sample_run):
+    with TestClient(make_app(tmp_path, token="s3cret")) as c:
+        doc = sample_run()
+        assert c.post("/api/runs", json=doc).status_code == 401
+        assert c.post("/api/runs", json=doc, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.post("/api/runs", json=doc, headers={"Authorization": "Bearer s3cret"}).status_code == 201
+        assert c.post("/api/native/topk", json={"k": 1, "seed": 1, "shape": [1, 4]}).status_code == 401
+        assert c.get("/").status_code == 200 and c.get("/api/runs").status_code == 200
+
+
+def test_serve_refuses_a_public_address_without_token(capsys):
+    from spiraltorch_tuner.cli import main
+    assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert "token" in capsys.readouterr().err

@@ -1,0 +1,130 @@
+"""The generated wgpu_heuristics.rs compiled with the real rustc: warnings-free, its own tests pass, its picks equal
+the Python rule on a dense grid of shapes, and hostile posted strings neither break nor change it."""
+import shutil
+import subprocess
+
+import pytest
+
+from spiraltorch_tuner.heuristics import choose_topk, choose_where, topk_table, where_table
+from spiraltorch_tuner.rustgen import generate
+
+pytestmark = pytest.mark.skipif(shutil.which("rustc") is None, reason="rustc is not installed")
+
+EVIL = '*/ " \\ \n\r {{ x }} </script> \u2028\u2029\x85 \x00 \U0001F600 /* //'
+
+
+def rustc(tmp_path, src, *args, name="wgpu_heuristics.rs"):
+    path = tmp_path / name
+    path.write_text(src, encoding="utf-8")
+    r = subprocess.run(["rustc", "--edition", "2021", "-D", "warnings", *args, str(path)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def run_rust_tests(tmp_path, src):
+    rustc(tmp_path, src, "--test", "-o", str(tmp_path / "tests"))
+    r = subprocess.run([str(tmp_path / "tests")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_stub_compiles_and_returns_none(tmp_path):
+    for flavour in ("standalone",):
+        src = generate(None, flavour)
+        rustc(tmp_path, src, "--crate-type", "lib", "-o", str(tmp_path / "lib.rlib"))
+        assert "stub_returns_none ... ok" in run_rust_tests(tmp_path, src)
+
+
+def test_generation_is_deterministic(sample_run):
+    doc = sample_run()
+    assert generate(doc, run_id="r", created_at="2026-11-25") == generate(doc, run_id="r", created_at="2026-11-25")
+
+
+def test_measured_shapes_pick_their_fastest_and_rust_tests_pass(tmp_path, sample_run):
+    doc = sample_run()
+    src = generate(doc, run_id=doc["run_id"], created_at="2026-11-25")
+    rustc(tmp_path, src, "--crate-type", "lib", "-o", str(tmp_path / "lib.rlib"))
+    out = run_rust_tests(tmp_path, src)
+    assert "measured_shapes_get_their_fastest_configuration ... ok" in out
+    t = topk_table(doc["measurements"])
+    assert choose_topk(t, 4, 1024, 8, True) == (False, 64, 4, 0, True)     # 0.5 ms, needs subgroups
+    assert choose_topk(t, 4, 1024, 8, False) == (False, 64, 4, 0, False)   # 0.7 ms without
+    assert choose_topk(t, 4, 4096, 64, True) == (True, 128, 4, 1024, False)  # the failed 1.0 ms one is ignored
+
+
+GRID_MAIN = r'''
+#[allow(dead_code)]
+#[path = "wgpu_heuristics.rs"]
+mod h;
+fn main() {
+    let rows = [1u32, 2, 3, 8, 64, 1000, 65535];
+    let cols = [1u32, 7, 100, 1023, 1024, 1025, 4096, 5000, 16384, 40000, 65536, 1 << 20];
+    let ks = [1u32, 2, 8, 33, 64, 100, 256, 1000, 4096];
+    for &r in rows.iter() { for &c in cols.iter() { for &k in ks.iter() { if k > c { continue; }
+        for &sg in [false, true].iter() {
+            match h::choose_topk(r, c, k, sg) {
+                Some(x) => println!("{} {} {} {} {} {} {} {} {}", r, c, k, sg, x.use_2ce, x.wg, x.kl, x.ch, x.sg),
+                None => println!("{} {} {} {} none", r, c, k, sg),
+            }
+        }
+    }}}
+    for &n in [1u64, 100, 65536, 1 << 20, 1 << 26].iter() { for &d in [1u32, 3, 6].iter() {
+        for &contig in [false, true].iter() {
+            match h::choose_where_nd(n, d, contig, false) {
+                Some(x) => println!("w {} {} {} {:?} {} {}", n, d, contig, x.path, x.wg, x.vpt),
+                None => println!("w {} {} {} none", n, d, contig),
+            }
+        }
+    }}
+    for s in h::ADAPTER.iter() { let hex: String = s.bytes().map(|b| format!("{:02x}", b)).collect(); println!("a {}", hex); }
+}
+'''
+
+
+def b(v):
+    return "true" if v else "false"
+
+
+@pytest.mark.parametrize("hostile", [False, True])
+def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, hostile):
+    doc = sample_run()
+    if hostile:
+        doc.update(label=EVIL, adapter={"vendor": EVIL, "architecture": "x\ny", "device": "", "description": EVIL})
+    (tmp_path / "wgpu_heuristics.rs").write_text(generate(doc, run_id=doc["run_id"], created_at=EVIL), "utf-8")
+    rustc(tmp_path, GRID_MAIN, "-o", str(tmp_path / "grid"), name="main.rs")
+    lines = subprocess.run([str(tmp_path / "grid")], capture_output=True, text=True, check=True).stdout.splitlines()
+    t, w = topk_table(doc["measurements"]), where_table(doc["measurements"])
+    n = 0
+    for line in lines:
+        f = line.split()
+        if f[0] == "w":
+            c = choose_where(w, int(f[1]), int(f[2]), f[3] == "true")
+            assert f[4:] == (["none"] if c is None else [c[0].capitalize(), str(c[1]), str(c[2])]), line
+        elif f[0] == "a":
+            continue
+        else:
+            r, c_, k, sg = int(f[0]), int(f[1]), int(f[2]), f[3] == "true"
+            want = choose_topk(t, r, c_, k, sg)
+            assert f[4:] == (["none"] if want is None else [b(want[0]), str(want[1]), str(want[2]), str(want[3]),
+                                                              b(want[4])]), line
+            n += 1
+    assert n > 500
+    adapters = [bytes.fromhex(line.split(" ", 1)[1] if " " in line else "").decode() for line in lines
+                if line.startswith("a ")]
+    a = doc["adapter"]
+    assert adapters == [a["vendor"], a["architecture"], a["description"]]
+
+
+def test_hostile_strings_stay_inside_comments_and_literals(tmp_path, sample_run):
+    doc = sample_run(label=EVIL, adapter={"vendor": EVIL, "architecture": EVIL, "device": EVIL, "description": EVIL})
+    src = generate(doc, run_id=doc["run_id"], created_at=EVIL)
+    for line in src.splitlines():
+        assert all(" " <= ch <= "~" for ch in line), repr(line)
+    clean = generate(sample_run(run_id=doc["run_id"], measurements=doc["measurements"]), run_id=doc["run_id"],
+                     created_at="2026-11-25")
+    code = [ln for ln in src.splitlines() if not ln.startswith("//") and "pub const ADAPTER" not in ln]
+    clean_code = [ln for ln in clean.splitlines() if not ln.startswith("//") and "pub const ADAPTER" not in ln]
+    assert code == clean_code  # the hostile text changed only comments and the ADAPTER literal
+    rustc(tmp_path, src, "--crate-type", "lib", "-o", str(tmp_path / "lib.rlib"))
+    run_rust_tests(tmp_path, src)
