@@ -6,6 +6,7 @@ import { loadSpace, getSpace } from "./space.js";
 import { openGpu, isCpuAdapter, webgpuMissingReason } from "./gpu.js";
 import { Tuner, plan } from "./tuner.js";
 import { drawChart, groupKey, paramText, fmtMs } from "./chart.js";
+import { initCompare } from "./compare.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { gpu: null, space: null, tuner: null, presetDirty: false };
@@ -371,6 +372,7 @@ async function loadRuns() {
   }
   body.replaceChildren();
   $("runs-empty").hidden = runs.length > 0;
+  initCompare(runs);
   for (const run of runs) {
     const tr = node("tr");
     tr.append(node("td", (run.created_at || "").replace("T", " ").slice(0, 19), "mono"));
