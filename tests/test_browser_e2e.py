@@ -235,3 +235,37 @@ def test_without_webgpu_the_page_explains_and_disables_run(pw, live_server, tmp_
         screenshot(pg, tmp_path, "tuner-no-webgpu.png")
     finally:
         b.close()
+
+
+def test_browser_run_replays_natively_with_identical_results(page, live_server, tmp_path):
+    """A real browser run, then POST /api/runs/{id}/compare on wgpu-py: same inputs rebuilt from the seed, every
+    configuration's result identical (browser checksum == native checksum), times side by side on the page."""
+    from spiraltorch import backends
+    if not any(b["name"] == "wgpu" and b["available"] for b in backends()):
+        pytest.skip("no wgpu-py adapter here")
+    url = base_url(live_server)
+    open_tuner(page, url)
+    set_tiny_space(page)
+    run_and_wait(page)
+    run_id = page.evaluate("window.__tuner.runId")
+    doc = httpx.get(f"{url}/api/runs/{run_id}").json()["run"]
+    assert all(m.get("checksum") for m in doc["measurements"] if m["ok"])
+    r = httpx.post(f"{url}/api/runs/{run_id}/compare?backend=wgpu&repeats=2", timeout=300)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["backend"] == "wgpu" and body["n"] == sum(m["ok"] for m in doc["measurements"])
+    assert all(row["checksum_compared"] for row in body["rows"])
+    assert body["identical"] == body["n"], [row for row in body["rows"] if not row["identical"]][:3]
+    assert all(row["native_ms"] > 0 and row["ratio"] > 0 for row in body["rows"])
+    # the page: pick the run and the backend, compare, see the table
+    page.reload()
+    page.wait_for_selector(f"#compare-run option[value='{run_id}']", state="attached")
+    page.select_option("#compare-run", run_id)
+    page.select_option("#compare-backend", "wgpu")
+    page.click("#compare")
+    page.wait_for_selector("body[data-compare]", timeout=300_000)
+    assert page.get_attribute("body", "data-compare") == "done", page.text_content("#compare-status")
+    assert page.locator("#compare-table tbody tr").count() == body["n"]
+    assert f"{body['n']} of {body['n']} identical" in page.text_content("#compare-status")
+    page.locator("#compare-card").scroll_into_view_if_needed()
+    screenshot(page, tmp_path, "compare.png")
