@@ -1,0 +1,402 @@
+"""GPU benchmark: our CUDA kernels vs our WGSL kernels (wgpu-py) vs PyTorch, TopK and where_nd, one process.
+
+    python3 bench/bench_gpu.py --out bench/results/h100-DATE.json       # everything (a few minutes on an H100)
+    python3 bench/bench_gpu.py --quick --only topk                       # fewer repeats and candidates
+
+Needs an NVIDIA GPU with CuPy and PyTorch; WGSL columns need wgpu-py and a Vulkan adapter (else they say why).
+Every result is checked against the NumPy oracle (spiraltorch.cpu.topk_reference / np.where) before its time counts;
+torch is only timed. Times are medians of >= 50 repeats after warm-ups: CUDA and torch between two CUDA events, each
+sample preceded by a spin kernel that keeps the GPU busy while the host enqueues (so host launch overhead is left out
+for both); WGSL between the timestamp queries of its compute passes. The same input buffer is reused across repeats
+(the TopK inputs of up to 2 MB live in L2, for torch as for us). For WGSL TopK several configurations of
+shaders/space.json are checked and timed and the fastest is reported: that is "the tuned configuration".
+where_nd: 2^26 float32 outputs; GB/s counts the bytes of every input as stored (a broadcast input once) plus the
+output; the reference is a device-to-device copy (cudaMemcpy) of 2^26 float32, 2 x 256 MiB moved.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+try:
+    import spiraltorch  # noqa: F401  (installed, or the native/ folder linked as spiraltorch)
+except ImportError:  # run from a checkout without an install: load native/ under the package name
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("spiraltorch", ROOT / "native" / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT / "native")])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["spiraltorch"] = mod
+    spec.loader.exec_module(mod)
+
+from spiraltorch import cases  # noqa: E402
+from spiraltorch.cpu import topk_reference  # noqa: E402
+from spiraltorch.cuda import CudaBackend  # noqa: E402
+from spiraltorch.errors import SpiralTorchError  # noqa: E402
+from spiraltorch.space import stcore_fallback, violations  # noqa: E402
+from spiraltorch.wgpu_backend import _dims, coalesce, strided_view, where_uniform  # noqa: E402
+
+TOPK_SHAPES = [(8, 65536, 4096), (8, 65536, 64), (1, 1048576, 1024), (64, 32768, 256), (1024, 65536, 128),
+               (256, 4096, 16), (4096, 1024, 8), (16, 1048576, 4096)]
+WHERE_SHAPE = (64, 64, 128, 128)   # 2^26 elements
+CUDA_SWEEP = [
+    {"use_2ce": False, "wg": 128, "kl": 4, "ch": 0, "sg": False},
+    {"use_2ce": False, "wg": 256, "kl": 4, "ch": 0, "sg": False},
+    {"use_2ce": False, "wg": 512, "kl": 4, "ch": 0, "sg": False},
+    {"use_2ce": False, "wg": 512, "kl": 16, "ch": 0, "sg": False},
+    {"use_2ce": False, "wg": 1024, "kl": 32, "ch": 0, "sg": False},
+    {"use_2ce": True, "wg": 256, "kl": 4, "ch": 2048, "sg": False},
+    {"use_2ce": True, "wg": 512, "kl": 4, "ch": 2048, "sg": False},
+    {"use_2ce": True, "wg": 512, "kl": 4, "ch": 4096, "sg": False},
+    {"use_2ce": True, "wg": 1024, "kl": 4, "ch": 4096, "sg": False},
+    {"use_2ce": True, "wg": 512, "kl": 4, "ch": 8192, "sg": False},
+    {"use_2ce": True, "wg": 1024, "kl": 4, "ch": 8192, "sg": False},
+]
+
+LOG = []
+
+
+def log(*a):
+    s = " ".join(str(x) for x in a)
+    LOG.append(s)
+    print(s, flush=True)
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(
+        np.ascontiguousarray(a).view(np.uint32), np.ascontiguousarray(b).view(np.uint32))
+
+
+def med(t):
+    return statistics.median(t.samples_ms) if t is not None else None
+
+
+def wgsl_candidates(rows, cols, k, limits, feats, quick):
+    sg = "subgroups" in feats
+    c = [stcore_fallback(rows, cols, k, sg),
+         {"use_2ce": False, "wg": 256, "kl": 4, "ch": 0, "sg": sg},
+         {"use_2ce": False, "wg": 1024, "kl": 4, "ch": 0, "sg": sg},
+         {"use_2ce": True, "wg": 256, "kl": 4, "ch": max(4096, 1 << (k - 1).bit_length()), "sg": sg},
+         {"use_2ce": True, "wg": 512, "kl": 8, "ch": max(16384, 1 << (k - 1).bit_length()), "sg": sg}]
+    out = []
+    for p in c:
+        if p not in out and not violations("topk", {"rows": rows, "cols": cols, "k": k}, p, limits, feats):
+            out.append(p)
+    return out[:2] if quick else out
+
+
+class TorchTimer:
+    """torch ops timed like ours: CUDA events on torch's stream, a spin kernel (CuPy, same stream) before each."""
+
+    def __init__(self, torch, cuda_backend):
+        self.torch, self.cb = torch, cuda_backend
+
+    def time(self, fn, repeats, warmups):
+        import cupy as cp
+        torch = self.torch
+        for _ in range(warmups):
+            fn()
+        torch.cuda.synchronize()
+        stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+        evs = []
+        with stream:
+            for _ in range(repeats):
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                self.cb.spin(200.0)
+                a.record()
+                fn()
+                b.record()
+                evs.append((a, b))
+        torch.cuda.synchronize()
+        return [a.elapsed_time(b) for a, b in evs]
+
+
+def bench_topk(args, cb, wb, torch, tt, result):
+    import cupy as cp
+    rep, wu = args.repeats, args.warmups
+    info = wb.info() if wb else None
+    rows_out = []
+    for rows, cols, k in TOPK_SHAPES:
+        log(f"-- topk {rows}x{cols} k={k}")
+        x = cases.topk_input(1, rows, cols)
+        t0 = time.perf_counter()
+        rv, ri = topk_reference(x, k)
+        log(f"   oracle {time.perf_counter() - t0:.1f} s")
+        xd = cp.asarray(x)
+        entry = {"rows": rows, "cols": cols, "k": k}
+        # ours, CUDA: the default (tuned table) plus the sweep the table was read from
+        default = cb.default_params(rows, cols, k)
+        sweep = []
+        for p in [None] + (CUDA_SWEEP if args.sweep else []):
+            try:
+                v, i = cb.topk2d_device(xd, k, p)
+                ok = np.array_equal(cp.asnumpy(i), ri) and same_bits(cp.asnumpy(v), rv)
+                if not ok:
+                    sweep.append({"params": p or default, "ok": False, "error": "wrong result"})
+                    log(f"   cuda {p or 'default'}: WRONG RESULT")
+                    continue
+                t = cb.time_topk2d_device(xd, k, p, repeats=rep, warmups=wu)
+                sweep.append({"params": p or default, "default": p is None, "ok": True, **t.as_dict()})
+                log(f"   cuda {'default ' + str(default) if p is None else p}: {t.median_ms * 1e3:.1f} us")
+            except SpiralTorchError as e:
+                sweep.append({"params": p, "ok": False, "error": str(e)})
+        d = sweep[0]
+        entry["cuda"] = {"params": default, "ok": d["ok"], "median_ms": d.get("median_ms"),
+                         "min_ms": d.get("min_ms"), "samples_ms": d.get("samples_ms")}
+        good = [s for s in sweep if s["ok"]]
+        entry["cuda_best_in_sweep"] = min(good, key=lambda s: s["median_ms"]) if good else None
+        entry["cuda_sweep"] = [{k2: v2 for k2, v2 in s.items() if k2 != "samples_ms"} for s in sweep]
+        # torch
+        xt = torch.from_numpy(x).cuda()
+        ts = tt.time(lambda: torch.topk(xt, k, dim=1, largest=True, sorted=True), rep, wu)
+        entry["torch"] = {"median_ms": statistics.median(ts), "min_ms": min(ts), "samples_ms": ts}
+        log(f"   torch.topk: {entry['torch']['median_ms'] * 1e3:.1f} us")
+        del xt
+        # ours, WGSL through wgpu-py: several configurations, the fastest correct one is the tuned one
+        if wb:
+            wres = []
+            for p in wgsl_candidates(rows, cols, k, info["limits"], info["features"], args.quick):
+                try:
+                    v, i = wb.topk2d(x, k, p)
+                    if not (np.array_equal(i, ri) and same_bits(v, rv)):
+                        wres.append({"params": p, "ok": False, "error": "wrong result"})
+                        log(f"   wgsl {p}: WRONG RESULT")
+                        continue
+                    t = wb.time_topk2d(x, k, p, repeats=rep, warmups=wu)
+                    wres.append({"params": p, "ok": True, **t.as_dict()})
+                    log(f"   wgsl {p}: {t.median_ms * 1e3:.1f} us ({t.timer})")
+                except SpiralTorchError as e:
+                    wres.append({"params": p, "ok": False, "error": str(e)})
+                    log(f"   wgsl {p}: {e}")
+            good = [w for w in wres if w["ok"]]
+            entry["wgsl_tuned"] = min(good, key=lambda w: w["median_ms"]) if good else None
+            entry["wgsl_all"] = [{k2: v2 for k2, v2 in w.items() if k2 != "samples_ms"} for w in wres]
+        rows_out.append(entry)
+        del xd
+        cp.get_default_memory_pool().free_all_blocks()
+    result["topk"] = rows_out
+
+
+def wgsl_where_kernel_time(wb, cond, x, y, params, repeats, warmups):
+    """Kernel-only time of the WGSL direct-strided where (timestamp queries around its one compute pass), inputs
+    uploaded once as in WgpuBackend._where_run; returns (Timing, output) so the output can be checked."""
+    wb._ensure()
+    wgpu = wb._wgpu
+    u = wgpu.BufferUsage
+    dev = wb._device
+    out_shape = np.broadcast_shapes(cond.shape, x.shape, y.shape)
+    numel = int(np.prod(out_shape))
+    p = wb._check_params("where_nd", {"ndim": len(out_shape), "numel": numel}, params)
+    views = [strided_view(a, out_shape) for a in (cond, x, y)]
+    ins = [wb._buffer(span, usage=u.STORAGE) for span, _, _ in views]
+    shape, strides = coalesce(out_shape, [st for _, _, st in views])
+    uni = where_uniform(shape, numel, [(v[1], st) for v, st in zip(views, strides)])
+    ub = wb._buffer(uni, usage=u.UNIFORM)
+    out = wb._buffer(size=numel * 4, usage=u.STORAGE | u.COPY_SRC)
+    pipe = wb._pipeline("where_nd", "where_strided", p)
+    bgl, _ = wb._layout("where_nd")
+    bg = dev.create_bind_group(layout=bgl, entries=[{"binding": i, "resource": {"buffer": b}}
+                                                    for i, b in enumerate([ub, *ins, out])])
+    gx, gy = _dims(-(-numel // (p["wg"] * p["vpt"])), wb.limits.get("maxComputeWorkgroupsPerDimension", 65535))
+
+    def encode(enc, qs):
+        tw = None if qs is None else {"query_set": qs, "beginning_of_pass_write_index": 0,
+                                      "end_of_pass_write_index": 1}
+        cpass = enc.begin_compute_pass(timestamp_writes=tw)
+        cpass.set_pipeline(pipe)
+        cpass.set_bind_group(0, bg)
+        cpass.dispatch_workgroups(gx, gy, 1)
+        cpass.end()
+    t = wb._timed_submit(encode, repeats, warmups)
+    res = np.frombuffer(dev.queue.read_buffer(out), dtype=x.dtype)[:numel].reshape(out_shape)
+    for b in (ub, *ins, out):
+        b.destroy()
+    return t, res
+
+
+def bench_where(args, cb, wb, torch, tt, result):
+    import cupy as cp
+    rep, wu = args.repeats, args.warmups
+    numel = int(np.prod(WHERE_SHAPE))
+    copy = cb.time_copy(numel * 4, repeats=rep, warmups=wu)
+    copy_gbs = 2 * numel * 4 / (copy.median_ms * 1e-3) / 1e9
+    log(f"-- device copy 2^26 float32: {copy.median_ms * 1e3:.1f} us = {copy_gbs:.0f} GB/s (read+write)")
+    result["copy"] = {"bytes_moved": 2 * numel * 4, **copy.as_dict(), "gbs": copy_gbs}
+    out_rows = []
+    for case in cases.WHERE_CASES:
+        log(f"-- where_nd {case} {WHERE_SHAPE} float32")
+        c, x, y = cases.where_inputs(case, WHERE_SHAPE, "float32", seed=1)
+        ref = np.where(c, x, y)
+        nbytes = c.size * c.itemsize + x.size * 4 + y.size * 4 + numel * 4
+        e = {"case": case, "shape": list(WHERE_SHAPE), "dtype": "float32", "bytes": nbytes}
+        # ours, CUDA direct-strided (kernel only; inputs uploaded once as the views' memory spans)
+        best = None
+        for p in ([{"path": "direct", "wg": 256, "vpt": 4}, {"path": "direct", "wg": 256, "vpt": 2},
+                   {"path": "direct", "wg": 512, "vpt": 8}, {"path": "direct", "wg": 128, "vpt": 4}]
+                  if not args.quick else [{"path": "direct", "wg": 256, "vpt": 4}]):
+            out = cb.where_nd(c, x, y, p)
+            if not same_bits(out, ref):
+                log(f"   cuda {p}: WRONG RESULT")
+                continue
+            t = cb.time_where_nd(c, x, y, p, repeats=rep, warmups=wu)
+            log(f"   cuda direct {p}: {t.median_ms * 1e3:.1f} us")
+            if best is None or t.median_ms < best[1].median_ms:
+                best = (p, t)
+        if best:
+            e["cuda_direct"] = {"params": best[0], **best[1].as_dict()}
+        # torch.where: views it can hold (a reversed axis it cannot: it gets the flipped copy, contiguous)
+        tc, tx, ty = (torch.from_numpy(np.ascontiguousarray(a)).cuda() for a in (c, x, y))
+        ts = tt.time(lambda: torch.where(tc, tx, ty), rep, wu)
+        e["torch"] = {"median_ms": statistics.median(ts), "min_ms": min(ts), "samples_ms": ts}
+        log(f"   torch.where: {e['torch']['median_ms'] * 1e3:.1f} us")
+        del tc, tx, ty
+        torch.cuda.empty_cache()
+        if wb:
+            bestw = None
+            for p in ([{"path": "direct", "wg": 256, "vpt": 1}, {"path": "direct", "wg": 256, "vpt": 4}]
+                      if not args.quick else [{"path": "direct", "wg": 256, "vpt": 1}]):
+                try:
+                    t, res = wgsl_where_kernel_time(wb, c, x, y, p, rep, wu)
+                except SpiralTorchError as err:
+                    log(f"   wgsl direct {p}: {err}")
+                    continue
+                if not same_bits(res, ref):
+                    log(f"   wgsl direct {p}: WRONG RESULT")
+                    continue
+                log(f"   wgsl direct kernel {p}: {t.median_ms * 1e3:.1f} us ({t.timer})")
+                if bestw is None or t.median_ms < bestw[1].median_ms:
+                    bestw = (p, t)
+            if bestw:
+                e["wgsl_direct_kernel"] = {"params": bestw[0], **bestw[1].as_dict()}
+                wp = bestw[0]
+                for path in ("direct", "segmented"):
+                    t = wb.time_where_nd(c, x, y, {**wp, "path": path}, repeats=args.wall_repeats, warmups=1)
+                    e[f"wgsl_{path}_wall"] = {"params": {**wp, "path": path}, **t.as_dict()}
+                    log(f"   wgsl {path} wall (upload included): {t.median_ms:.1f} ms")
+        out_rows.append(e)
+        cp.get_default_memory_pool().free_all_blocks()
+    result["where"] = out_rows
+
+
+def summarize(result):
+    lines = []
+    s = {}
+    if "topk" in result:
+        lines.append("TopK (median us; ratio = torch / ours, > 1 means ours is faster)")
+        lines.append(f"{'shape':<22}{'cuda':>9}{'torch':>9}{'wgsl*':>10}{'torch/cuda':>12}{'torch/wgsl':>12}  cuda params")
+        speed = []
+        for e in result["topk"]:
+            cu, to = e["cuda"]["median_ms"], e["torch"]["median_ms"]
+            wg = e.get("wgsl_tuned", {}) or {}
+            wm = wg.get("median_ms")
+            r = to / cu if cu else float("nan")
+            speed.append(r)
+            p = e["cuda"]["params"]
+            ps = f"{'2ce' if p['use_2ce'] else '1ce'} wg{p['wg']} kl{p['kl']} ch{p['ch']}"
+            lines.append(f"{e['rows']}x{e['cols']} k={e['k']:<6}"[:22].ljust(22)
+                         + f"{cu * 1e3:9.1f}{to * 1e3:9.1f}" + (f"{wm * 1e3:10.1f}" if wm else f"{'-':>10}")
+                         + f"{r:12.2f}" + (f"{to / wm:12.2f}" if wm else f"{'-':>12}") + f"  {ps}")
+        geo = math.exp(sum(math.log(r) for r in speed) / len(speed))
+        seed = result["topk"][0]
+        s["topk_geomean_speedup_vs_torch"] = geo
+        s["topk_min_speedup_vs_torch"] = min(speed)
+        s["seed_8x65536_k4096_cuda_over_torch"] = seed["cuda"]["median_ms"] / seed["torch"]["median_ms"]
+        lines.append(f"geo-mean torch/cuda = {geo:.2f} (target >= 2); slowest shape torch/cuda = {min(speed):.2f} "
+                     f"(target >= 1); 8x65536 k=4096 cuda/torch = {s['seed_8x65536_k4096_cuda_over_torch']:.3f} "
+                     f"(target <= 0.333)")
+        lines.append("wgsl* = the tuned WGSL configuration: the fastest correct one of the candidates measured")
+    if "where" in result:
+        cgb = result["copy"]["gbs"]
+        lines.append(f"where_nd 2^26 float32 (median us, GB/s of bytes read+written, fraction of copy {cgb:.0f} GB/s)")
+        lines.append(f"{'case':<12}{'contender':<28}{'time':>12}{'GB/s':>9}{'of copy':>9}{'vs torch':>10}")
+        for e in result["where"]:
+            to = e["torch"]["median_ms"]
+            for name, key, unit in (("cuda direct (kernel)", "cuda_direct", 1e3),
+                                    ("torch.where", "torch", 1e3),
+                                    ("wgsl direct (kernel)", "wgsl_direct_kernel", 1e3),
+                                    ("wgsl direct (wall+upload)", "wgsl_direct_wall", 1e3),
+                                    ("wgsl segmented (wall+upl.)", "wgsl_segmented_wall", 1e3)):
+                if key not in e:
+                    continue
+                m = e[key]["median_ms"]
+                gbs = e["bytes"] / (m * 1e-3) / 1e9
+                lines.append(f"{e['case']:<12}{name:<28}{m * unit:11.1f}u{gbs:9.0f}{gbs / cgb:9.2f}{to / m:10.2f}")
+            if "wgsl_direct_wall" in e and "wgsl_segmented_wall" in e:
+                lines.append(f"{'':<12}wgsl segmented / direct (wall) = "
+                             f"{e['wgsl_segmented_wall']['median_ms'] / e['wgsl_direct_wall']['median_ms']:.2f}")
+        s["where_cuda_fraction_of_copy"] = {e["case"]: e["bytes"] / (e["cuda_direct"]["median_ms"] * 1e-3) / 1e9 / cgb
+                                            for e in result["where"] if "cuda_direct" in e}
+    result["summary"] = s
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (20) and candidates")
+    ap.add_argument("--only", choices=("topk", "where"), help="run one kernel only")
+    ap.add_argument("--out", help="write the JSON here (and the log beside it as .txt)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats (default 50; --quick 20)")
+    ap.add_argument("--warmups", type=int, default=5)
+    ap.add_argument("--wall-repeats", type=int, default=3, help="repeats of the wall-clock where timings")
+    ap.add_argument("--no-sweep", dest="sweep", action="store_false",
+                    help="time only the default CUDA configuration, not the sweep the default table came from")
+    ap.add_argument("--no-wgsl", action="store_true")
+    args = ap.parse_args(argv)
+    args.repeats = args.repeats or (20 if args.quick else 50)
+    if args.quick:
+        args.sweep = False
+
+    cb = CudaBackend()
+    ok, why = cb.available()
+    if not ok:
+        sys.exit(f"CUDA backend unavailable: {why}")
+    import torch
+    if not torch.cuda.is_available():
+        sys.exit("PyTorch sees no CUDA device")
+    wb = None
+    wgsl_why = "disabled (--no-wgsl)"
+    if not args.no_wgsl:
+        from spiraltorch.wgpu_backend import WgpuBackend
+        wb = WgpuBackend()
+        okw, wgsl_why = wb.available()
+        if not okw:
+            log(f"WGSL columns skipped: {wgsl_why}")
+            wb = None
+    result = {"generated_by": "bench/bench_gpu.py", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "args": vars(args), "cuda": cb.info(), "torch": torch.__version__, "numpy": np.__version__,
+              "python": platform.python_version(), "wgpu": wb.info() if wb else {"unavailable": wgsl_why},
+              "timing": "median of repeats; cuda/torch: CUDA events with a spin kernel ahead of each sample; "
+                        "wgsl: timestamp queries"}
+    log(f"device: {result['cuda']}")
+    log(f"wgpu: {result['wgpu'] if not wb else {k: result['wgpu'][k] for k in ('device', 'backend', 'timer')}}")
+    tt = TorchTimer(torch, cb)
+    if args.only in (None, "topk"):
+        bench_topk(args, cb, wb, torch, tt, result)
+    if args.only in (None, "where"):
+        bench_where(args, cb, wb, torch, tt, result)
+    lines = summarize(result)
+    log("")
+    for ln in lines:
+        log(ln)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, default=str))
+        out.with_suffix(".txt").write_text("\n".join(LOG) + "\n")
+        print(f"wrote {out} and {out.with_suffix('.txt')}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    main()

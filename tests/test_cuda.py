@@ -1,0 +1,152 @@
+"""The CUDA backend against the NumPy oracle: bit-identical TopK values, identical indices (ties, NaN, +-0, +-inf,
+odd sizes, both pipelines and their variants) and where_nd over views. Skipped where CuPy or a GPU is missing."""
+import numpy as np
+import pytest
+
+from spiraltorch import gen
+from spiraltorch.cpu import topk_reference
+from spiraltorch.cuda import CudaBackend
+from spiraltorch.errors import ParamsError
+
+_B = CudaBackend()
+_OK, _WHY = _B.available()
+pytestmark = pytest.mark.skipif(not _OK, reason=f"CUDA backend unavailable: {_WHY}")
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(
+        np.ascontiguousarray(a).view(np.uint32), np.ascontiguousarray(b).view(np.uint32))
+
+
+def special(rows, cols, seed=7):
+    x = gen.floats(seed, (rows, cols), dist="ties")
+    x[0, [3, 100, cols - 1]] = np.nan
+    x[0, 5] = np.inf
+    x[0, 6] = -np.inf
+    x[1 % rows, [1, 2]] = [-0.0, 0.0]
+    x[1 % rows, 10:20] = 0.0
+    x[1 % rows, 30:40] = -0.0
+    x[2 % rows, :] = -np.inf
+    x[2 % rows, 77] = np.float32(-3.4e38)
+    x[2 % rows, 78] = np.float32(np.nan)
+    return x
+
+
+TOPK = [
+    ("seed 8x65536 k=4096", lambda: gen.floats(1, (8, 65536)), 4096),
+    ("8x65536 k=64", lambda: gen.floats(11, (8, 65536)), 64),
+    ("k=1", lambda: gen.floats(2, (5, 1000)), 1),
+    ("k=cols", lambda: gen.floats(3, (4, 300)), 300),
+    ("ties", lambda: gen.floats(4, (6, 5000), dist="ties"), 777),
+    ("ties wide", lambda: gen.floats(4, (3, 70000), dist="ties"), 4096),
+    ("all equal", lambda: np.full((2, 9000), 0.5, np.float32), 100),
+    ("NaN inf signed zeros", lambda: special(3, 515), 40),
+    ("NaN inf signed zeros wide", lambda: special(4, 20001), 300),
+    ("cols not a multiple of 4", lambda: gen.floats(5, (7, 1023)), 13),
+    ("cols 4n+2", lambda: gen.floats(5, (9, 4098)), 64),
+    ("one row, 1<<20 cols", lambda: gen.floats(6, (1, 1 << 20)), 1024),
+    ("two rows, 3e5 cols (two histogram passes)", lambda: gen.floats(9, (2, 300001)), 2000),
+    ("one column", lambda: gen.floats(8, (9, 1)), 1),
+    ("many small rows", lambda: gen.floats(10, (4096, 1024)), 8),
+]
+
+CONFIGS = [
+    None,
+    {"use_2ce": False, "wg": 256, "kl": 4, "ch": 0, "sg": False},     # KLANE=128: two rows per block
+    {"use_2ce": False, "wg": 1024, "kl": 32, "ch": 0, "sg": False},   # whole block on a row
+    {"use_2ce": False, "wg": 64, "kl": 1, "ch": 0, "sg": False},
+    {"use_2ce": True, "wg": 512, "kl": 4, "ch": 4096, "sg": False},
+    {"use_2ce": True, "wg": 1024, "kl": 4, "ch": 1024, "sg": True},
+    {"use_2ce": True, "wg": 128, "kl": 4, "ch": 16384, "sg": False},
+]
+
+
+def _check(x, k, params):
+    v, i = _B.topk2d(x, k, params)
+    rv, ri = topk_reference(x, k)
+    assert i.dtype == np.int64 and v.dtype == np.float32 and v.shape == (x.shape[0], k)
+    assert np.array_equal(i, ri), params
+    assert same_bits(v, rv), params
+
+
+@pytest.mark.parametrize("name,make,k", TOPK, ids=[c[0] for c in TOPK])
+def test_topk_default_matches_oracle(name, make, k):
+    _check(make(), k, None)
+
+
+@pytest.mark.parametrize("params", CONFIGS[1:], ids=lambda p: "-".join(f"{a}{b}" for a, b in p.items()))
+@pytest.mark.parametrize("name,make,k", TOPK, ids=[c[0] for c in TOPK])
+def test_topk_every_variant_matches_oracle(name, make, k, params):
+    x = make()
+    try:
+        _check(x, k, params)
+    except ParamsError as e:          # a 1CE row that does not fit in shared memory is refused, not wrong
+        assert not params["use_2ce"] and "shared memory" in str(e)
+
+
+def test_topk_repeated_calls_reset_scratch():
+    """The 2-stage kernels reset their counters and histograms: calls in a row on new data stay exact."""
+    for seed in range(3):
+        _check(gen.floats(seed, (8, 65536)), 4096, {"use_2ce": True, "wg": 1024, "kl": 4, "ch": 4096, "sg": False})
+
+
+def test_topk_unaligned_device_rows():
+    """A row that starts off a 16-byte boundary (view at column 1) goes through the scalar head."""
+    import cupy as cp
+    x = gen.floats(12, (5, 4101))
+    xd = cp.asarray(x)[:, 1:]
+    xd = cp.ascontiguousarray(xd)
+    big = cp.asarray(gen.floats(12, (1, 4100 * 5 + 1)))[0, 1:].reshape(5, 4100)   # rows start at odd floats
+    for arr in (xd, big):
+        for p in (CONFIGS[1], CONFIGS[4]):
+            v, i = _B.topk2d_device(arr, 50, p)
+            rv, ri = topk_reference(cp.asnumpy(arr), 50)
+            assert np.array_equal(cp.asnumpy(i), ri) and same_bits(cp.asnumpy(v), rv)
+
+
+def _where_cases():
+    s4 = (3, 5, 7, 9)
+    c, x, y = gen.bools(1, s4), gen.floats(1, s4, 2), gen.floats(1, s4, 3)
+    s6 = (2, 3, 2, 5, 3, 8)
+    yield "contiguous", c, x, y
+    yield "contiguous 4n", gen.bools(2, (4, 6, 32)), gen.floats(2, (4, 6, 32), 2), gen.floats(2, (4, 6, 32), 3)
+    yield "negative strides", c, x[:, :, ::-1, :], y
+    yield ("negative strides 4n", gen.bools(3, (4, 8, 16)), gen.floats(3, (4, 8, 16), 2)[:, ::-1, :],
+           gen.floats(3, (4, 8, 16), 3))
+    yield "reversed innermost", c, x[..., ::-1], y
+    yield "broadcast", gen.bools(4, (3, 5, 7, 1)), x, gen.floats(4, (1,), 3)
+    yield "broadcast 4n", gen.bools(4, (4, 6, 1)), gen.floats(4, (4, 6, 32), 2), np.float32(2.5) * np.ones(1, np.float32)
+    yield "6-d", gen.bools(5, s6), gen.floats(5, s6, 2), gen.floats(5, (1, 3, 1, 5, 1, 8), 3)
+    yield "int32", c, gen.ints(1, s4, 2), gen.ints(1, s4, 3)[:, ::-1]
+    yield "1-d", gen.bools(6, (1001,)), gen.floats(6, (1001,), 2), gen.floats(6, (1001,), 3)
+    yield "scalar-like", np.array(True), np.array(1.5, np.float32), np.array(-2.0, np.float32)
+    yield "slices", gen.bools(7, (8, 40))[::2, 3:35], gen.floats(7, (8, 40), 2)[1::2, 4:36], np.float32([7.0])
+    yield "large 2^20", gen.bools(8, (64, 128, 128)), gen.floats(8, (64, 128, 128), 2)[:, ::-1], gen.floats(8, (1,), 3)
+
+
+WHERE = list(_where_cases())
+
+
+@pytest.mark.parametrize("params", [None, {"path": "direct", "wg": 128, "vpt": 1}, {"path": "direct", "wg": 512, "vpt": 8},
+                                    {"path": "segmented", "wg": 256, "vpt": 2}], ids=["default", "wg128v1", "wg512v8", "seg"])
+@pytest.mark.parametrize("name,c,x,y", WHERE, ids=[w[0] for w in WHERE])
+def test_where_matches_numpy(name, c, x, y, params):
+    out = _B.where_nd(c, x, y, params)
+    ref = np.where(c, x, y)
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    assert same_bits(out, ref)
+
+
+def test_where_device_views():
+    """where_nd_device reads CuPy views (negative strides, broadcasts) in place."""
+    import cupy as cp
+    c, x, y = gen.bools(9, (16, 64, 64)), gen.floats(9, (16, 64, 64), 2), gen.floats(9, (1, 1, 64), 3)
+    cd, xd, yd = cp.asarray(c), cp.asarray(x)[:, ::-1, :], cp.asarray(y)
+    out = _B.where_nd_device(cd, xd, yd)
+    assert same_bits(cp.asnumpy(out), np.where(c, x[:, ::-1, :], y))
+
+
+def test_timing_uses_cuda_events():
+    t = _B.time_topk2d(gen.floats(1, (8, 4096)), 16, repeats=3, warmups=1)
+    assert t.timer == "cuda-event" and len(t.samples_ms) == 3 and t.median_ms > 0
+    assert _B.info()["timer"] == "cuda-event"
