@@ -109,8 +109,10 @@ fn radix_select(row_base: u32, c0: u32, c1: u32, need: u32, lid: u32, rank: u32,
             let slot = rank * bpt + q;
             if (slot < BINS) { mine += atomicLoad(&hist[BINS - 1u - slot]); }
         }
-        let above = wg_exclusive_scan(mine, rank, sg_lane, sg_size).x;
+        // Read sel_need before the scan: the scan's barriers separate every read from the single write below
+        // (reading it after the scan raced with the invocation that updates it).
         let want = sel_need;
+        let above = wg_exclusive_scan(mine, rank, sg_lane, sg_size).x;
         var run = above;
         for (var q = 0u; q < bpt; q++) {
             let slot = rank * bpt + q;
