@@ -269,3 +269,46 @@ def test_browser_run_replays_natively_with_identical_results(page, live_server, 
     assert f"{body['n']} of {body['n']} identical" in page.text_content("#compare-status")
     page.locator("#compare-card").scroll_into_view_if_needed()
     screenshot(page, tmp_path, "compare.png")
+
+
+def test_a_shader_that_fails_to_compile_fails_only_its_configurations(page, live_server, tmp_path):
+    """The subgroup scan is replaced by broken WGSL (as on an adapter whose compiler rejects it): every sg=true
+    configuration fails with the compiler's message, the others still run and the run is posted."""
+    url = base_url(live_server)
+    page.route("**/shaders/scan_sg.wgsl", lambda route: route.fulfill(
+        status=200, content_type="text/plain", body="fn inv_lane( -> this is not WGSL"))
+    open_tuner(page, url)
+    set_tiny_space(page)
+    page.uncheck("#where-on")
+    run_and_wait(page)
+    assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
+    state = page.evaluate("window.__tuner")
+    sg = [m for m in state["results"] if m["params"].get("sg")]
+    plain = [m for m in state["results"] if not m["params"].get("sg")]
+    assert sg and all(not m["ok"] and m["error"] for m in sg)
+    assert plain and all(m["ok"] for m in plain)
+    run = httpx.get(f"{url}/api/runs/{state['runId']}").json()["run"]
+    assert len(run["measurements"]) == len(state["results"])
+    assert page.locator("#results tbody tr", has_text="sg=T").count() == len(sg)
+    screenshot(page, tmp_path, "tuner-shader-error.png")
+
+
+def test_device_lost_mid_run_is_shown_and_what_was_measured_is_posted(page, live_server, tmp_path):
+    url = base_url(live_server)
+    open_tuner(page, url)
+    set_tiny_space(page)
+    page.click("#run")
+    deadline = time.time() + 60
+    while page.evaluate("window.__tuner.results.length") < 3:   # (wait_for_function would need unsafe-eval)
+        assert time.time() < deadline
+        time.sleep(0.05)
+    page.evaluate("window.__tuner.loseDevice()")
+    page.wait_for_selector("body[data-state=done], body[data-state=error]", timeout=RUN_TIMEOUT_MS)
+    state = page.evaluate("window.__tuner")
+    assert state["runId"], page.text_content("#status")
+    run = httpx.get(f"{url}/api/runs/{state['runId']}").json()["run"]
+    ok = [m for m in run["measurements"] if m["ok"]]
+    failed = [m for m in run["measurements"] if not m["ok"]]
+    assert len(ok) >= 3 and failed, (len(ok), len(failed))
+    assert any("lost" in (m["error"] or "").lower() or "destroy" in (m["error"] or "").lower() for m in failed)
+    assert run["status"] in ("complete", "failed")
