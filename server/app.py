@@ -4,7 +4,7 @@ from __future__ import annotations
 import hmac
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spiraltorch.paths import SHADERS, STATIC
 
 from . import __version__
-from .routes import native, pages, runs
+from .routes import get_settings, get_store, native, pages, runs  # noqa: F401  (get_*: the Depends of routes)
 from .settings import Settings
 from .store import Store
 
@@ -34,8 +34,9 @@ class Guard:
         self.app, self.settings = app, settings
 
     def _needs_token(self, method: str, path: str) -> bool:
-        return bool(self.settings.token) and (method not in ("GET", "HEAD", "OPTIONS") or
-                                              path.startswith("/api/native") or path.endswith("/compare"))
+        if not self.settings.token or method == "OPTIONS":     # CORS preflights carry no credentials
+            return False
+        return method not in ("GET", "HEAD") or path.startswith("/api/native") or path.endswith("/compare")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -71,17 +72,33 @@ class Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge()
+                    raise BodyTooLarge(limit)
             return message
+        started = False
+
+        async def send_tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_headers(message)
         try:
-            await self.app(scope, limited_receive, send_with_headers)
-        except BodyTooLarge:
-            await _reply(send_with_headers, 413, f"request body is over this server's limit of {limit} bytes "
-                                                 "(max_body_bytes)")
+            await self.app(scope, limited_receive, send_tracked)
+        except BodyTooLarge as e:
+            if not started:
+                await _reply(send_with_headers, 413, e.detail)
+        except Exception:
+            # Starlette's ServerErrorMiddleware sits outside this one; answer here so the 500 carries the security
+            # headers, then let it log the exception.
+            if not started:
+                await _reply(send_with_headers, 500, "internal error; the server log has details")
+            raise
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """A streamed body that grew over max_body_bytes. An HTTPException so FastAPI's body reader passes it on (any
+    other error there becomes a 400) and the handlers answer 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body is over this server's limit of {limit} bytes (max_body_bytes)")
 
 
 async def _reply(send, status: int, detail: str):
@@ -110,9 +127,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return JSONResponse({"detail": f"body is not valid JSON: {_readable(errors)}"}, status_code=400)
-        return JSONResponse({"detail": _readable(errors), "errors": _jsonable_errors(errors)}, status_code=422)
+        bad_json = [e for e in errors if e.get("type") == "json_invalid"]
+        if bad_json:
+            e = bad_json[0]
+            pos = e.get("loc", ("body", "?"))[-1]
+            why = (e.get("ctx") or {}).get("error", "JSON decode error")
+            return JSONResponse({"detail": f"body is not valid JSON: {why} at character {pos}"}, status_code=400)
+        detail = _readable(errors)
+        if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+            detail += " (send a JSON object with Content-Type: application/json)"
+        return JSONResponse({"detail": detail, "errors": _jsonable_errors(errors)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):

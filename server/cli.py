@@ -23,7 +23,18 @@ def cmd_serve(args) -> int:
               "(--token or SPIRALTORCH_TOKEN)", file=sys.stderr)
         return 2
     print(f"SpiralTorch Tuner on http://{s.host}:{s.port}/  (database {s.db_path})", file=sys.stderr)
-    uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
+    if args.reload:
+        # The reloader re-imports the app in a child process: pass the settings through the environment.
+        import os
+        from pathlib import Path
+        os.environ.update(SPIRALTORCH_HOST=s.host, SPIRALTORCH_PORT=str(s.port), SPIRALTORCH_DB=s.db_path)
+        if s.token:
+            os.environ["SPIRALTORCH_TOKEN"] = s.token
+        here = Path(__file__).resolve().parent
+        uvicorn.run("spiraltorch_tuner.app:create_app", factory=True, host=s.host, port=s.port, log_level="info",
+                    reload=True, reload_dirs=[str(here), str(here.parent / "native")])
+    else:
+        uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
     return 0
 
 
@@ -102,7 +113,9 @@ def main(argv=None) -> int:
     s.add_argument("--port", type=int)
     s.add_argument("--db", help="SQLite file (default spiraltorch-tuner.sqlite3)")
     s.add_argument("--token", help="API token for write/native endpoints (required off loopback)")
+    s.add_argument("--reload", action="store_true", help="restart when server/ or native/ changes (development)")
     s.set_defaults(fn=cmd_serve)
+    # `tune` (the lead's): native tuning through spiraltorch.tuner; more subcommands go here, each a cmd_* above.
     t = sub.add_parser("tune", help="tune natively (wgpu-py, CUDA, ...) and store the run like a browser run")
     t.add_argument("--device", default="wgpu", choices=["auto", "cuda", "mps", "wgpu", "cpu"])
     t.add_argument("--preset", default="quick", help="a preset of shaders/space.json (quick, full)")

@@ -1,13 +1,31 @@
 """The API's contract: pydantic models of a run document (POST /api/runs) and its measurements."""
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+import math
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Text = Annotated[str, Field(max_length=4096)]
 Ms = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Dim = Annotated[int, Field(ge=1, le=1 << 31)]
+MAX_NUMEL = 1 << 53            # where_nd output elements: exact in a JS number and in the generated file's u64
+MAX_DEPTH = 32                 # nesting of the free-form `space` object
+
+
+def check_json_value(v: Any, where: str = "space", depth: int = 0) -> None:
+    """Free-form JSON (the run's `space`) must be storable and readable back: finite numbers only (NaN and Infinity
+    are not JSON and would break every reader), nesting at most MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"{where}: numbers must be finite, got {v}")
+    if isinstance(v, dict):
+        for k, x in v.items():
+            check_json_value(x, f"{where}.{k}", depth + 1)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            check_json_value(x, f"{where}[{i}]", depth + 1)
 
 
 class Strict(BaseModel):
@@ -76,6 +94,12 @@ class WhereMeasurement(Timed):
     dtype: Literal["float32", "int32"] = "float32"
     params: WhereParams
 
+    @model_validator(mode="after")
+    def _numel_bounded(self):
+        if math.prod(self.shape) > MAX_NUMEL:
+            raise ValueError(f"shape {self.shape} has more than 2**53 elements")
+        return self
+
 
 Measurement = Annotated[Union[TopKMeasurement, WhereMeasurement], Field(discriminator="kernel")]
 
@@ -87,7 +111,8 @@ class Run(Strict):
     adapter: Adapter = Adapter()
     features: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=256)] = []
     subgroup_sizes: Annotated[list[Annotated[int, Field(ge=0, le=1 << 16)]], Field(max_length=2)] = []
-    limits: Annotated[dict[Annotated[str, Field(max_length=128)], float], Field(max_length=256)] = {}
+    limits: Annotated[dict[Annotated[str, Field(max_length=128)], Annotated[float, Field(allow_inf_nan=False)]],
+                      Field(max_length=256)] = {}
     user_agent: Text = ""
     preset: Annotated[str, Field(max_length=64)] = "custom"
     space: dict = {}
@@ -96,7 +121,13 @@ class Run(Strict):
     finished_at: Annotated[str, Field(max_length=64)] = ""
     duration_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     status: Literal["complete", "cancelled", "failed"] = "complete"
-    measurements: list[Measurement]
+    measurements: list[Measurement]     # length checked by the route against settings.max_measurements (413)
+
+    @field_validator("space")
+    @classmethod
+    def _space_is_plain_json(cls, v):
+        check_json_value(v)
+        return v
 
 
 class RunCreated(BaseModel):

@@ -6,8 +6,11 @@ what the Rust means.
 """
 from __future__ import annotations
 
+import re
+
 from . import __version__
 from .heuristics import TOPK_KEYS, choose_topk, choose_where, topk_table, where_table
+from .report import usable
 
 FLAVOURS = ("standalone", "st-core")
 GENERATOR = f"spiraltorch-tuner {__version__} (server/rustgen.py)"
@@ -27,11 +30,18 @@ def rust_str(s) -> str:
 
 
 def comment_safe(s, limit: int = 200) -> str:
-    """Text for a `//` comment: printable ASCII only (others as \\u{...}), so no line break can end the comment."""
+    """Text for a `//` comment: printable ASCII only (the rest as \\u{...}, `"` and `\\` escaped as in a string
+    literal), so no line break (CR, LF, NEL, U+2028/2029) can end the comment early, and no `*/` or `/*` appears
+    (their `/` as \\u{2f}). `unescape_comment` reverses it."""
     s = str(s)
     cut = len(s) > limit
-    text = rust_str(s[:limit])[1:-1]
+    text = rust_str(s[:limit])[1:-1].replace("*/", "*\\u{2f}").replace("/*", "\\u{2f}*")
     return text + (" ..." if cut else "")
+
+
+def unescape_comment(text: str) -> str:
+    """The original of comment_safe's output (without truncation)."""
+    return re.sub(r'\\u\{([0-9a-f]+)\}|\\(["\\])', lambda m: chr(int(m[1], 16)) if m[1] else m[2], text)
 
 
 def _b(v) -> str:
@@ -64,15 +74,16 @@ def _header(doc, run_id, created_at, flavour) -> str:
                   f"correct measurements: {ok}, date: {comment_safe(created_at or doc.get('finished_at', ''))}"]
     lines += [
         "//",
-        "// Rule (TopK): a measured shape returns its fastest correct configuration (with subgroups = false, the",
-        "// fastest with sg = false). Other shapes take the nearest measured shape by",
+        "// Rule (TopK): only correct measurements count. A measured shape returns its fastest configuration (with",
+        "// subgroups = false, its fastest with sg = false; shapes with none are skipped). Other shapes take the",
+        "// nearest measured shape by",
         "// d = 4|lg cols - lg cols'| + 2|lg k - lg k'| + |lg rows - lg rows'| (lg = bit length; ties: the earlier",
         "// shape in (rows, cols, k) order); a 2CE pick is then made legal: k <= ch < cols, else ch = the next power",
         "// of two >= max(1024, k) below cols, else 1CE with ch = 0.",
         "// Rule (where_nd): the nearest measured group of the same contiguity by d = 2|lg numel - lg numel'| +",
         "// |ndim - ndim'|; a group's winner has the least mean log-time over its cases.",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(line.rstrip() for line in lines) + "\n\n"
 
 
 CORE = r'''
@@ -236,9 +247,17 @@ pub mod generated {
 
 def generate(doc: dict | None, flavour: str = "standalone", run_id: str | None = None,
              created_at: str | None = None) -> str:
+    """The Rust source of wgpu_heuristics.rs for a run document (None: the stub, every chooser returns None).
+
+    The rule (server/heuristics.py has the Python of it; report.py judges it): only correct measurements count;
+    each measured TopK shape keeps its fastest configuration and its fastest with sg = false; a query takes the
+    nearest measured shape by 2|dlg cols| + |dlg k| + 0.5|dlg rows| (lg = bit length, computed in integers as 4:2:1;
+    ties: the smaller shape), the winner for its subgroups flag, then made legal for the query's shape (2CE needs
+    k <= ch < cols). `flavour` "st-core" adds st-core's `choose`, `generated::choose`, `fallback` and `Extras`.
+    `created_at` is the date written in the header (the stored run's); nothing here reads the clock."""
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; allowed: {', '.join(FLAVOURS)}")
-    ms = doc.get("measurements", []) if doc else []
+    ms = usable(doc.get("measurements", [])) if doc else []
     topk = topk_table(ms)
     where = where_table(ms)
     a = (doc or {}).get("adapter", {})

@@ -43,6 +43,8 @@ def canonical(doc: dict) -> bytes:
 
 
 class Store:
+    """Runs in one SQLite file. Thread-safe: a connection per thread, writes serialized by a lock."""
+
     def __init__(self, path: str):
         self.path = str(path)
         self._local = threading.local()
@@ -71,15 +73,16 @@ class Store:
         sha = hashlib.sha256(body).hexdigest()
         ms = doc.get("measurements", [])
         con = self._con()
-        with self._write:
-            row = con.execute("select body_sha256 from runs where run_id = ?", (doc["run_id"],)).fetchone()
-            if row:
-                if row[0] != sha:
-                    raise Conflict(doc["run_id"])
-                return False, self.summary(doc["run_id"])
-            now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        with self._write:                       # one writer in this process; `begin immediate` for other processes
             con.execute("begin immediate")
             try:
+                row = con.execute("select body_sha256 from runs where run_id = ?", (doc["run_id"],)).fetchone()
+                if row:
+                    con.execute("rollback")
+                    if row[0] != sha:
+                        raise Conflict(f"run {doc['run_id']} is already stored with a different body")
+                    return False, self.summary(doc["run_id"])
+                now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
                 con.execute(
                     "insert into runs values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (doc["run_id"], now, doc.get("label", ""), doc.get("source"), doc.get("status"),
@@ -93,8 +96,11 @@ class Store:
                       m.get("timer"), m.get("median_ms"), m.get("min_ms"), m.get("spread"))
                      for i, m in enumerate(ms)])
                 con.execute("commit")
+            except Conflict:
+                raise
             except BaseException:
-                con.execute("rollback")
+                if con.in_transaction:
+                    con.execute("rollback")
                 raise
         return True, self.summary(doc["run_id"])
 
@@ -125,6 +131,32 @@ class Store:
     def latest_run_id(self) -> str | None:
         row = self._con().execute("select run_id from runs order by created_at desc, rowid desc limit 1").fetchone()
         return row[0] if row else None
+
+    _MCOLS = ("seq", "kernel", "rows", "cols", "k", "case_name", "shape_json", "dtype", "params_json", "ok", "error",
+              "timer", "median_ms", "min_ms", "spread")
+
+    def measurements(self, run_id: str) -> list[dict]:
+        """A run's measurements as rows of the measurements table (in posted order; [] for an unknown run). For
+        queries across runs, use SQL on that table directly."""
+        rows = self._con().execute(f"select {', '.join(self._MCOLS)} from measurements where run_id = ? "
+                                   "order by seq", (run_id,)).fetchall()
+        out = []
+        for r in rows:
+            m = dict(zip(self._MCOLS, r))
+            m["case"] = m.pop("case_name")
+            shape = m.pop("shape_json")
+            m["shape"] = json.loads(shape) if shape is not None else None
+            m["params"] = json.loads(m.pop("params_json"))
+            m["ok"] = bool(m["ok"])
+            out.append(m)
+        return out
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
 
     def count(self) -> int:
         return self._con().execute("select count(*) from runs").fetchone()[0]

@@ -1,8 +1,16 @@
-"""Shared fixtures: a real server on a free loopback port with a temporary SQLite file, and run documents.
+"""Shared fixtures: a real server on a free loopback port with a temporary SQLite file, apps for TestClient, and
+run documents.
 
-- `live_server` (session): a uvicorn server in a background thread; attributes `url`, `db_path`, `app`.
-- `make_app(tmp_path, **settings)`: a fresh app for fastapi.testclient.TestClient on its own database.
-- `sample_run(**overrides)`: a valid run document with TopK and where_nd measurements.
+- `live_server` (session scope): a uvicorn server on 127.0.0.1:<free port> in a background thread, on its own SQLite
+  file. The value IS the base URL (a str, "http://127.0.0.1:PORT", no trailing slash) and also carries `.url`,
+  `.db_path`, `.app` (the FastAPI app), `.stop()`. No token, default limits.
+- `start_server(db_path, **settings) -> LiveServer`: the same for a test that needs other settings (a token, small
+  limits); call `.stop()` when done.
+- `make_app` (function scope): the factory `make(tmp_path, **settings) -> FastAPI`, a fresh app on a new SQLite file
+  under `tmp_path`; keyword arguments are `Settings` fields (token=, max_body_bytes=, ...). Use with
+  `fastapi.testclient.TestClient`.
+- `sample_run` (function scope): the factory `make_run(**overrides) -> dict`, a valid run document with a fresh
+  run_id; `from conftest import make_run` works too.
 """
 from __future__ import annotations
 
@@ -12,7 +20,6 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 
 import pytest
 import uvicorn
@@ -29,13 +36,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@dataclass
-class LiveServer:
+class LiveServer(str):
+    """The base URL of a running test server, with the server's handles as attributes."""
     url: str
     db_path: str
     app: object
-    server: object = None
-    thread: object = None
+    server: object
+    thread: object
 
     def stop(self):
         self.server.should_exit = True
@@ -46,14 +53,16 @@ def start_server(db_path, **settings) -> LiveServer:
     port = free_port()
     app = create_app(Settings(host="127.0.0.1", port=port, db_path=str(db_path), **settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
     thread.start()
     deadline = time.time() + 20
     while not server.started:
         if time.time() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
-    return LiveServer(f"http://127.0.0.1:{port}", str(db_path), app, server, thread)
+    live = LiveServer(f"http://127.0.0.1:{port}")
+    live.url, live.db_path, live.app, live.server, live.thread = str(live), str(db_path), app, server, thread
+    return live
 
 
 @pytest.fixture(scope="session")
@@ -84,26 +93,31 @@ def _where(case, shape, ms, path="direct", wg=128, vpt=1):
             "median_ms": ms, "min_ms": ms * 0.9, "spread": 0.2, "samples_ms": [ms]}
 
 
+def make_run(**overrides) -> dict:
+    """A valid run document (a fresh random run_id each call): TopK on the quick preset's three shapes with a few
+    configurations each (one failed), where_nd contiguous and neg_stride cases. Keys in `overrides` replace the
+    document's top-level keys. Importable: `from conftest import make_run`."""
+    ms = [
+        _topk(4, 1024, 8, 0.9), _topk(4, 1024, 8, 0.5, wg=64, sg=True), _topk(4, 1024, 8, 0.7, wg=64),
+        _topk(4, 1024, 8, 1.2, wg=128, kl=8),
+        _topk(4, 4096, 64, 2.0), _topk(4, 4096, 64, 1.5, use_2ce=True, ch=1024), _topk(4, 4096, 64, 1.0, ok=False),
+        _topk(2, 16384, 256, 3.0), _topk(2, 16384, 256, 2.5, use_2ce=True, ch=4096, sg=True),
+        _topk(2, 16384, 256, 2.7, use_2ce=True, ch=4096),
+        _where("contiguous", [4, 64, 256], 3.0), _where("contiguous", [4, 64, 256], 4.0, path="segmented"),
+        _where("neg_stride", [4, 64, 256], 3.5), _where("neg_stride", [4, 64, 256], 5.0, path="segmented"),
+    ]
+    doc = {"run_id": uuid.uuid4().hex, "label": "sample", "source": "browser",
+           "adapter": {"vendor": "google", "architecture": "swiftshader", "device": "", "description": ""},
+           "features": ["timestamp-query", "subgroups"], "subgroup_sizes": [4, 4],
+           "limits": {"maxComputeInvocationsPerWorkgroup": 256}, "user_agent": "pytest", "preset": "custom",
+           "space": {"seed": 1, "repeats": 3, "warmups": 1}, "timer": "timestamp",
+           "started_at": "2026-11-25T00:00:00Z", "finished_at": "2026-11-25T00:00:10Z", "duration_s": 10.0,
+           "status": "complete", "measurements": ms}
+    doc.update(overrides)
+    return doc
+
+
 @pytest.fixture()
 def sample_run():
-    def make(**overrides):
-        ms = [
-            _topk(4, 1024, 8, 0.9), _topk(4, 1024, 8, 0.5, wg=64, sg=True), _topk(4, 1024, 8, 0.7, wg=64),
-            _topk(4, 1024, 8, 1.2, wg=128, kl=8),
-            _topk(4, 4096, 64, 2.0), _topk(4, 4096, 64, 1.5, use_2ce=True, ch=1024), _topk(4, 4096, 64, 1.0,
-                                                                                            ok=False),
-            _topk(2, 16384, 256, 3.0), _topk(2, 16384, 256, 2.5, use_2ce=True, ch=4096, sg=True),
-            _topk(2, 16384, 256, 2.7, use_2ce=True, ch=4096),
-            _where("contiguous", [4, 64, 256], 3.0), _where("contiguous", [4, 64, 256], 4.0, path="segmented"),
-            _where("neg_stride", [4, 64, 256], 3.5), _where("neg_stride", [4, 64, 256], 5.0, path="segmented"),
-        ]
-        doc = {"run_id": uuid.uuid4().hex, "label": "sample", "source": "browser",
-               "adapter": {"vendor": "google", "architecture": "swiftshader", "device": "", "description": ""},
-               "features": ["timestamp-query", "subgroups"], "subgroup_sizes": [4, 4],
-               "limits": {"maxComputeInvocationsPerWorkgroup": 256}, "user_agent": "pytest", "preset": "custom",
-               "space": {"seed": 1, "repeats": 3, "warmups": 1}, "timer": "timestamp",
-               "started_at": "2026-11-25T00:00:00Z", "finished_at": "2026-11-25T00:00:10Z", "duration_s": 10.0,
-               "status": "complete", "measurements": ms}
-        doc.update(overrides)
-        return doc
-    return make
+    """The factory `make_run(**overrides) -> dict` (see there)."""
+    return make_run

@@ -172,3 +172,145 @@ def test_serve_refuses_a_public_address_without_token(capsys):
     from spiraltorch_tuner.cli import main
     assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
     assert "token" in capsys.readouterr().err
+
+
+def test_a_streamed_body_over_the_limit_is_413(client):
+    def chunks():
+        for _ in range(48):
+            yield b" " * 65536                       # 3 MiB without a Content-Length (chunked)
+    r = client.post("/api/runs", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and str(2 << 20) in r.json()["detail"]
+
+
+@pytest.mark.parametrize("raw,field", [
+    ('"limits": {"maxBufferSize": NaN}', "limits"),
+    ('"space": {"repeats": Infinity}', "space"),
+    ('"space": {"nested": [1, {"x": -Infinity}]}', "space.nested"),
+])
+def test_non_finite_numbers_are_422_not_stored(client, sample_run, raw, field):
+    doc = sample_run()
+    doc.pop(raw.split('"')[1])
+    body = json.dumps(doc)[:-1] + ", " + raw + "}"
+    r = client.post("/api/runs", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and field in r.json()["detail"]
+    assert client.get(f"/api/runs/{doc['run_id']}").status_code == 404
+
+
+def test_where_shapes_too_large_for_u64_are_422(client, sample_run):
+    doc = sample_run()
+    doc["measurements"][-1]["shape"] = [1 << 31] * 6
+    r = client.post("/api/runs", json=doc)
+    assert r.status_code == 422 and "2**53" in r.json()["detail"]
+
+
+def test_a_body_that_is_not_a_json_object_is_rejected_with_a_hint(client):
+    r = client.post("/api/runs", content=b"[1, 2]", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON object" in r.json()["detail"]
+    r = client.post("/api/runs", content=b"{}", headers={"content-type": "text/plain"})
+    assert r.status_code == 422 and "Content-Type: application/json" in r.json()["detail"]
+    r = client.post("/api/runs", content=b"\xff\xfe", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
+
+
+def test_unknown_api_paths_are_json_404(client):
+    r = client.get("/api/nothing/here")
+    assert r.status_code == 404 and r.json()["detail"] == "no such path: /api/nothing/here"
+    assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_unexpected_errors_are_json_500_without_traceback(make_app, tmp_path, monkeypatch):
+    app = make_app(tmp_path)
+
+    def boom(*a):
+        raise RuntimeError("secret internals")
+    monkeypatch.setattr(app.state.store, "list_runs", boom)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/api/runs")
+    assert r.status_code == 500 and "secret" not in r.text and "Traceback" not in r.text
+    assert r.json()["detail"] and r.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_text_round_trips_exactly_whatever_it_holds(client, sample_run):
+    text = "naïve ☃ \u2028 \x00 \x7f \U0001F600 \"quoted\" \\ <b>"
+    doc = sample_run(label=text, user_agent=text)
+    assert client.post("/api/runs", json=doc).status_code == 201
+    got = client.get(f"/api/runs/{doc['run_id']}").json()
+    assert got["run"]["label"] == text and got["run"]["user_agent"] == text
+    assert client.get("/api/runs").json()[0]["label"] == text
+
+
+def test_zero_times_do_not_break_the_report_or_the_rust(client, sample_run):
+    doc = sample_run()
+    doc["measurements"][0].update(median_ms=0.0, min_ms=0.0, samples_ms=[0.0])
+    assert client.post("/api/runs", json=doc).status_code == 201
+    rep = client.get(f"/api/runs/{doc['run_id']}/report")
+    assert rep.status_code == 200
+    shape = {s["shape"]: s for s in rep.json()["shapes"]}["4x1024 k=8"]
+    assert shape["pick"] == shape["best"] == {"use_2ce": False, "wg": 128, "kl": 4, "ch": 0, "sg": False}
+    assert client.get(f"/api/runs/{doc['run_id']}/heuristics.rs").status_code == 200
+
+
+def test_static_types_carry_charset(client):
+    assert client.get("/static/app.js").headers["content-type"] == "text/javascript; charset=utf-8"
+    assert client.get("/shaders/topk.wgsl").headers["content-type"] == "text/plain; charset=utf-8"
+    assert client.get("/shaders/space.json").json()["topk"]["default"] == client.get("/api/space").json()["topk"][
+        "default"]
+
+
+def test_live_server_speaks_http(live_server, sample_run):
+    import httpx
+    assert isinstance(live_server, str) and live_server.url == live_server and live_server.db_path
+    doc = sample_run()
+    r = httpx.post(f"{live_server}/api/runs", json=doc, timeout=30)
+    assert r.status_code == 201 and r.headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(f"{live_server}{r.json()['url']}", timeout=30).json()["run"] == doc
+    assert httpx.get(f"{live_server}/static/..%2fpyproject.toml", timeout=30).status_code == 404
+
+
+def test_cli_writes_heuristics_lists_runs_and_reports(tmp_path, sample_run, capsys):
+    from spiraltorch_tuner.cli import main
+    from spiraltorch_tuner.store import Store
+    db = str(tmp_path / "cli.sqlite3")
+    doc = sample_run(label="from the cli")
+    Store(db).put_run(doc)
+    out = tmp_path / "h.rs"
+    assert main(["heuristics", "--db", db, "--run", "latest", "--flavour", "st-core", "-o", str(out)]) == 0
+    assert "pub mod generated" in out.read_text() and doc["run_id"] in out.read_text()
+    assert "regret" in capsys.readouterr().err
+    assert main(["heuristics", "--db", db, "-o", str(out)]) == 0 and "Stub" in out.read_text()
+    assert main(["runs", "--db", db]) == 0 and "from the cli" in capsys.readouterr().out
+    assert main(["report", "--db", db, "--run", doc["run_id"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"] == doc["run_id"]
+    assert main(["report", "--db", db, "--run", "nope-nope-nope"]) == 1
+
+
+def test_token_guards_compare_and_lets_cors_preflights_through(make_app, tmp_path, sample_run):
+    app = make_app(tmp_path, token="s3cret", cors_origins=["http://localhost:5173"])
+    with TestClient(app) as c:
+        doc = sample_run()
+        auth = {"Authorization": "Bearer s3cret"}
+        assert c.post("/api/runs", json=doc, headers=auth).status_code == 201
+        r = c.post(f"/api/runs/{doc['run_id']}/compare?backend=cpu")
+        assert r.status_code == 401 and "Bearer" in r.json()["detail"]
+        pre = c.options("/api/native/topk", headers={"Origin": "http://localhost:5173",
+                                                     "Access-Control-Request-Method": "POST",
+                                                     "Access-Control-Request-Headers": "authorization"})
+        assert pre.status_code == 200
+        assert pre.headers["access-control-allow-origin"] == "http://localhost:5173"
+    with TestClient(make_app(tmp_path)) as c:                  # no cors_origins: no CORS headers at all
+        r = c.get("/api/runs", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_report_holds_out_each_shape_when_judging_the_rule(sample_run):
+    from spiraltorch_tuner.report import format_report, report
+    rep = report(sample_run())
+    s = {r["shape"]: r for r in rep["shapes"]}["4x1024 k=8"]
+    assert s["pick"] == {"use_2ce": False, "wg": 64, "kl": 4, "ch": 0, "sg": True} and s["pick_regret"] == 1.0
+    # without its own data, 4x1024 k=8 takes 4x4096 k=64's 2CE winner, which is illegal at cols 1024 -> 1CE, 0.9 ms
+    assert s["heldout_pick"] == {"use_2ce": False, "wg": 128, "kl": 4, "ch": 0, "sg": False}
+    assert s["heldout_regret"] == pytest.approx(0.9 / 0.5)
+    assert s["stcore"] == {"use_2ce": False, "wg": 256, "kl": 8, "ch": 0, "sg": True} and s["stcore_ms"] is None
+    assert rep["regret"]["tuned_measured"] == {"geomean": 1.0, "worst": 1.0, "n": 3}
+    assert rep["regret"]["tuned_heldout"]["worst"] >= 1.8 - 1e-9
+    assert "regret tuned_heldout" in format_report(rep)

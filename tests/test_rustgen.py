@@ -77,7 +77,10 @@ fn main() {
             }
         }
     }}
-    for s in h::ADAPTER.iter() { let hex: String = s.bytes().map(|b| format!("{:02x}", b)).collect(); println!("a {}", hex); }
+    for s in h::ADAPTER.iter() {
+        let hex: String = s.bytes().map(|b| format!("{:02x}", b)).collect();
+        println!("a {}", hex);
+    }
 }
 '''
 
@@ -128,3 +131,26 @@ def test_hostile_strings_stay_inside_comments_and_literals(tmp_path, sample_run)
     assert code == clean_code  # the hostile text changed only comments and the ADAPTER literal
     rustc(tmp_path, src, "--crate-type", "lib", "-o", str(tmp_path / "lib.rlib"))
     run_rust_tests(tmp_path, src)
+
+
+def test_header_comments_hold_the_posted_strings_escaped_and_reversibly(sample_run):
+    from spiraltorch_tuner.rustgen import comment_safe, unescape_comment
+    doc = sample_run(adapter={"vendor": EVIL, "architecture": "arch */ x", "device": "", "description": "d"})
+    src = generate(doc, run_id=doc["run_id"], created_at="2026-11-25T07:00:00+00:00")
+    header = [ln for ln in src.splitlines() if ln.startswith("//")]
+    assert not any("*/" in ln or "/*" in ln for ln in header)
+    adapter_line = next(ln for ln in header if ln.startswith("// Adapter: vendor "))
+    assert comment_safe(EVIL) in adapter_line and unescape_comment(comment_safe(EVIL)) == EVIL
+    assert "2026-11-25T07:00:00+00:00" in src and doc["run_id"] in src
+    assert "d = 4|lg cols - lg cols'|" in src          # the rule is written into the file
+
+
+def test_zero_times_generate_compilable_rust(tmp_path, sample_run):
+    doc = sample_run()
+    for m in doc["measurements"]:
+        if m.get("median_ms") is not None:
+            m["median_ms"] = 0.0
+    src = generate(doc, "st-core", run_id=doc["run_id"], created_at="2026-11-25")
+    assert "pub mod generated" in src
+    src = generate(doc, run_id=doc["run_id"], created_at="2026-11-25")
+    rustc(tmp_path, src, "--crate-type", "lib", "-o", str(tmp_path / "lib.rlib"))

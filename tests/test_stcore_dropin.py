@@ -74,8 +74,8 @@ def test_downloaded_stcore_file_drops_into_an_stcore_layout(make_app, tmp_path, 
     with TestClient(make_app(tmp_path)) as c:
         doc = sample_run()
         assert c.post("/api/runs", json=doc).status_code == 201
-        url = "/api/heuristics.rs?flavour=st-core" if stub else f"/api/runs/{doc['run_id']}/heuristics.rs?flavour=st-core"
-        r = c.get(url)
+        r = c.get("/api/heuristics.rs" if stub else f"/api/runs/{doc['run_id']}/heuristics.rs",
+                  params={"flavour": "st-core"})
         assert r.status_code == 200
     crate = tmp_path / "st-core"
     make_crate(crate, r.text, STUB_RS if stub else CHECK_RS)

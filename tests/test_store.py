@@ -1,0 +1,96 @@
+"""The SQLite store on real files: WAL and full sync, idempotent runs, conflicts, concurrent writers, restarts."""
+import sqlite3
+import threading
+
+import pytest
+
+from spiraltorch_tuner.store import SCHEMA_VERSION, Conflict, Store
+
+
+def test_opens_in_wal_mode_with_full_sync_and_a_schema_version(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    con = store._con()
+    assert con.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert con.execute("pragma synchronous").fetchone()[0] == 2          # FULL
+    assert sqlite3.connect(tmp_path / "s.sqlite3").execute("select version from schema_version").fetchall() == \
+        [(SCHEMA_VERSION,)]
+
+
+def test_put_is_idempotent_and_a_different_body_conflicts(tmp_path, sample_run):
+    store = Store(tmp_path / "s.sqlite3")
+    doc = sample_run()
+    created, summary = store.put_run(doc)
+    assert created and summary["run_id"] == doc["run_id"] and summary["n_measurements"] == len(doc["measurements"])
+    reordered = dict(reversed(list(doc.items())))                          # same body, other key order
+    assert store.put_run(reordered)[0] is False
+    with pytest.raises(Conflict):
+        store.put_run(dict(doc, label="another"))
+    assert store.count() == 1
+    assert store.get_run(doc["run_id"])["run"] == doc
+
+
+def test_measurements_are_rows_queryable_across_runs(tmp_path, sample_run):
+    store = Store(tmp_path / "s.sqlite3")
+    a, b = sample_run(), sample_run()
+    store.put_run(a)
+    store.put_run(b)
+    ms = store.measurements(a["run_id"])
+    assert [m["kernel"] for m in ms] == [m["kernel"] for m in a["measurements"]]
+    assert ms[0]["params"] == a["measurements"][0]["params"] and ms[0]["ok"] is True
+    where = [m for m in ms if m["kernel"] == "where_nd"][0]
+    assert where["case"] == "contiguous" and where["shape"] == [4, 64, 256]
+    con = sqlite3.connect(tmp_path / "s.sqlite3")
+    best = con.execute("select run_id, min(median_ms) from measurements where kernel = 'topk' and ok and "
+                       "cols = 1024 group by run_id").fetchall()
+    assert sorted(best) == sorted([(a["run_id"], 0.5), (b["run_id"], 0.5)])
+    assert store.measurements("nope-nope") == []
+
+
+def test_concurrent_writers_from_threads_each_store_once(tmp_path, sample_run):
+    store = Store(tmp_path / "s.sqlite3")
+    docs = [sample_run(label=f"run {i}") for i in range(8)]
+    results, errors = [], []
+
+    def put(doc):
+        try:
+            for _ in range(3):                                             # each run posted three times at once
+                results.append((doc["run_id"], store.put_run(doc)[0]))
+        except Exception as e:                                             # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=put, args=(d,)) for d in docs for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    created = [rid for rid, c in results if c]
+    assert sorted(created) == sorted(d["run_id"] for d in docs)           # exactly one creation per run
+    assert store.count() == 8
+    n = sqlite3.connect(tmp_path / "s.sqlite3").execute("select count(*) from measurements").fetchone()[0]
+    assert n == sum(len(d["measurements"]) for d in docs)
+
+
+def test_runs_survive_reopening_and_list_newest_first(tmp_path, sample_run):
+    path = tmp_path / "s.sqlite3"
+    first = Store(path)
+    docs = [sample_run(label=str(i)) for i in range(3)]
+    for d in docs:
+        first.put_run(d)
+    first.close()
+    again = Store(path)
+    assert [r["label"] for r in again.list_runs()] == ["2", "1", "0"]
+    assert [r["label"] for r in again.list_runs(limit=1, offset=1)] == ["1"]
+    assert again.latest_run_id() == docs[2]["run_id"]
+    assert again.get_run(docs[0]["run_id"])["run"] == docs[0]
+    assert again.get_run("missing-id") is None
+
+
+def test_a_failed_insert_leaves_nothing_behind(tmp_path, sample_run):
+    store = Store(tmp_path / "s.sqlite3")
+    doc = sample_run()
+    doc["measurements"].append({"rows": 1})              # no kernel: fails after the runs row went in
+    with pytest.raises(Exception):
+        store.put_run(doc)
+    assert store.count() == 0 and store.measurements(doc["run_id"]) == []
+    doc["measurements"].pop()
+    assert store.put_run(doc)[0] is True                                   # and the store still works
