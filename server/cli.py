@@ -39,18 +39,62 @@ def cmd_serve(args) -> int:
 
 
 def cmd_tune(args) -> int:
+    from spiraltorch.errors import SpiralTorchError
     from spiraltorch.tuner import tune
 
-    def progress(i, n, m):
-        status = "ok" if m["ok"] else f"FAILED {m['error']}"
-        t = f"{m['median_ms']:.4g} ms" if m.get("median_ms") else ""
-        print(f"[{i}/{n}] {m['kernel']} {m.get('rows', '')}x{m.get('cols', '')} k={m.get('k', '')} "
-              f"{m.get('case', '')} {json.dumps(m['params'])} {t} {status}", file=sys.stderr)
-    spec = json.loads(open(args.space).read()) if args.space else None
-    doc = tune(args.device, args.preset, spec, label=args.label or "", progress=progress)
-    created, _ = _store(args).put_run(doc)
+    bar = _Progress(sys.stderr)
+    try:
+        spec = json.loads(open(args.space, encoding="utf-8").read()) if args.space else None
+    except (OSError, ValueError) as e:
+        print(f"cannot read the space file {args.space}: {e}", file=sys.stderr)
+        return 2
+    try:
+        doc = tune(args.device, args.preset, spec, label=args.label or "", progress=bar)
+    except SpiralTorchError as e:
+        bar.close()
+        print(f"cannot tune on {args.device}: {e}", file=sys.stderr)
+        return 2
+    bar.close()
+    doc["preset"] = "custom" if spec else args.preset
+    _store(args).put_run(doc)
+    ok = sum(1 for m in doc["measurements"] if m["ok"])
+    print(f"measured {ok}/{len(doc['measurements'])} configurations correctly in {doc['duration_s']:.1f} s on "
+          f"{doc['adapter']['description'] or doc['adapter']['device']}; stored as run {doc['run_id']}",
+          file=sys.stderr)
     print(doc["run_id"])
     return _heuristics_and_report(args, doc["run_id"])
+
+
+class _Progress:
+    """A one-line progress bar on a terminal (configurations done/total, time left); plain lines otherwise."""
+
+    def __init__(self, stream):
+        import time
+        self.stream, self.tty, self.t0, self.time = stream, stream.isatty(), time.perf_counter(), time.perf_counter
+        self.failed = 0
+
+    def __call__(self, i, n, m):
+        if not m["ok"]:
+            self.failed += 1
+        what = (f"{m['kernel']} {m['rows']}x{m['cols']} k={m['k']}" if m["kernel"] == "topk"
+                else f"where_nd {'x'.join(map(str, m['shape']))} {m['case']}")
+        params = " ".join(f"{k}={v}" for k, v in m["params"].items())
+        t = f"{m['median_ms']:.4g} ms" if m.get("median_ms") else f"FAILED: {m.get('error')}"
+        elapsed = self.time() - self.t0
+        left = elapsed / i * (n - i)
+        if self.tty:
+            done = int(30 * i / n)
+            self.stream.write(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{n} {elapsed:5.1f}s, ~{left:4.0f}s left, "
+                              f"{self.failed} failed \x1b[K")
+            if not m["ok"]:
+                self.stream.write(f"\n  {what} {params}: {t}\n")
+        else:
+            self.stream.write(f"[{i}/{n}] {what} {params} {t}\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
 
 
 def _heuristics_and_report(args, run_id) -> int:
@@ -117,7 +161,8 @@ def main(argv=None) -> int:
     s.set_defaults(fn=cmd_serve)
     # `tune` (the lead's): native tuning through spiraltorch.tuner; more subcommands go here, each a cmd_* above.
     t = sub.add_parser("tune", help="tune natively (wgpu-py, CUDA, ...) and store the run like a browser run")
-    t.add_argument("--device", default="wgpu", choices=["auto", "cuda", "mps", "wgpu", "cpu"])
+    t.add_argument("--backend", "--device", dest="device", default="wgpu",
+                   choices=["auto", "cuda", "mps", "wgpu", "cpu"], help="where to run the kernels (default wgpu)")
     t.add_argument("--preset", default="quick", help="a preset of shaders/space.json (quick, full)")
     t.add_argument("--space", help="a JSON file with a custom space (the shape of a preset)")
     t.add_argument("--label")
@@ -129,7 +174,8 @@ def main(argv=None) -> int:
     for sp in (t, sub.choices["heuristics"]):
         sp.add_argument("--db")
         sp.add_argument("--flavour", default="standalone", choices=["standalone", "st-core"])
-        sp.add_argument("-o", "--output", default="wgpu_heuristics.rs" if sp is not t else None)
+        sp.add_argument("-o", "--out", "--output", dest="output",
+                        default="wgpu_heuristics.rs", help="where to write the Rust file")
     r = sub.add_parser("runs", help="list stored runs")
     r.add_argument("--db")
     r.add_argument("--limit", type=int, default=50)

@@ -1,0 +1,54 @@
+"""The console script: native tuning on wgpu-py stores a run like a browser run and writes a compiling
+wgpu_heuristics.rs; listing, reports and heuristics from the stored run."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import spiraltorch as st
+
+WGPU = any(b["name"] == "wgpu" and b["available"] for b in st.backends())
+TINY = {"seed": 3, "repeats": 2, "warmups": 1,
+        "topk": {"shapes": [[2, 2048, 16], [1, 8192, 64]],
+                 "params": {"use_2ce": [False, True], "wg": [64, 128], "kl": [4], "ch": [0, 1024], "sg": [False]}},
+        "where_nd": {"shapes": [[4, 33]], "cases": ["contiguous", "neg_stride"], "dtypes": ["float32", "int32"],
+                     "params": {"path": ["direct", "segmented"], "wg": [64], "vpt": [1]}}}
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "spiraltorch_tuner", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.skipif(not WGPU, reason="no wgpu-py adapter here")
+def test_tune_on_wgpu_stores_the_run_and_writes_compiling_rust(tmp_path):
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(TINY))
+    db, out = tmp_path / "t.sqlite3", tmp_path / "wgpu_heuristics.rs"
+    r = cli("tune", "--backend", "wgpu", "--space", str(space), "--db", str(db), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.strip()
+    assert "stored as run " + run_id in r.stderr and "[" in r.stderr   # progress lines
+    assert "regret" in r.stderr                                        # the report is printed
+    listed = cli("runs", "--db", str(db))
+    assert run_id in listed.stdout and "native" in listed.stdout
+    text = out.read_text()
+    assert run_id in text and "choose_topk" in text
+    if shutil.which("rustc"):
+        c = subprocess.run(["rustc", "--edition", "2021", "--test", "-D", "warnings", "-o", str(tmp_path / "t"),
+                            str(out)], capture_output=True, text=True)
+        assert c.returncode == 0, c.stderr
+        assert subprocess.run([str(tmp_path / "t")], capture_output=True).returncode == 0
+    rep = cli("report", "--db", str(db), "--run", run_id, "--json")
+    shapes = json.loads(rep.stdout)["shapes"]
+    assert {(s["rows"], s["cols"], s["k"]) for s in shapes} == {(2, 2048, 16), (1, 8192, 64)}
+    st_core = cli("heuristics", "--db", str(db), "--run", "latest", "--flavour", "st-core", "-o",
+                  str(tmp_path / "st.rs"))
+    assert st_core.returncode == 0 and "pub use super::Choice;" in (tmp_path / "st.rs").read_text()
+
+
+def test_tune_on_an_unavailable_backend_says_why(tmp_path):
+    r = cli("tune", "--backend", "mps", "--db", str(tmp_path / "x.sqlite3"))
+    assert r.returncode == 2 and "mps" in r.stderr and "macOS" in r.stderr
