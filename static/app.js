@@ -313,11 +313,16 @@ async function postRun(doc) {
 }
 
 // -- quality report -------------------------------------------------------------------------------------------
+// The quality report of GET /api/runs/{id}/report (server/report.py): columns shown, in order.
 const REPORT_COLS = [
-  ["shape", "Shape"], ["best_ms", "Best ms"], ["best_params", "Best params"], ["pick_ms", "Our pick ms"],
-  ["pick_params", "Our pick"], ["stcore_ms", "st-core fallback ms"], ["default_ms", "Default ms"],
-  ["regret", "Regret"], ["loo_regret", "Leave-one-out regret"],
+  ["shape", "Shape"], ["configs", "Configs"], ["best_ms", "Best ms"], ["best", "Fastest configuration"],
+  ["pick_ms", "Our pick ms"], ["heldout_regret", "Held-out regret"], ["default_regret", "Default regret"],
+  ["stcore_ms", "st-core fallback ms"], ["stcore_regret", "st-core regret"],
 ];
+
+function fmtRegret(v) {
+  return v && v.n ? `geomean ${v.geomean.toFixed(3)}, worst ${v.worst.toFixed(3)} (${v.n} shapes)` : "not measured";
+}
 
 function cellText(v) {
   if (v === null || v === undefined) return "–";
@@ -329,31 +334,25 @@ function cellText(v) {
 
 async function showReport(runId) {
   let r;
-  try { r = await fetch(`/api/runs/${runId}/report`); } catch (_) { return; }
-  if (!r.ok) return;   // the report endpoint may not exist yet (404): nothing to show
+  try { r = await fetch(`/api/runs/${encodeURIComponent(runId)}/report`); } catch (_) { return; }
+  if (!r.ok) return;
   const rep = await r.json().catch(() => null);
-  if (!rep) return;
-  const rows = Array.isArray(rep) ? rep : (rep.shapes || rep.rows || Object.values(rep).find((v) => Array.isArray(v) && v.length && typeof v[0] === "object") || []);
+  if (!rep || !Array.isArray(rep.shapes)) return;
   const head = $("report-table").tHead, body = $("report-table").tBodies[0];
   head.replaceChildren(); body.replaceChildren();
-  if (rows.length) {
-    const keys = Object.keys(rows[0]);
-    const cols = REPORT_COLS.filter(([k]) => keys.includes(k));
-    const rest = keys.filter((k) => !cols.some(([c]) => c === k)).map((k) => [k, k]);
-    const use = [...cols, ...rest].slice(0, 12);
-    const htr = node("tr");
-    use.forEach(([, t]) => htr.append(node("th", t)));
-    head.append(htr);
-    for (const row of rows) {
-      const tr = node("tr");
-      use.forEach(([k]) => tr.append(node("td", cellText(row[k]), typeof row[k] === "number" ? "num mono" : "")));
-      body.append(tr);
-    }
+  const htr = node("tr");
+  REPORT_COLS.forEach(([, t]) => htr.append(node("th", t)));
+  head.append(htr);
+  for (const row of rep.shapes) {
+    const tr = node("tr");
+    REPORT_COLS.forEach(([k]) => tr.append(node("td", cellText(row[k]), typeof row[k] === "number" ? "num mono" : "mono")));
+    body.append(tr);
   }
-  const scalars = Array.isArray(rep) ? [] : Object.entries(rep).filter(([, v]) => v !== null && typeof v !== "object");
-  const nested = Array.isArray(rep) ? [] : Object.entries(rep).filter(([, v]) => v && typeof v === "object" && !Array.isArray(v));
-  $("report-summary").textContent = [...scalars.map(([k, v]) => `${k}: ${cellText(v)}`),
-    ...nested.map(([k, v]) => `${k}: ${Object.entries(v).map(([a, b]) => `${a}=${cellText(b)}`).join(", ")}`)].join(" · ");
+  const g = rep.regret || {};
+  const speed = rep.speedup_vs_stcore ? `${rep.speedup_vs_stcore.toFixed(2)}x faster than st-core's fallback rule` : "st-core's fallback not measured";
+  $("report-summary").textContent = `Regret = chosen time / fastest time (1.0 is perfect). Tuned picks: ${fmtRegret(g.tuned_measured)}; ` +
+    `held out (rule fitted without that shape): ${fmtRegret(g.tuned_heldout)}; fixed default: ${fmtRegret(g.fixed_default)}; ` +
+    `st-core fallback: ${fmtRegret(g.stcore_fallback)}. Tuned picks are ${speed} (geomean).`;
   $("report").hidden = false;
 }
 
