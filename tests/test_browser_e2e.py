@@ -312,3 +312,20 @@ def test_device_lost_mid_run_is_shown_and_what_was_measured_is_posted(page, live
     assert len(ok) >= 3 and failed, (len(ok), len(failed))
     assert any("lost" in (m["error"] or "").lower() or "destroy" in (m["error"] or "").lower() for m in failed)
     assert run["status"] in ("complete", "failed")
+
+
+def test_hostile_text_from_other_browsers_is_shown_as_text(page, live_server, sample_run, tmp_path):
+    """A run whose label and adapter strings carry markup, template syntax and comment terminators is listed on the
+    page verbatim as text: no element is created from it and no script runs."""
+    url = base_url(live_server)
+    evil = '</script><img src=x id=pwned onerror="window.__pwned=1"> {{ 7*7 }} */ "quoted"'
+    doc = sample_run(label=evil, adapter={"vendor": evil, "architecture": "<b id=bold>x</b>", "device": "",
+                                          "description": ""})
+    assert httpx.post(f"{url}/api/runs", json=doc).status_code == 201
+    page.goto(url + "/")
+    cell = page.locator("#runs tbody td", has_text="{{ 7*7 }}").first
+    cell.wait_for()
+    assert cell.text_content() == evil
+    assert page.locator("#pwned").count() == 0 and page.locator("#bold").count() == 0
+    assert page.evaluate("window.__pwned === undefined")
+    assert "49" not in cell.text_content()
