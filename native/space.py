@@ -83,3 +83,15 @@ def stcore_fallback(rows: int, cols: int, k: int, subgroups: bool) -> dict:
         if ch >= cols:
             use_2ce, ch = False, 0
     return {"use_2ce": use_2ce, "wg": wg, "kl": kl, "ch": ch, "sg": bool(subgroups)}
+
+
+# Workgroup memory the TopK kernels use besides the sort buffer: the 256-bin histogram, the selection state and the
+# scan's buffer of one u32 per invocation (scan_wg.wgsl / scan_sg.wgsl).
+TOPK_WG_BYTES = 256 * 4 + 64
+
+
+def sort_cap(kp: int, wg: int, limits: dict | None) -> int:
+    """SORT_CAP of topk.wgsl: kp when kp (hi, lo) pairs fit in the adapter's workgroup storage beside the kernels'
+    other workgroup variables, else 1 (the sort then runs in storage memory). static/space.js mirrors this."""
+    avail = (limits or {}).get("maxComputeWorkgroupStorageSize", 16384)
+    return kp if kp * 8 + TOPK_WG_BYTES + 4 * wg <= avail else 1

@@ -22,6 +22,10 @@
 override WG: u32 = 256u;
 override KL: u32 = 4u;
 override CH: u32 = 8192u;
+// Capacity of the workgroup-memory sort, set by the host (native/space.py sort_cap): the candidate list length kp
+// when kp pairs fit in the adapter's workgroup storage beside the other workgroup variables, else 1. Lists longer
+// than SORT_CAP are sorted in storage memory instead (every bitonic stage then goes through L2).
+override SORT_CAP: u32 = 1u;
 
 struct Shape {
     rows: u32,
@@ -46,6 +50,7 @@ var<workgroup> sel_prefix: vec2<u32>;   // digits chosen so far
 var<workgroup> sel_need: u32;           // how many of the elements matching the prefix are still to be taken
 var<workgroup> sel_done: u32;
 var<workgroup> fill: atomic<u32>;
+var<workgroup> sort_buf: array<vec2<u32>, SORT_CAP>;
 
 fn sort_key(b: u32) -> u32 {
     if ((b & 0x7fffffffu) > 0x7f800000u) { return 0xffffffffu; }
@@ -162,8 +167,32 @@ fn collect_and_sort(row_base: u32, c0: u32, c1: u32, sel: array<vec2<u32>, 2>, l
     bitonic_sort_desc(list, kp, lid);
 }
 
-// Bitonic sort of cand[list .. list + n) (n a power of two), descending, by one workgroup.
+// Bitonic sort of cand[list .. list + n) (n a power of two), descending, by one workgroup: in workgroup memory when
+// the list fits (n <= SORT_CAP, uniform), else in place in storage memory.
 fn bitonic_sort_desc(list: u32, n: u32, lid: u32) {
+    if (n <= SORT_CAP) {
+        for (var i = lid; i < n; i += WG) { sort_buf[i] = cand[list + i]; }
+        workgroupBarrier();
+        for (var size = 2u; size <= n; size = size << 1u) {
+            for (var stride = size >> 1u; stride > 0u; stride = stride >> 1u) {
+                for (var i = lid; i < n / 2u; i += WG) {
+                    let a = 2u * i - (i & (stride - 1u));
+                    let b = a + stride;
+                    let va = sort_buf[a];
+                    let vb = sort_buf[b];
+                    if (greater(vb, va) == ((a & size) == 0u)) {
+                        sort_buf[a] = vb;
+                        sort_buf[b] = va;
+                    }
+                }
+                workgroupBarrier();
+            }
+        }
+        for (var i = lid; i < n; i += WG) { cand[list + i] = sort_buf[i]; }
+        storageBarrier();
+        workgroupBarrier();
+        return;
+    }
     for (var size = 2u; size <= n; size = size << 1u) {
         for (var stride = size >> 1u; stride > 0u; stride = stride >> 1u) {
             for (var i = lid; i < n / 2u; i += WG) {

@@ -33,6 +33,15 @@ export function derived(kernel, shape, params) {
            scratch_bytes: rows * nchunks * kp * 8, input_bytes: rows * cols * 4 };
 }
 
+// Workgroup memory of the TopK kernels besides the sort buffer (native/space.py TOPK_WG_BYTES).
+const TOPK_WG_BYTES = 256 * 4 + 64;
+
+/** SORT_CAP of topk.wgsl, as native/space.py sort_cap: kp when the list fits in workgroup storage, else 1. */
+export function sortCap(kp, wg, limits) {
+  const avail = (limits && limits.maxComputeWorkgroupStorageSize) || 16384;
+  return kp * 8 + TOPK_WG_BYTES + 4 * wg <= avail ? kp : 1;
+}
+
 const OPS = { "==": (a, b) => a === b, "!=": (a, b) => a !== b, "<": (a, b) => a < b, "<=": (a, b) => a <= b,
               ">": (a, b) => a > b, ">=": (a, b) => a >= b };
 
