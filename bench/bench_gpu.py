@@ -45,7 +45,7 @@ from spiraltorch.cpu import topk_reference  # noqa: E402
 from spiraltorch.cuda import CudaBackend  # noqa: E402
 from spiraltorch.errors import SpiralTorchError  # noqa: E402
 from spiraltorch.space import stcore_fallback, violations  # noqa: E402
-from spiraltorch.wgpu_backend import _dims, coalesce, strided_view, where_uniform  # noqa: E402
+from spiraltorch.wgpu_backend import _dims, coalesce, strided_view, where_groups, where_uniform  # noqa: E402
 
 TOPK_SHAPES = [(8, 65536, 4096), (8, 65536, 64), (1, 1048576, 1024), (64, 32768, 256), (1024, 65536, 128),
                (256, 4096, 16), (4096, 1024, 8), (16, 1048576, 4096)]
@@ -199,16 +199,16 @@ def wgsl_where_kernel_time(wb, cond, x, y, params, repeats, warmups):
     numel = int(np.prod(out_shape))
     p = wb._check_params("where_nd", {"ndim": len(out_shape), "numel": numel}, params)
     views = [strided_view(a, out_shape) for a in (cond, x, y)]
-    ins = [wb._buffer(span, usage=u.STORAGE) for span, _, _ in views]
+    ins = [wb._buffer(span, usage=u.STORAGE, align=16) for span, _, _ in views]
     shape, strides = coalesce(out_shape, [st for _, _, st in views])
     uni = where_uniform(shape, numel, [(v[1], st) for v, st in zip(views, strides)])
     ub = wb._buffer(uni, usage=u.UNIFORM)
-    out = wb._buffer(size=numel * 4, usage=u.STORAGE | u.COPY_SRC)
+    out = wb._buffer(size=numel * 4, usage=u.STORAGE | u.COPY_SRC, align=16)
     pipe = wb._pipeline("where_nd", "where_strided", p)
     bgl, _ = wb._layout("where_nd")
     bg = dev.create_bind_group(layout=bgl, entries=[{"binding": i, "resource": {"buffer": b}}
                                                     for i, b in enumerate([ub, *ins, out])])
-    gx, gy = _dims(-(-numel // (p["wg"] * p["vpt"])), wb.limits.get("maxComputeWorkgroupsPerDimension", 65535))
+    gx, gy = _dims(where_groups(numel, p), wb.limits.get("maxComputeWorkgroupsPerDimension", 65535))
 
     def encode(enc, qs):
         tw = None if qs is None else {"query_set": qs, "beginning_of_pass_write_index": 0,

@@ -14,7 +14,7 @@ import numpy as np
 from . import shaders
 from .backend import Timing, check_topk_args, check_where_args
 from .errors import BackendUnavailable, KernelError, ParamsError
-from .space import default_params, derived, violations
+from .space import default_params, derived, sort_cap, violations
 
 NAME = "wgpu"
 
@@ -110,8 +110,8 @@ class WgpuBackend:
             self._layouts[kernel] = (bgl, self._device.create_pipeline_layout(bind_group_layouts=[bgl]))
         return self._layouts[kernel]
 
-    def _pipeline(self, kernel: str, entry: str, params: dict):
-        consts = shaders.overrides(kernel, params)
+    def _pipeline(self, kernel: str, entry: str, params: dict, derived_consts: dict | None = None):
+        consts = {**shaders.overrides(kernel, params), **(derived_consts or {})}
         key = (kernel, entry, bool(params.get("sg", False)), tuple(sorted(consts.items())))
         if key not in self._pipelines:
             try:
@@ -138,11 +138,13 @@ class WgpuBackend:
                               f"breaks {', '.join(bad)}")
         return p
 
-    def _buffer(self, data=None, size=None, usage=0):
+    def _buffer(self, data=None, size=None, usage=0, align=4):
+        """A buffer of `data` or of `size` bytes, its size rounded up to `align` (where_nd binds every buffer as
+        array<vec4<u32>>: 16) and the tail zero-padded."""
         u = self._wgpu.BufferUsage
         if data is not None:
             mv = memoryview(data).cast("B")
-            size = max(4, -(-mv.nbytes // 4) * 4)
+            size = max(align, -(-mv.nbytes // align) * align)
             buf = self._device.create_buffer(size=size, usage=usage | u.COPY_DST)
             if mv.nbytes % 4:
                 tail = bytearray(4 - mv.nbytes % 4)
@@ -153,7 +155,7 @@ class WgpuBackend:
             elif mv.nbytes:
                 self._device.queue.write_buffer(buf, 0, mv)
             return buf
-        return self._device.create_buffer(size=max(4, -(-size // 4) * 4), usage=usage)
+        return self._device.create_buffer(size=max(align, -(-size // align) * align), usage=usage)
 
     def _sync(self):
         """Wait until the queue is idle. (wgpu-py 0.32's on_submitted_work_done_sync fails in its cffi callback,
@@ -210,11 +212,12 @@ class WgpuBackend:
         bgl, _ = self._layout("topk")
         bg = self._device.create_bind_group(layout=bgl, entries=[
             {"binding": i, "resource": {"buffer": b}} for i, b in enumerate(bufs)])
+        sc = {"SORT_CAP": sort_cap(d["kp"], p["wg"], self.limits)}
         if p["use_2ce"]:
-            passes = [(self._pipeline("topk", "topk_chunks", p), (d["nchunks"], rows, 1)),
-                      (self._pipeline("topk", "topk_merge", p), (d["merge_groups"], rows, 1))]
+            passes = [(self._pipeline("topk", "topk_chunks", p, sc), (d["nchunks"], rows, 1)),
+                      (self._pipeline("topk", "topk_merge", p, sc), (d["merge_groups"], rows, 1))]
         else:
-            passes = [(self._pipeline("topk", "topk_1ce", p), (rows, 1, 1))]
+            passes = [(self._pipeline("topk", "topk_1ce", p, sc), (rows, 1, 1))]
 
         def encode(enc, qs):
             for i, (pipe, groups) in enumerate(passes):
@@ -280,18 +283,18 @@ class WgpuBackend:
         dtype = x.dtype
         if numel == 0:
             return np.empty(out_shape, dtype=dtype), Timing.of("wall", [0.0])
-        groups = -(-numel // (p["wg"] * p["vpt"]))
+        groups = where_groups(numel, p)
         gx, gy = _dims(groups, self.limits.get("maxComputeWorkgroupsPerDimension", 65535))
         entry = "where_strided" if p["path"] == "direct" else "where_dense"
         pipe = self._pipeline("where_nd", entry, p)
         bgl, _ = self._layout("where_nd")
-        out = self._buffer(size=numel * 4, usage=u.STORAGE | u.COPY_SRC)
+        out = self._buffer(size=numel * 4, usage=u.STORAGE | u.COPY_SRC, align=16)
         samples, result = [], None
         for it in range(warmups + max(1, repeats)):
             t0 = time.perf_counter()
             if p["path"] == "direct":
                 views = [strided_view(a, out_shape) for a in (cond, x, y)]
-                ins = [self._buffer(span, usage=u.STORAGE) for span, _, _ in views]
+                ins = [self._buffer(span, usage=u.STORAGE, align=16) for span, _, _ in views]
                 shape, strides = coalesce(out_shape, [st for _, _, st in views])
                 uni = where_uniform(shape, numel, [(v[1], st) for v, st in zip(views, strides)])
             else:
@@ -325,8 +328,8 @@ class WgpuBackend:
         item = a.dtype.itemsize
         numel = int(np.prod(out_shape, dtype=np.int64))
         if a.dtype == np.bool_:  # 1-byte elements: write whole 4-byte words only, so go through one copy
-            return self._buffer(np.ascontiguousarray(full).reshape(-1), usage=u.STORAGE)
-        buf = self._buffer(size=numel * item, usage=u.STORAGE | u.COPY_DST)
+            return self._buffer(np.ascontiguousarray(full).reshape(-1), usage=u.STORAGE, align=16)
+        buf = self._buffer(size=numel * item, usage=u.STORAGE | u.COPY_DST, align=16)
         inner = out_shape[-1] if out_shape else 1
         rows = full.reshape(-1, inner) if full.flags.c_contiguous else None
         if rows is not None:
@@ -373,11 +376,32 @@ def coalesce(shape, strides_list):
     return tuple(n for n, _ in out), [[sts[t] for _, sts in out] for t in range(len(strides_list))]
 
 
+def where_groups(numel: int, params: dict) -> int:
+    """Workgroups of a where_nd dispatch: each thread writes VPT runs of 4 output elements."""
+    runs = -(-numel // 4)
+    return -(-runs // (params["wg"] * params["vpt"]))
+
+
+def where_runs(out_shape, views) -> bool:
+    """Whether where_strided may read each run of 4 outputs (4r..4r+3) with one 16-byte load per input: the
+    innermost extent is a multiple of 4 (a run stays in one row) and each input is either broadcast along it
+    (stride 0: one scalar) or packed along it (x, y: stride 4 bytes, cond: 1 byte) with its base and every outer
+    stride a multiple of the run's size (16 bytes; cond 4), so the run starts 16-byte (4-byte) aligned."""
+    if not views or out_shape[-1] % 4:
+        return False
+    for (base, strides), item in zip(views, (1, 4, 4)):
+        if strides[-1] == 0:
+            continue
+        if strides[-1] != item or base % (4 * item) or any(s % (4 * item) for s in strides[:-1]):
+            return False
+    return True
+
+
 def where_uniform(out_shape, numel: int, views) -> np.ndarray:
     """The Params uniform of where_nd.wgsl; views = [(base, byte strides)] for cond, x, y (None: dense)."""
     nd = len(out_shape)
     u = np.zeros(40, dtype=np.uint32)
-    u[0], u[1] = nd, numel
+    u[0], u[1], u[2] = nd, numel, where_runs(out_shape, views)
     u[4:12] = 1
     u[4:4 + nd] = out_shape
     s = u.view(np.int32)

@@ -2,7 +2,7 @@
 // Steps mirror native/wgpu_backend.py: features timestamp-query and subgroups when present, limits raised to the
 // adapter's, one explicit bind group layout per kernel, pipelines cached per configuration.
 
-import { derived } from "./space.js";
+import { derived, sortCap } from "./space.js";
 import { moduleSource, overrides } from "./shaders.js";
 import { broadcastStrides } from "./cases.js";
 
@@ -96,8 +96,8 @@ export class Gpu {
   }
 
   /** A compute pipeline for one entry point of a configuration; shader and pipeline errors become KernelError. */
-  async pipeline(kernel, entry, params) {
-    const constants = overrides(kernel, params);
+  async pipeline(kernel, entry, params, derivedConstants = {}) {
+    const constants = { ...overrides(kernel, params), ...derivedConstants };
     const key = JSON.stringify([kernel, entry, !!params.sg, Object.entries(constants).sort()]);
     if (this.pipelines.has(key)) return this.pipelines.get(key);
     const code = await moduleSource(kernel, params);
@@ -128,10 +128,13 @@ export class Gpu {
     return pipe;
   }
 
-  /** A buffer holding `data` (any typed array / bytes), size rounded up to 4 and the tail zero-padded. */
-  buffer(data, usage) {
+  /**
+   * A buffer holding `data` (any typed array / bytes), size rounded up to `align` (where_nd binds every buffer
+   * as array<vec4<u32>>: 16) and the tail zero-padded.
+   */
+  buffer(data, usage, align = 4) {
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const size = Math.max(4, Math.ceil(bytes.byteLength / 4) * 4);
+    const size = Math.max(align, Math.ceil(bytes.byteLength / align) * align);
     const buf = this.device.createBuffer({ size, usage: usage | GPUBufferUsage.COPY_DST });
     const head = bytes.byteLength - (bytes.byteLength % 4);
     if (head) this.device.queue.writeBuffer(buf, 0, bytes, 0, head);
@@ -143,8 +146,8 @@ export class Gpu {
     return buf;
   }
 
-  empty(size, usage) {
-    return this.device.createBuffer({ size: Math.max(4, Math.ceil(size / 4) * 4), usage });
+  empty(size, usage, align = 4) {
+    return this.device.createBuffer({ size: Math.max(align, Math.ceil(size / align) * align), usage });
   }
 
   async readBack(buffers) {
@@ -176,7 +179,8 @@ export class Gpu {
       ? [["topk_chunks", [d.nchunks, rows, 1]], ["topk_merge", [d.merge_groups, rows, 1]]]
       : [["topk_1ce", [rows, 1, 1]]];
     const pipes = [];
-    for (const [entry] of passes) pipes.push(await this.pipeline("topk", entry, params));
+    const sc = { SORT_CAP: sortCap(d.kp, params.wg, this.limits) };
+    for (const [entry] of passes) pipes.push(await this.pipeline("topk", entry, params, sc));
     const bufs = [
       this.buffer(new Uint32Array([rows, cols, k, d.kp, d.nchunks, 0, 0, 0]), U.UNIFORM),
       this.buffer(x, U.STORAGE),
@@ -231,7 +235,7 @@ export class Gpu {
     let ins, uni;
     if (params.path === "direct") {
       const sv = views.map((v, t) => stridedView(v, outShape, items[t]));
-      ins = sv.map((s) => this.buffer(s.span, U.STORAGE));
+      ins = sv.map((s) => this.buffer(s.span, U.STORAGE, 16));
       const [shape, strides] = coalesce(outShape, sv.map((s) => s.strides));
       uni = whereUniform(shape, numel, sv.map((s, t) => [s.base, strides[t]]));
     } else {
@@ -241,7 +245,7 @@ export class Gpu {
     const ub = this.buffer(uni, U.UNIFORM);
     const bg = this.device.createBindGroup({ layout: this.layout("where_nd").bgl,
       entries: [ub, ...ins, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
-    const groups = Math.ceil(numel / (params.wg * params.vpt));
+    const groups = whereGroups(numel, params);
     const maxDim = this.limits.maxComputeWorkgroupsPerDimension || 65535;
     const gx = Math.min(groups, maxDim), gy = Math.ceil(groups / gx);
     const enc = this.device.createCommandEncoder();
@@ -259,8 +263,8 @@ export class Gpu {
     const U = GPUBufferUsage;
     const numel = outShape.reduce((a, b) => a * b, 1);
     const strides = broadcastStrides(view, outShape);
-    if (item === 1) return this.buffer(materialise(view, outShape, Uint8Array), U.STORAGE);
-    const buf = this.empty(numel * item, U.STORAGE | U.COPY_DST);
+    if (item === 1) return this.buffer(materialise(view, outShape, Uint8Array), U.STORAGE, 16);
+    const buf = this.empty(numel * item, U.STORAGE | U.COPY_DST, 16);
     const inner = outShape.length ? outShape[outShape.length - 1] : 1;
     const data = view.data;
     let contiguous = view.offset === 0, s = 1;
@@ -349,12 +353,31 @@ export function coalesce(shape, stridesList) {
   return [out.map(([n]) => n), stridesList.map((_, t) => out.map(([, sts]) => sts[t]))];
 }
 
+/** native/wgpu_backend.py where_groups: workgroups of a where_nd dispatch, VPT runs of 4 outputs per thread. */
+export function whereGroups(numel, params) {
+  return Math.ceil(Math.ceil(numel / 4) / (params.wg * params.vpt));
+}
+
+/**
+ * native/wgpu_backend.py where_runs: whether where_strided may read each run of 4 outputs with one 16-byte load
+ * per input (innermost extent a multiple of 4; each input broadcast along it, or packed with its base and outer
+ * strides multiples of 16 bytes, cond's of 4).
+ */
+export function whereRuns(outShape, views) {
+  if (!views || outShape[outShape.length - 1] % 4) return false;
+  return views.every(([base, strides], t) => {
+    const item = t ? 4 : 1, inner = strides[strides.length - 1];
+    if (inner === 0) return true;
+    return inner === item && base % (4 * item) === 0 && strides.slice(0, -1).every((st) => st % (4 * item) === 0);
+  });
+}
+
 /** The Params uniform of where_nd.wgsl; views = [[base, byteStrides]] for cond, x, y (null: dense). */
 export function whereUniform(outShape, numel, views) {
   const nd = outShape.length;
   const u = new Uint32Array(40);
   const s = new Int32Array(u.buffer);
-  u[0] = nd; u[1] = numel;
+  u[0] = nd; u[1] = numel; u[2] = whereRuns(outShape, views) ? 1 : 0;
   u.fill(1, 4, 12);
   outShape.forEach((n, d) => { u[4 + d] = n; });
   for (let t = 0; t < 3; t++) {

@@ -200,7 +200,7 @@ export class Tuner {
     const gpu = this.gpu, dev = gpu.device;
     const outShape = job.shape, numel = outShape.reduce((a, b) => a * b, 1), p = job.params;
     const pipe = await gpu.wherePipeline(p);
-    const out = gpu.empty(numel * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+    const out = gpu.empty(numel * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, 16);
     const items = [1, 4, 4];
     try {
       let tmp = gpu.whereIteration(pipe, views, items, outShape, numel, p, out);

@@ -78,6 +78,8 @@ def test_wgpu_every_pipeline_and_variant(rows, cols, k):
 def where_cases():
     c, x, y = (gen.bools(1, (3, 5, 7, 9)), gen.floats(1, (3, 5, 7, 9), 2), gen.floats(1, (3, 5, 7, 9), 3))
     xi, yi = gen.ints(1, (3, 5, 7, 9), 2), gen.ints(1, (3, 5, 7, 9), 3)
+    c8, x8, y8 = (gen.bools(4, (3, 5, 6, 8)), gen.floats(4, (3, 5, 6, 8), 2), gen.floats(4, (3, 5, 6, 8), 3))
+    xi8, yi8 = gen.ints(4, (3, 5, 6, 8), 2), gen.ints(4, (3, 5, 6, 8), 3)
     return {
         "contiguous": (c, x, y),
         "negative strides": (c, x[:, :, ::-1, :], y),
@@ -89,6 +91,16 @@ def where_cases():
         "1-d": (np.array([True, False, True]), np.arange(3, dtype=np.float32), np.float32([9])),
         "odd length": (gen.bools(3, (1001,)), gen.floats(3, (1001,), 2), gen.floats(3, (1001,), 3)),
         "NaN and inf": (np.array([True, True, False]), np.float32([np.nan, np.inf, 0]), np.float32([1, 2, -np.inf])),
+        # innermost extent 8: where_strided's 16-byte runs where every input allows them, else element by element
+        "runs contiguous": (c8, x8, y8),
+        "runs reversed rows": (c8, x8[:, :, ::-1], y8[::-1]),
+        "runs broadcast": (c8[..., :1], x8, np.float32([2.5])),
+        "runs broadcast x along rows": (c8, x8[..., :1], y8[:, :1]),
+        "runs int32": (c8[::-1], xi8[:, ::-1], yi8),
+        "runs misaligned x": (c8, gen.floats(4, (3, 5, 6, 9), 2)[..., 1:], y8),
+        "runs unaligned outer stride": (c8, gen.floats(4, (3, 5, 6, 9), 2)[..., :8], y8),
+        "runs odd cond offset": (gen.bools(4, (3, 5, 6, 9))[..., 1:], x8, y8),
+        "runs reversed inner": (c8, x8[..., ::-1], y8),
     }
 
 
@@ -110,6 +122,28 @@ def test_direct_path_does_not_copy_views():
     span, offset, strides = strided_view(view, view.shape)
     assert np.shares_memory(span, base)
     assert strides == [6 * 8 * 4, -8 * 4, 8] and offset == 5 * 8 * 4
+
+
+@pytest.mark.parametrize("case", list(where_cases()))
+def test_where_runs_of_4_only_where_every_input_allows_16_byte_loads(case):
+    from spiraltorch.wgpu_backend import coalesce, strided_view, where_runs
+    c, x, y = where_cases()[case]
+    out_shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
+    views = [strided_view(a, out_shape) for a in (c, x, y)]
+    shape, strides = coalesce(out_shape, [st for _, _, st in views])
+    expect = case in ("runs contiguous", "runs reversed rows", "runs broadcast",
+                      "runs broadcast x along rows", "runs int32")
+    assert where_runs(shape, [(v[1], st) for v, st in zip(views, strides)]) == expect
+
+
+@pytest.mark.parametrize("case", cases.WHERE_CASES)
+def test_where_bench_cases_take_the_16_byte_runs(case):
+    from spiraltorch.wgpu_backend import coalesce, strided_view, where_uniform
+    c, x, y = cases.where_inputs(case, (4, 6, 8, 16), "float32")
+    out_shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
+    views = [strided_view(a, out_shape) for a in (c, x, y)]
+    shape, strides = coalesce(out_shape, [st for _, _, st in views])
+    assert where_uniform(shape, x.size, [(v[1], st) for v, st in zip(views, strides)])[2] == 1
 
 
 @pytest.mark.parametrize("case", cases.WHERE_CASES)

@@ -86,7 +86,7 @@ def test_topk_matches_numpy_reference_on_generated_inputs(rows, cols, k, dist):
 
 
 WHERE = [(case, shape, dtype) for case in cases.WHERE_CASES for dtype in cases.WHERE_DTYPES
-         for shape in [(37,), (4, 5), (2, 3, 7), (2, 1, 4, 6)]]
+         for shape in [(37,), (4, 5), (2, 3, 7), (2, 1, 4, 6), (2, 3, 8)]]
 
 
 def test_where_reference_matches_numpy_for_every_case():
