@@ -16,7 +16,7 @@ from spiraltorch.paths import SHADERS, STATIC
 from . import __version__
 from .routes import get_settings, get_store, native, pages, runs  # noqa: F401  (get_*: the Depends of routes)
 from .settings import Settings
-from .store import Store
+from .store import open_store
 
 log = logging.getLogger("spiraltorch_tuner")
 
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Tune WGSL TopK and where_nd kernels in the browser's WebGPU; run them natively; "
                               "generate wgpu_heuristics.rs.")
     app.state.settings = settings
-    app.state.store = Store(settings.db_path)
+    app.state.store = open_store(settings)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

@@ -13,14 +13,25 @@ where_nd. Measurements are grouped by (contiguous = the "contiguous" case, else 
 winner is the configuration with the least mean log-time over the group's cases among those measured in all of
 them. A query takes the nearest group of its contiguity (any group if none) by d = 2|lg numel - lg numel'| +
 |ndim - ndim'|; ties go to the earlier group.
+
+Device classes. Runs are grouped by adapter class: (vendor, architecture, smallest and largest subgroup size,
+backend; the backend is the adapter's, else the run's source). Several runs of one class are merged into one
+measurement per configuration before the rules above: a measurement is dropped when its spread is over
+OUTLIER_SPREAD (0.5: a noisy timing) or when its timer differs from the class's majority timer for that kernel
+(times of different clocks do not compare; a kernel's configurations are only compared with each other, and the
+browser times where_nd with a wall clock even where TopK has timestamps); each configuration then gets the median
+of its remaining medians over all runs.
 """
 from __future__ import annotations
 
 import math
+import statistics
+from collections import Counter
 from dataclasses import dataclass
 
 TOPK_KEYS = ("use_2ce", "wg", "kl", "ch", "sg")
 WHERE_KEYS = ("path", "wg", "vpt")
+OUTLIER_SPREAD = 0.5
 
 
 def lg(x: int) -> int:
@@ -130,3 +141,58 @@ def choose_where(table: list[WhereEntry], numel: int, ndim: int, contiguous: boo
         if best_d is None or d < best_d:
             best, best_d = e, d
     return best.choice if best else None
+
+
+@dataclass(frozen=True, order=True)
+class AdapterClass:
+    """The key runs are grouped by (AdapterKey in the generated Rust)."""
+    vendor: str
+    architecture: str
+    subgroup_min: int
+    subgroup_max: int
+    backend: str
+
+
+def adapter_class(doc: dict | None) -> AdapterClass:
+    doc = doc or {}
+    a = doc.get("adapter") or {}
+    sizes = [int(x) for x in doc.get("subgroup_sizes") or []] or [0]
+    return AdapterClass(str(a.get("vendor", "")), str(a.get("architecture", "")), min(sizes), max(sizes),
+                        str(a.get("backend") or doc.get("source") or ""))
+
+
+def group_by_class(docs) -> dict:
+    """{AdapterClass: [run documents, in the given order]}, classes in key order."""
+    out: dict = {}
+    for d in docs:
+        out.setdefault(adapter_class(d), []).append(d)
+    return dict(sorted(out.items()))
+
+
+def _mkey(m) -> tuple:
+    shape = tuple(m["shape"]) if m.get("shape") is not None else None
+    return (m["kernel"], m.get("rows"), m.get("cols"), m.get("k"), m.get("case"), shape, m.get("dtype"),
+            tuple(sorted((k, str(v)) for k, v in m.get("params", {}).items())))
+
+
+def merge_measurements(docs) -> list[dict]:
+    """One class's runs as one list of measurements (one per configuration), by the outlier rule of the module
+    docstring. Deterministic for the same runs in any order."""
+    rows = [(m, m.get("timer") or d.get("timer") or "") for d in docs for m in d.get("measurements", []) if _ok(m)]
+    votes: dict = {}
+    for m, t in rows:
+        votes.setdefault(m["kernel"], Counter())[t] += 1
+    timer = {kernel: min(v, key=lambda t: (-v[t], t)) for kernel, v in votes.items()}   # ties: first by name
+    groups: dict = {}
+    for m, t in rows:
+        if t != timer[m["kernel"]] or (m.get("spread") is not None and m["spread"] > OUTLIER_SPREAD):
+            continue
+        g = groups.setdefault(_mkey(m), {"m": m, "ms": []})
+        g["ms"].append(m["median_ms"])
+    out = []
+    for key in sorted(groups, key=repr):
+        m, ms = groups[key]["m"], groups[key]["ms"]
+        out.append({"kernel": m["kernel"], "rows": m.get("rows"), "cols": m.get("cols"), "k": m.get("k"),
+                    "case": m.get("case"), "shape": m.get("shape"), "dtype": m.get("dtype"), "params": m["params"],
+                    "ok": True, "timer": timer[m["kernel"]], "median_ms": statistics.median(ms), "n": len(ms)})
+    return out

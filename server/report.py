@@ -33,10 +33,11 @@ def _cfg(c: tuple | None) -> dict | None:
     return dict(zip(TOPK_KEYS, c)) if c else None
 
 
-def report(doc: dict) -> dict:
+def report(doc: dict, measurements: list | None = None) -> dict:
     """Per measured TopK shape: the best configuration, our pick, the held-out pick, the fixed default and st-core's
-    fallback with their times and regrets; then geo-mean and worst regret of each, and tuned vs st-core speedup."""
-    ms = usable(doc.get("measurements", []))
+    fallback with their times and regrets; then geo-mean and worst regret of each, and tuned vs st-core speedup.
+    `measurements`: judge these instead of the run's own (report_classes passes a class's merged measurements)."""
+    ms = usable(doc.get("measurements", []) if measurements is None else measurements)
     sg = "subgroups" in doc.get("features", [])
     times: dict = {}
     for m in ms:
@@ -80,6 +81,20 @@ def report(doc: dict) -> dict:
                "space.json topk.default for every shape. stcore_fallback: st-core's built-in rule. A shape whose "
                "chosen configuration was not measured is left out of that column.",
     }
+
+
+def report_classes(records) -> dict:
+    """The report per device class on the merged measurements of the class's runs (the tables `?run=all` generates
+    from): regrets, held-out regret and the fixed default's regret all on the merged times. `records`: stored runs
+    ({"run_id", "created_at", "run"}), oldest first."""
+    from .rustgen import merged_classes
+    out = []
+    for c, recs, ms in merged_classes(records):
+        r = report(recs[-1]["run"], ms)
+        r.update(run_id="all", runs=[x["run_id"] for x in recs], adapter_class=dict(vars(c)))
+        out.append(r)
+    return {"classes": out, "doc": "one report per device class; each on the merge of its runs (heuristics.py: "
+                                   "outlier rule, median of the remaining medians per configuration)"}
 
 
 def format_report(r: dict) -> str:

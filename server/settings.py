@@ -17,6 +17,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     db_path: str = "spiraltorch-tuner.sqlite3"
+    database_url: str | None = None       # postgresql://user@host/db: a shared PostgreSQL database instead of db_path
     token: str | None = None              # required on write/native endpoints when set; required to bind non-loopback
     max_body_bytes: int = 64 << 20        # request bodies over this get 413
     max_measurements: int = 200_000       # per posted run
@@ -29,7 +30,8 @@ class Settings:
     def from_env(cls, **overrides) -> "Settings":
         s = cls(
             host=_env("SPIRALTORCH_HOST", cls.host), port=_env("SPIRALTORCH_PORT", cls.port, int),
-            db_path=_env("SPIRALTORCH_DB", cls.db_path), token=_env("SPIRALTORCH_TOKEN", None),
+            db_path=_env("SPIRALTORCH_DB", cls.db_path),
+            database_url=_env("SPIRALTORCH_DATABASE_URL", None), token=_env("SPIRALTORCH_TOKEN", None),
             max_body_bytes=_env("SPIRALTORCH_MAX_BODY_BYTES", cls.max_body_bytes, int),
             max_elements=_env("SPIRALTORCH_MAX_ELEMENTS", cls.max_elements, int),
             native_concurrency=_env("SPIRALTORCH_NATIVE_CONCURRENCY", cls.native_concurrency, int),

@@ -1,10 +1,24 @@
-"""The SQLite store on real files: WAL and full sync, idempotent runs, conflicts, concurrent writers, restarts."""
+"""The store on real databases, with the same assertions on SQLite files and on a throwaway PostgreSQL cluster
+(tests/test_store_pg.py starts it): idempotent runs, conflicts, concurrent writers, restarts; and SQLite's WAL mode."""
 import sqlite3
 import threading
 
 import pytest
 
 from spiraltorch_tuner.store import SCHEMA_VERSION, Conflict, Store
+from test_store_pg import pg_cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request, tmp_path):
+    """`open_store(name="s")`: a store on database `name` of this test (opened again: the same data), on the
+    parameter's backend."""
+    if request.param == "sqlite":
+        return lambda name="s": Store(tmp_path / f"{name}.sqlite3")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')")
+    from spiraltorch_tuner.db import PgStore
+    urls = {}
+    return lambda name="s": PgStore(urls.setdefault(name, pg_cluster().new_database()))
 
 
 def test_opens_in_wal_mode_with_full_sync_and_a_schema_version(tmp_path):
@@ -16,8 +30,8 @@ def test_opens_in_wal_mode_with_full_sync_and_a_schema_version(tmp_path):
         [(SCHEMA_VERSION,)]
 
 
-def test_put_is_idempotent_and_a_different_body_conflicts(tmp_path, sample_run):
-    store = Store(tmp_path / "s.sqlite3")
+def test_put_is_idempotent_and_a_different_body_conflicts(open_store, sample_run):
+    store = open_store()
     doc = sample_run()
     created, summary = store.put_run(doc)
     assert created and summary["run_id"] == doc["run_id"] and summary["n_measurements"] == len(doc["measurements"])
@@ -29,8 +43,8 @@ def test_put_is_idempotent_and_a_different_body_conflicts(tmp_path, sample_run):
     assert store.get_run(doc["run_id"])["run"] == doc
 
 
-def test_measurements_are_rows_queryable_across_runs(tmp_path, sample_run):
-    store = Store(tmp_path / "s.sqlite3")
+def test_measurements_are_rows_queryable_across_runs(open_store, sample_run):
+    store = open_store()
     a, b = sample_run(), sample_run()
     store.put_run(a)
     store.put_run(b)
@@ -39,15 +53,14 @@ def test_measurements_are_rows_queryable_across_runs(tmp_path, sample_run):
     assert ms[0]["params"] == a["measurements"][0]["params"] and ms[0]["ok"] is True
     where = [m for m in ms if m["kernel"] == "where_nd"][0]
     assert where["case"] == "contiguous" and where["shape"] == [4, 64, 256]
-    con = sqlite3.connect(tmp_path / "s.sqlite3")
-    best = con.execute("select run_id, min(median_ms) from measurements where kernel = 'topk' and ok and "
-                       "cols = 1024 group by run_id").fetchall()
+    best = store.query("select run_id, min(median_ms) from measurements where kernel = 'topk' and ok = 1 and "
+                       "cols = ? group by run_id", (1024,))
     assert sorted(best) == sorted([(a["run_id"], 0.5), (b["run_id"], 0.5)])
     assert store.measurements("nope-nope") == []
 
 
-def test_concurrent_writers_from_threads_each_store_once(tmp_path, sample_run):
-    store = Store(tmp_path / "s.sqlite3")
+def test_concurrent_writers_from_threads_each_store_once(open_store, sample_run):
+    store = open_store()
     docs = [sample_run(label=f"run {i}") for i in range(8)]
     results, errors = [], []
 
@@ -66,18 +79,17 @@ def test_concurrent_writers_from_threads_each_store_once(tmp_path, sample_run):
     created = [rid for rid, c in results if c]
     assert sorted(created) == sorted(d["run_id"] for d in docs)           # exactly one creation per run
     assert store.count() == 8
-    n = sqlite3.connect(tmp_path / "s.sqlite3").execute("select count(*) from measurements").fetchone()[0]
+    n = store.query("select count(*) from measurements")[0][0]
     assert n == sum(len(d["measurements"]) for d in docs)
 
 
-def test_runs_survive_reopening_and_list_newest_first(tmp_path, sample_run):
-    path = tmp_path / "s.sqlite3"
-    first = Store(path)
+def test_runs_survive_reopening_and_list_newest_first(open_store, sample_run):
+    first = open_store()
     docs = [sample_run(label=str(i)) for i in range(3)]
     for d in docs:
         first.put_run(d)
     first.close()
-    again = Store(path)
+    again = open_store()
     assert [r["label"] for r in again.list_runs()] == ["2", "1", "0"]
     assert [r["label"] for r in again.list_runs(limit=1, offset=1)] == ["1"]
     assert again.latest_run_id() == docs[2]["run_id"]
@@ -85,8 +97,8 @@ def test_runs_survive_reopening_and_list_newest_first(tmp_path, sample_run):
     assert again.get_run("missing-id") is None
 
 
-def test_a_failed_insert_leaves_nothing_behind(tmp_path, sample_run):
-    store = Store(tmp_path / "s.sqlite3")
+def test_a_failed_insert_leaves_nothing_behind(open_store, sample_run):
+    store = open_store()
     doc = sample_run()
     doc["measurements"].append({"rows": 1})              # no kernel: fails after the runs row went in
     with pytest.raises(Exception):
@@ -94,3 +106,11 @@ def test_a_failed_insert_leaves_nothing_behind(tmp_path, sample_run):
     assert store.count() == 0 and store.measurements(doc["run_id"]) == []
     doc["measurements"].pop()
     assert store.put_run(doc)[0] is True                                   # and the store still works
+
+
+def test_all_runs_are_every_stored_run_oldest_first(open_store, sample_run):
+    store = open_store()
+    docs = [sample_run(label=str(i)) for i in range(3)]
+    for d in docs:
+        store.put_run(d)
+    assert [r["run"] for r in store.all_runs()] == docs

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from spiraltorch.shaders import space as load_space
 
 from ..models import Run, RunCreated
-from ..report import report
-from ..rustgen import generate
+from ..report import report, report_classes
+from ..rustgen import generate, generate_merged
 from ..settings import Settings
 from ..store import Conflict, Store
 from . import get_settings, get_store
@@ -71,6 +71,12 @@ def get_report(run_id: str, store: StoreDep):
     return report(_get(store, run_id)["run"])
 
 
+@router.get("/api/report")
+def get_merged_report(store: StoreDep, run: Literal["all"] = "all"):
+    """The quality report per device class on every stored run, merged per class (what `?run=all` generates)."""
+    return report_classes(store.all_runs())
+
+
 def _rust(text: str) -> Response:
     return Response(text, media_type="text/x-rust; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="wgpu_heuristics.rs"'})
@@ -85,11 +91,16 @@ def run_heuristics(run_id: str, store: StoreDep, flavour: Flavour = "standalone"
 
 @router.get("/api/heuristics.rs")
 def heuristics(store: StoreDep,
-               run: str | None = Query(None, max_length=64, description="'latest' or a run id; none: the stub"),
+               run: str | None = Query(None, max_length=64, description="'latest', 'all' (every run, merged per "
+                                       "device class) or a run id; none: the stub"),
                flavour: Flavour = "standalone"):
-    """wgpu_heuristics.rs from the latest run, a given run, or (no `run`) the stub whose choosers return None."""
+    """wgpu_heuristics.rs from the latest run, a given run, every stored run (`run=all`: one table per device class,
+    each merged from that class's runs; `choose_topk_for` picks the class), or (no `run`) the stub whose choosers
+    return None."""
     if run is None:
         return _rust(generate(None, flavour))
+    if run == "all":
+        return _rust(generate_merged(store.all_runs(), flavour))
     if run == "latest":
         run = store.latest_run_id()
         if run is None:
