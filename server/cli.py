@@ -9,8 +9,9 @@ from .settings import Settings
 
 
 def _store(args):
-    from .store import Store
-    return Store(Settings.from_env(db_path=args.db).db_path)
+    """The configured store: PostgreSQL when SPIRALTORCH_DATABASE_URL is set, else the SQLite file (--db)."""
+    from .store import open_store
+    return open_store(Settings.from_env(db_path=args.db))
 
 
 def cmd_serve(args) -> int:
