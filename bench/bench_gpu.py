@@ -82,9 +82,27 @@ def med(t):
     return statistics.median(t.samples_ms) if t is not None else None
 
 
-def wgsl_candidates(rows, cols, k, limits, feats, quick):
+def heuristics_pick(run_doc, rows, cols, k, sg):
+    """The configuration our generated heuristics pick for a shape from a tuning run document (the same rule as
+    wgpu_heuristics.rs: server/heuristics.py, importable without the web server's dependencies)."""
+    if run_doc is None:
+        return None
+    try:
+        from spiraltorch_tuner.heuristics import TOPK_KEYS, choose_topk, topk_table
+    except ImportError:  # a checkout without an install: load server/heuristics.py directly
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("st_heuristics", ROOT / "server" / "heuristics.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        TOPK_KEYS, choose_topk, topk_table = mod.TOPK_KEYS, mod.choose_topk, mod.topk_table
+    c = choose_topk(topk_table(run_doc["measurements"]), rows, cols, k, sg)
+    return dict(zip(TOPK_KEYS, c)) if c else None
+
+
+def wgsl_candidates(rows, cols, k, limits, feats, quick, run_doc=None):
     sg = "subgroups" in feats
-    c = [stcore_fallback(rows, cols, k, sg),
+    pick = heuristics_pick(run_doc, rows, cols, k, sg)
+    c = ([pick] if pick else []) + [stcore_fallback(rows, cols, k, sg),
          {"use_2ce": False, "wg": 256, "kl": 4, "ch": 0, "sg": sg},
          {"use_2ce": False, "wg": 1024, "kl": 4, "ch": 0, "sg": sg},
          {"use_2ce": True, "wg": 256, "kl": 4, "ch": max(4096, 1 << (k - 1).bit_length()), "sg": sg},
@@ -123,6 +141,11 @@ class TorchTimer:
 
 
 def bench_topk(args, cb, wb, torch, tt, result):
+    run_doc = None
+    if args.tuned:
+        with open(args.tuned) as f:
+            run_doc = json.load(f)
+        run_doc = run_doc.get("run", run_doc)
     import cupy as cp
     rep, wu = args.repeats, args.warmups
     info = wb.info() if wb else None
@@ -166,7 +189,8 @@ def bench_topk(args, cb, wb, torch, tt, result):
         # ours, WGSL through wgpu-py: several configurations, the fastest correct one is the tuned one
         if wb:
             wres = []
-            for p in wgsl_candidates(rows, cols, k, info["limits"], info["features"], args.quick):
+            pick = heuristics_pick(run_doc, rows, cols, k, "subgroups" in info["features"])
+            for p in wgsl_candidates(rows, cols, k, info["limits"], info["features"], args.quick, run_doc):
                 try:
                     v, i = wb.topk2d(x, k, p)
                     if not (np.array_equal(i, ri) and same_bits(v, rv)):
@@ -180,7 +204,11 @@ def bench_topk(args, cb, wb, torch, tt, result):
                     wres.append({"params": p, "ok": False, "error": str(e)})
                     log(f"   wgsl {p}: {e}")
             good = [w for w in wres if w["ok"]]
-            entry["wgsl_tuned"] = min(good, key=lambda w: w["median_ms"]) if good else None
+            picked = [w for w in good if pick is not None and w["params"] == pick]
+            # "tuned": our heuristics' pick when a tuning run is given (--tuned), else the fastest candidate
+            entry["wgsl_tuned"] = picked[0] if picked else (min(good, key=lambda w: w["median_ms"]) if good else None)
+            entry["wgsl_best_candidate"] = min(good, key=lambda w: w["median_ms"]) if good else None
+            entry["wgsl_tuned_by"] = "heuristics" if picked else "fastest candidate"
             entry["wgsl_all"] = [{k2: v2 for k2, v2 in w.items() if k2 != "samples_ms"} for w in wres]
         rows_out.append(entry)
         del xd
@@ -294,7 +322,8 @@ def summarize(result):
     s = {}
     if "topk" in result:
         lines.append("TopK (median us; ratio = torch / ours, > 1 means ours is faster)")
-        lines.append(f"{'shape':<22}{'cuda':>9}{'torch':>9}{'wgsl*':>10}{'torch/cuda':>12}{'torch/wgsl':>12}  cuda params")
+        lines.append(f"{'shape':<22}{'cuda':>9}{'torch':>9}{'wgsl*':>10}{'torch/cuda':>12}{'torch/wgsl':>12}"
+                     "  cuda params | wgsl params")
         speed = []
         for e in result["topk"]:
             cu, to = e["cuda"]["median_ms"], e["torch"]["median_ms"]
@@ -304,6 +333,10 @@ def summarize(result):
             speed.append(r)
             p = e["cuda"]["params"]
             ps = f"{'2ce' if p['use_2ce'] else '1ce'} wg{p['wg']} kl{p['kl']} ch{p['ch']}"
+            if wg.get("params"):
+                q = wg["params"]
+                ps += (f" | wgsl {'2ce' if q['use_2ce'] else '1ce'} wg{q['wg']} kl{q['kl']} ch{q['ch']} "
+                       f"sg{int(bool(q['sg']))}")
             lines.append(f"{e['rows']}x{e['cols']} k={e['k']:<6}"[:22].ljust(22)
                          + f"{cu * 1e3:9.1f}{to * 1e3:9.1f}" + (f"{wm * 1e3:10.1f}" if wm else f"{'-':>10}")
                          + f"{r:12.2f}" + (f"{to / wm:12.2f}" if wm else f"{'-':>12}") + f"  {ps}")
@@ -315,7 +348,11 @@ def summarize(result):
         lines.append(f"geo-mean torch/cuda = {geo:.2f} (target >= 2); slowest shape torch/cuda = {min(speed):.2f} "
                      f"(target >= 1); 8x65536 k=4096 cuda/torch = {s['seed_8x65536_k4096_cuda_over_torch']:.3f} "
                      f"(target <= 0.333)")
-        lines.append("wgsl* = the tuned WGSL configuration: the fastest correct one of the candidates measured")
+        by = {e.get("wgsl_tuned_by") for e in result["topk"]} - {None}
+        lines.append("wgsl* = the tuned WGSL configuration: " + (
+            "the pick of our heuristics from the tuning run given with --tuned" if by == {"heuristics"} else
+            "the fastest correct one of the candidates measured" if by == {"fastest candidate"} else
+            "our heuristics' pick where it was legal, else the fastest candidate"))
     if "where" in result:
         cgb = result["copy"]["gbs"]
         lines.append(f"where_nd 2^26 float32 (median us, GB/s of bytes read+written, fraction of copy {cgb:.0f} GB/s)")
@@ -352,6 +389,8 @@ def main(argv=None):
     ap.add_argument("--no-sweep", dest="sweep", action="store_false",
                     help="time only the default CUDA configuration, not the sweep the default table came from")
     ap.add_argument("--no-wgsl", action="store_true")
+    ap.add_argument("--tuned", metavar="RUN.json", help="a tuning run document (bench/tune_gpu.py, or GET "
+                    "/api/runs/{id} -> run): time the WGSL configuration our heuristics pick from it")
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (20 if args.quick else 50)
     if args.quick:
