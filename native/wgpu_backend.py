@@ -17,8 +17,6 @@ from .errors import BackendUnavailable, KernelError, ParamsError
 from .space import default_params, derived, sort_cap, violations
 
 NAME = "wgpu"
-WARM_MS = 50            # GPU busy time before a configuration's samples (static/timing.js uses the same)
-MAX_WARM_CHAINS = 4096
 
 # WebGPU limit names (camelCase, as in the browser and space.json) and their wgpu-py spelling.
 _LIMITS = {
@@ -79,8 +77,6 @@ class WgpuBackend:
             self._device = adapter.request_device_sync(required_features=feats, required_limits=limits)
             self.features = {"timestamp-query" if f == "timestamp-query" else "subgroups" for f in feats}
             self.limits = {camel: limits[dash] for camel, dash in _LIMITS.items() if dash in limits}
-            # a CPU adapter (lavapipe) has no clock to ramp up before timing (see _timed_submit)
-            self._cpu = str(adapter.info.get("adapter_type", "")).lower() == "cpu"
             return self._device
 
     def available(self) -> tuple[bool, str]:
@@ -170,11 +166,7 @@ class WgpuBackend:
         self._device.queue.read_buffer(self._fence)
 
     def _timed_submit(self, encode, repeats: int, warmups: int) -> Timing:
-        """Run `encode(encoder, timestamp_writes_or_None)` repeatedly; GPU time from timestamps when possible.
-
-        Before the samples the GPU is kept busy for WARM_MS with back-to-back copies of the dispatch chain: a
-        discrete GPU that sat idle (while the host checked results or built pipelines) runs at a low clock for a
-        while, and on the H100 that made later configurations look 4x slower than they are."""
+        """Run `encode(encoder, timestamp_writes_or_None)` repeatedly; GPU time from timestamps when possible."""
         dev = self._device
         u = self._wgpu.BufferUsage
         for _ in range(warmups):
@@ -182,19 +174,6 @@ class WgpuBackend:
             encode(enc, None)
             dev.queue.submit([enc.finish()])
         self._sync()
-        t0 = time.perf_counter()
-        enc = dev.create_command_encoder()
-        encode(enc, None)
-        dev.queue.submit([enc.finish()])
-        self._sync()
-        one = max(time.perf_counter() - t0, 1e-6)
-        busy = 0 if self._cpu else min(MAX_WARM_CHAINS, int(WARM_MS / 1e3 / one) + 1)
-        if busy > 1:
-            enc = dev.create_command_encoder()
-            for _ in range(busy):
-                encode(enc, None)
-            dev.queue.submit([enc.finish()])
-            self._sync()
         samples = []
         if "timestamp-query" in self.features:
             qs = dev.create_query_set(type="timestamp", count=2)

@@ -4,10 +4,7 @@
 // quantized, N chains are encoded between one timestamp pair and the time divided by N, N raised until the
 // measured interval spans at least MIN_QUANTA quanta.
 
-import { isCpuAdapter } from "./gpu.js";
 export const MIN_QUANTA = 20;
-export const WARM_MS = 50;                  // GPU busy time before the samples (native/wgpu_backend.py WARM_MS)
-const MAX_WARM_CHAINS = 4096;
 export const QUANTUM_FLOOR_NS = 50000;     // deltas all multiples of >= 50 us: quantized
 const WALL_QUANTUM_NS = 100000;            // performance.now() is coarsened to ~100 us outside isolation
 const MAX_CHAINS = 4096;
@@ -39,8 +36,6 @@ export class Timer {
    *  timestamps down to multiples of it, as a quantizing browser would. */
   constructor(gpu, { wall = false, simulateQuantumNs = 0 } = {}) {
     this.gpu = gpu;
-    // a CPU adapter has no clock to ramp up: no busy phase there
-    this.warmMs = isCpuAdapter(gpu.info || {}, gpu.adapter) ? 0 : WARM_MS;
     this.kind = gpu.timestamps && !wall ? "timestamp" : "wall";
     this.simQ = BigInt(Math.max(0, Math.floor(simulateQuantumNs)));
     if (this.kind === "timestamp") {
@@ -75,30 +70,10 @@ export class Timer {
     return (performance.now() - t0) * 1e6;
   }
 
-  /** Keeps the GPU busy for WARM_MS with back-to-back copies of the chain before sampling: a discrete GPU that
-   *  sat idle while the page checked results runs at a low clock for a while (native/wgpu_backend.py does the same). */
-  async keepBusy(passes) {
-    if (!this.warmMs) return;
-    const dev = this.gpu.device;
-    const t0 = performance.now();
-    await this.gpu.runOnce(passes);
-    await dev.queue.onSubmittedWorkDone();
-    const one = Math.max(performance.now() - t0, 0.001);
-    if (!this.warmMs) return;
-    const busy = Math.min(MAX_WARM_CHAINS, Math.floor(this.warmMs / one) + 1);
-    if (busy > 1) {
-      const enc = dev.createCommandEncoder();
-      this.gpu.encodeChains(enc, passes, busy);
-      dev.queue.submit([enc.finish()]);
-      await dev.queue.onSubmittedWorkDone();
-    }
-  }
-
   /** Warm-ups, calibration of N, then `repeats` samples; returns {timer, chains, median_ms, min_ms, spread, samples_ms}. */
   async time(passes, { repeats = 5, warmups = 1 } = {}) {
     for (let i = 0; i < warmups; i++) await this.gpu.runOnce(passes);
     await this.gpu.device.queue.onSubmittedWorkDone();
-    await this.keepBusy(passes);
     let chains = 1;
     let deltas = [];
     for (let i = 0; i < Math.min(3, Math.max(1, repeats)); i++) deltas.push(await this.sample(passes, chains));
