@@ -5,7 +5,7 @@
 import { loadSpace, getSpace } from "./space.js";
 import { openGpu, isCpuAdapter, webgpuMissingReason } from "./gpu.js";
 import { Tuner, plan } from "./tuner.js";
-import { drawChart, groupKey, paramText, fmtMs } from "./chart.js";
+import { drawChart, drawRegretChart, groupKey, paramText, fmtMs } from "./chart.js";
 import { initCompare } from "./compare.js";
 
 const $ = (id) => document.getElementById(id);
@@ -348,6 +348,7 @@ async function showReport(runId) {
     REPORT_COLS.forEach(([k]) => tr.append(node("td", cellText(row[k]), typeof row[k] === "number" ? "num mono" : "mono")));
     body.append(tr);
   }
+  drawRegretChart($("report-chart"), rep.shapes);
   const g = rep.regret || {};
   const speed = rep.speedup_vs_stcore ? `${rep.speedup_vs_stcore.toFixed(2)}x faster than st-core's fallback rule` : "st-core's fallback not measured";
   $("report-summary").textContent = `Regret = chosen time / fastest time (1.0 is perfect). Tuned picks: ${fmtRegret(g.tuned_measured)}; ` +
