@@ -82,7 +82,7 @@ def stcore_fallback(rows: int, cols: int, k: int, subgroups: bool) -> dict:
         ch = next_pow2(max(1024, k))
         if ch >= cols:
             use_2ce, ch = False, 0
-    return {"use_2ce": use_2ce, "wg": wg, "kl": kl, "ch": ch, "sg": bool(subgroups)}
+    return {"use_2ce": use_2ce, "wg": wg, "kl": kl, "ch": ch, "sg": bool(subgroups), "ls": True}
 
 
 # Workgroup memory the TopK kernels use besides the sort buffer: the 256-bin histogram, the selection state and the
@@ -90,8 +90,11 @@ def stcore_fallback(rows: int, cols: int, k: int, subgroups: bool) -> dict:
 TOPK_WG_BYTES = 256 * 4 + 64
 
 
-def sort_cap(kp: int, wg: int, limits: dict | None) -> int:
-    """SORT_CAP of topk.wgsl: kp when kp (hi, lo) pairs fit in the adapter's workgroup storage beside the kernels'
-    other workgroup variables, else 1 (the sort then runs in storage memory). static/space.js mirrors this."""
+def sort_cap(kp: int, wg: int, limits: dict | None, ls: bool = True) -> int:
+    """SORT_CAP of topk.wgsl: kp when the configuration asks for the workgroup-memory sort (ls) and kp (hi, lo)
+    pairs fit in the adapter's workgroup storage beside the kernels' other workgroup variables, else 1 (the sort
+    then runs in storage memory). static/space.js mirrors this."""
+    if not ls:
+        return 1
     avail = (limits or {}).get("maxComputeWorkgroupStorageSize", 16384)
     return kp if kp * 8 + TOPK_WG_BYTES + 4 * wg <= avail else 1

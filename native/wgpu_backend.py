@@ -216,7 +216,7 @@ class WgpuBackend:
         bgl, _ = self._layout("topk")
         bg = self._device.create_bind_group(layout=bgl, entries=[
             {"binding": i, "resource": {"buffer": b}} for i, b in enumerate(bufs)])
-        sc = {"SORT_CAP": sort_cap(d["kp"], p["wg"], self.limits)}
+        sc = {"SORT_CAP": sort_cap(d["kp"], p["wg"], self.limits, p.get("ls", True))}
         if p["use_2ce"]:
             passes = [(self._pipeline("topk", "topk_chunks", p, sc), (d["nchunks"], rows, 1)),
                       (self._pipeline("topk", "topk_merge", p, sc), (d["merge_groups"], rows, 1))]

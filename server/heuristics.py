@@ -29,7 +29,8 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-TOPK_KEYS = ("use_2ce", "wg", "kl", "ch", "sg")
+TOPK_KEYS = ("use_2ce", "wg", "kl", "ch", "sg", "ls")
+TOPK_DEFAULTS = {"sg": False, "ls": True}   # parameters that runs made before they existed did not post
 WHERE_KEYS = ("path", "wg", "vpt")
 OUTLIER_SPREAD = 0.5
 
@@ -43,7 +44,7 @@ def _ok(m) -> bool:
 
 
 def _cfg(params: dict, keys) -> tuple:
-    return tuple(params[k] for k in keys)
+    return tuple(params[k] if k in params else TOPK_DEFAULTS[k] for k in keys)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class TopKEntry:
     rows: int
     cols: int
     k: int
-    any: tuple            # (use_2ce, wg, kl, ch, sg) of the fastest configuration
+    any: tuple            # (use_2ce, wg, kl, ch, sg, ls) of the fastest configuration
     no_sg: tuple | None   # the fastest with sg = false, if one was measured
     any_ms: float
     no_sg_ms: float | None
@@ -76,15 +77,15 @@ def topk_table(measurements, exclude=None) -> list[TopKEntry]:
 
 
 def legalize(c: tuple, cols: int, k: int) -> tuple:
-    use_2ce, wg, kl, ch, sg = c
+    use_2ce, wg, kl, ch, sg, ls = c
     if not use_2ce:
-        return (False, wg, kl, 0, sg)
+        return (False, wg, kl, 0, sg, ls)
     if k <= ch < cols:
         return c
     ch = 1 << (max(1024, k) - 1).bit_length()     # next power of two >= max(1024, k)
     if ch < cols:
-        return (True, wg, kl, ch, sg)
-    return (False, wg, kl, 0, sg)
+        return (True, wg, kl, ch, sg, ls)
+    return (False, wg, kl, 0, sg, ls)
 
 
 def choose_topk(table: list[TopKEntry], rows: int, cols: int, k: int, subgroups: bool) -> tuple | None:

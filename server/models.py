@@ -46,6 +46,7 @@ class TopKParams(Strict):
     kl: Annotated[int, Field(ge=1, le=1024)]
     ch: Annotated[int, Field(ge=0, le=1 << 31)]
     sg: bool = False
+    ls: bool = True       # sort candidate lists in workgroup memory when they fit (runs before it existed: true)
 
 
 class WhereParams(Strict):

@@ -9,6 +9,7 @@ from spiraltorch.shaders import space
 from spiraltorch.space import stcore_fallback
 
 from .heuristics import TOPK_KEYS, choose_topk, topk_table
+from .heuristics import _cfg as params_tuple
 
 
 MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
@@ -43,7 +44,7 @@ def report(doc: dict, measurements: list | None = None) -> dict:
     for m in ms:
         if m.get("kernel") == "topk" and m.get("ok") and m.get("median_ms") is not None:
             t = times.setdefault((m["rows"], m["cols"], m["k"]), {})
-            c = tuple(m["params"][k] for k in TOPK_KEYS)
+            c = params_tuple(m["params"], TOPK_KEYS)
             t[c] = min(t.get(c, math.inf), m["median_ms"])       # a configuration measured twice: its best time
     table = topk_table(ms)
     default = tuple(space()["topk"]["default"][k] for k in TOPK_KEYS)

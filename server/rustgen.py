@@ -51,8 +51,9 @@ def _b(v) -> str:
 
 
 def _topk_lit(c) -> str:
-    use_2ce, wg, kl, ch, sg = c
-    return f"TopKChoice {{ use_2ce: {_b(use_2ce)}, wg: {wg}, kl: {kl}, ch: {ch}, sg: {_b(sg)} }}"
+    use_2ce, wg, kl, ch, sg, ls = c
+    return (f"TopKChoice {{ use_2ce: {_b(use_2ce)}, wg: {wg}, kl: {kl}, ch: {ch}, sg: {_b(sg)}, "
+            f"ls: {_b(ls)} }}")
 
 
 def _where_lit(c) -> str:
@@ -105,6 +106,8 @@ pub struct TopKChoice {
     pub ch: u32,
     /// Use the subgroup-operation variant (needs the adapter's `subgroups` feature).
     pub sg: bool,
+    /// Sort candidate lists in workgroup memory when they fit (else in storage memory).
+    pub ls: bool,
 }
 
 /// How where_nd reads its inputs.
@@ -251,6 +254,8 @@ pub use super::Choice;
 pub struct Extras {
     /// Use the subgroup-operation variant of the kernels.
     pub sg: bool,
+    /// Sort candidate lists in workgroup memory when they fit.
+    pub ls: bool,
 }
 
 /// st-core's chooser: the tuned choice, or `None` to fall back to the built-in rule.
@@ -260,7 +265,7 @@ pub fn choose(rows: u32, cols: u32, k: u32, subgroup: bool) -> Option<Choice> {
 
 /// Our extra parameters for the same pick as `choose`.
 pub fn choose_extras(rows: u32, cols: u32, k: u32, subgroup: bool) -> Option<Extras> {
-    choose_topk(rows, cols, k, subgroup).map(|c| Extras { sg: c.sg })
+    choose_topk(rows, cols, k, subgroup).map(|c| Extras { sg: c.sg, ls: c.ls })
 }
 
 /// st-core's built-in fallback rule (what it does without a tuned file).

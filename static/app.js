@@ -80,7 +80,7 @@ function fillFromPreset(name) {
   $("topk-shapes").value = p.topk.shapes.map(([r, c, k]) => `${r}x${c}:${k}`).join(", ");
   $("p-1ce").checked = p.topk.params.use_2ce.includes(false);
   $("p-2ce").checked = p.topk.params.use_2ce.includes(true);
-  for (const n of ["wg", "kl", "ch", "sg"]) $(`topk-${n}`).value = listText(p.topk.params[n]);
+  for (const n of ["wg", "kl", "ch", "sg", "ls"]) $(`topk-${n}`).value = listText(p.topk.params[n] || [getSpace().topk.default[n]]);
   $("where-on").checked = !!p.where_nd;
   if (p.where_nd) {
     $("where-shapes").value = p.where_nd.shapes.map((s) => s.join("x")).join("; ");
@@ -139,7 +139,7 @@ function specFromControls() {
     topk: { shapes: parseTopkShapes($("topk-shapes").value),
             params: { use_2ce: use2ce, wg: parseList($("topk-wg").value, "topk", "wg"),
                       kl: parseList($("topk-kl").value, "topk", "kl"), ch: parseList($("topk-ch").value, "topk", "ch"),
-                      sg: parseList($("topk-sg").value, "topk", "sg") } },
+                      sg: parseList($("topk-sg").value, "topk", "sg"), ls: parseList($("topk-ls").value, "topk", "ls") } },
   };
   if ($("where-on").checked) {
     const checked = (id) => [...$(id).querySelectorAll("input:checked")].map((c) => c.value);

@@ -179,7 +179,7 @@ export class Gpu {
       ? [["topk_chunks", [d.nchunks, rows, 1]], ["topk_merge", [d.merge_groups, rows, 1]]]
       : [["topk_1ce", [rows, 1, 1]]];
     const pipes = [];
-    const sc = { SORT_CAP: sortCap(d.kp, params.wg, this.limits) };
+    const sc = { SORT_CAP: sortCap(d.kp, params.wg, this.limits, params.ls !== false) };
     for (const [entry] of passes) pipes.push(await this.pipeline("topk", entry, params, sc));
     const bufs = [
       this.buffer(new Uint32Array([rows, cols, k, d.kp, d.nchunks, 0, 0, 0]), U.UNIFORM),

@@ -37,7 +37,8 @@ export function derived(kernel, shape, params) {
 const TOPK_WG_BYTES = 256 * 4 + 64;
 
 /** SORT_CAP of topk.wgsl, as native/space.py sort_cap: kp when the list fits in workgroup storage, else 1. */
-export function sortCap(kp, wg, limits) {
+export function sortCap(kp, wg, limits, ls = true) {
+  if (!ls) return 1;
   const avail = (limits && limits.maxComputeWorkgroupStorageSize) || 16384;
   return kp * 8 + TOPK_WG_BYTES + 4 * wg <= avail ? kp : 1;
 }
@@ -103,7 +104,7 @@ export function stcoreFallback(rows, cols, k, subgroups) {
     ch = nextPow2(Math.max(1024, k));
     if (ch >= cols) { use2ce = false; ch = 0; }
   }
-  return { use_2ce: use2ce, wg, kl, ch, sg: !!subgroups };
+  return { use_2ce: use2ce, wg, kl, ch, sg: !!subgroups, ls: true };
 }
 
 export function sameParams(a, b) {

@@ -73,8 +73,8 @@ fn main() {
         for &r in [1u32, 4, 8, 1000].iter() { for &c in [100u32, 1024, 4096, 16384, 65536, 1 << 20].iter() {
             for &k in [1u32, 8, 64, 256, 4096].iter() { if k > c { continue; } for &sg in [false, true].iter() {
                 match h::choose_topk_for(key, r, c, k, sg) {
-                    Some(x) => println!("{} {} {} {} {} {} {} {} {} {}",
-                                        i, r, c, k, sg, x.use_2ce, x.wg, x.kl, x.ch, x.sg),
+                    Some(x) => println!("{} {} {} {} {} {} {} {} {} {} {}",
+                                        i, r, c, k, sg, x.use_2ce, x.wg, x.kl, x.ch, x.sg, x.ls),
                     None => println!("{} {} {} {} {} none", i, r, c, k, sg),
                 }
                 assert!(i != h::ADAPTER_KEYS.iter().position(|a| *a == h::ADAPTER_KEY).unwrap()
@@ -103,7 +103,8 @@ def test_the_merged_file_compiles_and_each_class_picks_by_its_own_merged_table(t
     for line in lines:
         f = line.split()
         want = choose_topk(tables[int(f[0])], int(f[1]), int(f[2]), int(f[3]), f[4] == "true")
-        got = None if f[5] == "none" else (f[5] == "true", int(f[6]), int(f[7]), int(f[8]), f[9] == "true")
+        got = None if f[5] == "none" else (f[5] == "true", int(f[6]), int(f[7]), int(f[8]), f[9] == "true",
+                                           f[10] == "true")
         assert got == want, line
     assert len(lines) > 200
     # the two classes answer differently for the same query, and the merge is not either run alone

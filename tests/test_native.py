@@ -65,11 +65,13 @@ def test_wgpu_every_pipeline_and_variant(rows, cols, k):
     info = b.info()
     x = gen.floats(rows + cols, (rows, cols))
     rv, ri = topk_reference(x, k)
-    grid = {"use_2ce": [False, True], "wg": [64, 256], "kl": [1, 8], "ch": [0, 1024, 8192], "sg": [False, True]}
+    grid = {"use_2ce": [False, True], "wg": [64, 256], "kl": [1, 8], "ch": [0, 1024, 8192], "sg": [False, True],
+            "ls": [False, True]}
     cfgs = configurations("topk", {"rows": rows, "cols": cols, "k": k}, grid, info["limits"], info["features"])
     cfgs.append(stcore_fallback(rows, cols, k, "subgroups" in info["features"]))
     assert any(c["use_2ce"] for c in cfgs) and any(not c["use_2ce"] for c in cfgs)
-    for p in cfgs[:: max(1, len(cfgs) // 8)]:
+    both_sorts = [dict(c, ls=ls) for c in cfgs[:2] for ls in (False, True)]
+    for p in cfgs[:: max(1, len(cfgs) // 8)] + both_sorts:
         v, i = b.topk2d(x, k, p)
         assert np.array_equal(i, ri), p
         assert same_bits(v, rv), p

@@ -48,9 +48,9 @@ def test_measured_shapes_pick_their_fastest_and_rust_tests_pass(tmp_path, sample
     out = run_rust_tests(tmp_path, src)
     assert "measured_shapes_get_their_fastest_configuration ... ok" in out
     t = topk_table(doc["measurements"])
-    assert choose_topk(t, 4, 1024, 8, True) == (False, 64, 4, 0, True)     # 0.5 ms, needs subgroups
-    assert choose_topk(t, 4, 1024, 8, False) == (False, 64, 4, 0, False)   # 0.7 ms without
-    assert choose_topk(t, 4, 4096, 64, True) == (True, 128, 4, 1024, False)  # the failed 1.0 ms one is ignored
+    assert choose_topk(t, 4, 1024, 8, True) == (False, 64, 4, 0, True, True)     # 0.5 ms, needs subgroups
+    assert choose_topk(t, 4, 1024, 8, False) == (False, 64, 4, 0, False, True)   # 0.7 ms without
+    assert choose_topk(t, 4, 4096, 64, True) == (True, 128, 4, 1024, False, True)  # the failed 1.0 ms one is ignored
 
 
 GRID_MAIN = r'''
@@ -64,7 +64,8 @@ fn main() {
     for &r in rows.iter() { for &c in cols.iter() { for &k in ks.iter() { if k > c { continue; }
         for &sg in [false, true].iter() {
             match h::choose_topk(r, c, k, sg) {
-                Some(x) => println!("{} {} {} {} {} {} {} {} {}", r, c, k, sg, x.use_2ce, x.wg, x.kl, x.ch, x.sg),
+                Some(x) => println!("{} {} {} {} {} {} {} {} {} {}", r, c, k, sg, x.use_2ce, x.wg, x.kl, x.ch, x.sg,
+                                    x.ls),
                 None => println!("{} {} {} {} none", r, c, k, sg),
             }
         }
@@ -110,7 +111,7 @@ def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, ho
             r, c_, k, sg = int(f[0]), int(f[1]), int(f[2]), f[3] == "true"
             want = choose_topk(t, r, c_, k, sg)
             assert f[4:] == (["none"] if want is None else [b(want[0]), str(want[1]), str(want[2]), str(want[3]),
-                                                              b(want[4])]), line
+                                                              b(want[4]), b(want[5])]), line
             n += 1
     assert n > 500
     adapters = [bytes.fromhex(line.split(" ", 1)[1] if " " in line else "").decode() for line in lines

@@ -35,7 +35,7 @@ fn picks() {
     let f = h::fallback(1, 1000, 8, false);
     assert_eq!((f.use_2ce, f.wg, f.kl, f.ch), (false, 128, 8, 0));
     let t = h::choose_topk(4, 1024, 8, true).unwrap();
-    assert_eq!(t, h::TopKChoice { use_2ce: false, wg: 64, kl: 4, ch: 0, sg: true });
+    assert_eq!(t, h::TopKChoice { use_2ce: false, wg: 64, kl: 4, ch: 0, sg: true, ls: true });
 }
 """
 
