@@ -28,17 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-try:
-    import spiraltorch  # noqa: F401  (installed, or the native/ folder linked as spiraltorch)
-except ImportError:  # run from a checkout without an install: load native/ under the package name
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("spiraltorch", ROOT / "native" / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT / "native")])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["spiraltorch"] = mod
-    spec.loader.exec_module(mod)
+from _checkout import ensure_spiraltorch, heuristics  # noqa: E402
+
+ensure_spiraltorch()
 
 from spiraltorch import cases  # noqa: E402
 from spiraltorch.cpu import topk_reference  # noqa: E402
@@ -87,16 +79,9 @@ def heuristics_pick(run_doc, rows, cols, k, sg):
     wgpu_heuristics.rs: server/heuristics.py, importable without the web server's dependencies)."""
     if run_doc is None:
         return None
-    try:
-        from spiraltorch_tuner.heuristics import TOPK_KEYS, choose_topk, topk_table
-    except ImportError:  # a checkout without an install: load server/heuristics.py directly
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("st_heuristics", ROOT / "server" / "heuristics.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        TOPK_KEYS, choose_topk, topk_table = mod.TOPK_KEYS, mod.choose_topk, mod.topk_table
-    c = choose_topk(topk_table(run_doc["measurements"]), rows, cols, k, sg)
-    return dict(zip(TOPK_KEYS, c)) if c else None
+    h = heuristics()
+    c = h.choose_topk(h.topk_table(run_doc["measurements"]), rows, cols, k, sg)
+    return dict(zip(h.TOPK_KEYS, c)) if c else None
 
 
 def wgsl_candidates(rows, cols, k, limits, feats, quick, run_doc=None):

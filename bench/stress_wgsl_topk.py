@@ -24,20 +24,12 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-try:
-    import spiraltorch  # noqa: F401  (installed, or the native/ folder linked as spiraltorch)
-except ImportError:  # run from a checkout without an install: load native/ under the package name
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("spiraltorch", ROOT / "native" / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT / "native")])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["spiraltorch"] = mod
-    spec.loader.exec_module(mod)
+from _checkout import ensure_spiraltorch  # noqa: E402
+
+ensure_spiraltorch()
 
 from spiraltorch import gen  # noqa: E402
 from spiraltorch.cpu import topk_reference  # noqa: E402

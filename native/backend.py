@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,6 +40,23 @@ class Timing:
     def as_dict(self) -> dict:
         return {"timer": self.timer, "median_ms": self.median_ms, "min_ms": self.min_ms, "spread": self.spread,
                 "samples_ms": self.samples_ms}
+
+
+def wall_timing(fn, repeats: int, warmups: int, sync=None) -> Timing:
+    """Wall time of `fn()` in ms, `repeats` samples after `warmups` calls; `sync()` (a device's synchronize) runs
+    before the clock starts and before it stops, so queued device work is inside the sample."""
+    for _ in range(warmups):
+        fn()
+    samples = []
+    for _ in range(max(1, repeats)):
+        if sync:
+            sync()
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return Timing.of("wall", samples)
 
 
 class Backend(Protocol):

@@ -1,11 +1,9 @@
 """NumPy backend: the reference implementation every other backend is checked against."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from .backend import Timing, check_topk_args, check_where_args
+from .backend import Timing, check_topk_args, check_where_args, wall_timing
 
 NAME = "cpu"
 
@@ -47,18 +45,8 @@ class CpuBackend:
         return np.where(cond, x, y)
 
     def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
-        return _wall(lambda: self.topk2d(x, k), repeats, warmups)
+        return wall_timing(lambda: self.topk2d(x, k), repeats, warmups)
 
     def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1) -> Timing:
-        return _wall(lambda: self.where_nd(cond, x, y), repeats, warmups)
+        return wall_timing(lambda: self.where_nd(cond, x, y), repeats, warmups)
 
-
-def _wall(fn, repeats, warmups) -> Timing:
-    for _ in range(warmups):
-        fn()
-    samples = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return Timing.of("wall", samples)

@@ -420,6 +420,23 @@ topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restric
 // cond, x, y. Pointers point at the start of each view's memory span; off* are the byte offsets of element 0. ---
 __device__ __forceinline__ u32 splat_byte(u8 b) { return b ? 0x01010101u : 0u; }
 
+// Adds to oc, ox, oy the byte offsets of output element `rest` (row-major over the last nd dims of meta m).
+template <typename I>
+__device__ __forceinline__ void add_offsets(I rest, int nd, const long long* m, long long& oc, long long& ox,
+                                            long long& oy) {
+#pragma unroll
+    for (int d = 5; d >= 0; --d) {
+        if (d >= 6 - nd) {
+            I n = (I)m[d];
+            I c = rest % n;
+            rest /= n;
+            oc += (long long)c * m[6 + d];
+            ox += (long long)c * m[12 + d];
+            oy += (long long)c * m[18 + d];
+        }
+    }
+}
+
 template <int VPT>
 __device__ __forceinline__ void where_vec_impl(const u8* __restrict__ cb, const u8* __restrict__ xb,
         const u8* __restrict__ yb, uint4* __restrict__ out, const long long* __restrict__ meta,
@@ -434,19 +451,8 @@ __device__ __forceinline__ void where_vec_impl(const u8* __restrict__ cb, const 
     for (int v = 0; v < VPT; ++v) {
         u32 gi = g0 + v * blockDim.x;
         if (gi < ngroups) {
-            u32 rest = gi * 4u;
             long long oc = offc, ox = offx, oy = offy;
-#pragma unroll
-            for (int d = 5; d >= 0; --d) {
-                if (d >= 6 - nd) {
-                    u32 n = (u32)m[d];
-                    u32 c = rest % n;
-                    rest /= n;
-                    oc += (long long)c * m[6 + d];
-                    ox += (long long)c * m[12 + d];
-                    oy += (long long)c * m[18 + d];
-                }
-            }
+            add_offsets<u32>(gi * 4u, nd, m, oc, ox, oy);
             cv[v] = cbc ? splat_byte(__ldg(cb + oc)) : __ldg(reinterpret_cast<const u32*>(cb + oc));
             if (xbc) { u32 s = __ldg(reinterpret_cast<const u32*>(xb + ox)); xv[v] = make_uint4(s, s, s, s); }
             else xv[v] = __ldg(reinterpret_cast<const uint4*>(xb + ox));
@@ -488,19 +494,8 @@ __device__ __forceinline__ void where_any_impl(const u8* __restrict__ cb, const 
     for (int v = 0; v < vpt; ++v) {
         I i = ((I)blockIdx.x * vpt + v) * blockDim.x + threadIdx.x;
         if (i >= numel) return;
-        I rest = i;
         long long oc = offc, ox = offx, oy = offy;
-#pragma unroll
-        for (int d = 5; d >= 0; --d) {
-            if (d >= 6 - nd) {
-                I n = (I)m[d];
-                I c = rest % n;
-                rest /= n;
-                oc += (long long)c * m[6 + d];
-                ox += (long long)c * m[12 + d];
-                oy += (long long)c * m[18 + d];
-            }
-        }
+        add_offsets<I>(i, nd, m, oc, ox, oy);
         out[i] = cb[oc] ? *reinterpret_cast<const u32*>(xb + ox) : *reinterpret_cast<const u32*>(yb + oy);
     }
 }

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import platform
-import time
 
 import numpy as np
 
-from .backend import Timing, check_topk_args, check_where_args
+from .backend import Timing, check_topk_args, check_where_args, wall_timing
 from .errors import BackendUnavailable
 
 NAME = "mps"
@@ -61,16 +60,7 @@ class MpsBackend:
 
     def _wall(self, fn, repeats, warmups):
         t = self._t()
-        for _ in range(warmups):
-            fn()
-        samples = []
-        for _ in range(max(1, repeats)):
-            t.mps.synchronize()
-            t0 = time.perf_counter()
-            fn()
-            t.mps.synchronize()
-            samples.append((time.perf_counter() - t0) * 1e3)
-        return Timing.of("wall", samples)
+        return wall_timing(fn, repeats, warmups, sync=t.mps.synchronize)
 
     def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
         x = check_topk_args(x, k)

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spiraltorch.paths import SHADERS, STATIC
 
 from . import __version__
-from .routes import get_settings, get_store, native, pages, runs  # noqa: F401  (get_*: the Depends of routes)
+from .routes import get_settings, get_store, native, pages, runs, validation_message  # noqa: F401  (get_*: Depends)
 from .settings import Settings
 from .store import open_store
 
@@ -107,15 +107,6 @@ async def _reply(send, status: int, detail: str):
     await send({"type": "http.response.body", "body": resp.body})
 
 
-def _readable(errors) -> str:
-    parts = []
-    for e in errors[:20]:
-        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
-    more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
-    return "; ".join(parts) + more
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     app = FastAPI(title="SpiralTorch Tuner", version=__version__,
@@ -133,7 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pos = e.get("loc", ("body", "?"))[-1]
             why = (e.get("ctx") or {}).get("error", "JSON decode error")
             return JSONResponse({"detail": f"body is not valid JSON: {why} at character {pos}"}, status_code=400)
-        detail = _readable(errors)
+        detail = validation_message(errors)
         if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
             detail += " (send a JSON object with Content-Type: application/json)"
         return JSONResponse({"detail": detail, "errors": _jsonable_errors(errors)}, status_code=422)

@@ -43,7 +43,7 @@ def _ok(m) -> bool:
     return bool(m.get("ok")) and m.get("median_ms") is not None
 
 
-def _cfg(params: dict, keys) -> tuple:
+def params_tuple(params: dict, keys) -> tuple:
     return tuple(params[k] if k in params else TOPK_DEFAULTS[k] for k in keys)
 
 
@@ -66,7 +66,7 @@ def topk_table(measurements, exclude=None) -> list[TopKEntry]:
         key = (m["rows"], m["cols"], m["k"])
         if key == exclude:
             continue
-        shapes.setdefault(key, []).append((m["median_ms"], _cfg(m["params"], TOPK_KEYS)))
+        shapes.setdefault(key, []).append((m["median_ms"], params_tuple(m["params"], TOPK_KEYS)))
     out = []
     for key in sorted(shapes):
         runs = sorted(shapes[key])                         # by time, then configuration: deterministic
@@ -121,7 +121,7 @@ def where_table(measurements) -> list[WhereEntry]:
         numel = math.prod(m["shape"])
         key = (m["case"] == "contiguous", numel, len(m["shape"]))
         g = groups.setdefault(key, {})
-        g.setdefault(_cfg(m["params"], WHERE_KEYS), {}).setdefault((m["case"], m.get("dtype")), []).append(
+        g.setdefault(params_tuple(m["params"], WHERE_KEYS), {}).setdefault((m["case"], m.get("dtype")), []).append(
             m["median_ms"])
     out = []
     for key in sorted(groups, key=lambda k: (not k[0], k[1], k[2])):

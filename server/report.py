@@ -8,8 +8,7 @@ import math
 from spiraltorch.shaders import space
 from spiraltorch.space import stcore_fallback
 
-from .heuristics import TOPK_KEYS, choose_topk, topk_table
-from .heuristics import _cfg as params_tuple
+from .heuristics import TOPK_KEYS, choose_topk, params_tuple, topk_table
 
 
 MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite

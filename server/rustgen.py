@@ -298,7 +298,7 @@ def _key_lit(c: AdapterClass) -> str:
 def _tables(topk, where, suffix: str) -> str:
     rows = "".join(f"    TopKEntry {{ rows: {e.rows}, cols: {e.cols}, k: {e.k}, any: {_topk_lit(e.any)}, "
                    f"no_sg: {('Some(' + _topk_lit(e.no_sg) + ')') if e.no_sg else 'None'} }},\n" for e in topk)
-    out = (f"\n// (rows, cols, k) -> fastest configuration, and fastest without subgroups; times in ms:\n"
+    out = ("\n// (rows, cols, k) -> fastest configuration, and fastest without subgroups; times in ms:\n"
            + "".join(f"//   {e.rows}x{e.cols} k={e.k}: {e.any_ms:.4g} / "
                      f"{'-' if e.no_sg_ms is None else format(e.no_sg_ms, '.4g')}\n" for e in topk)
            + f"const TOPK{suffix}: &[TopKEntry] = &[\n{rows}];\n")

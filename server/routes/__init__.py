@@ -11,6 +11,16 @@ from ..settings import Settings
 from ..store import Store
 
 
+def validation_message(errors) -> str:
+    """pydantic validation errors as one readable line: `field.path: what is wrong; ...` (at most 20 of them)."""
+    parts = []
+    for e in errors[:20]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
+    return "; ".join(parts) + more
+
+
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 

@@ -21,9 +21,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 import spiraltorch as st
-from spiraltorch import cases, gen
-from spiraltorch.cpu import topk_reference
+from spiraltorch import cases
 from spiraltorch.tuner import result_sha256, topk_checksum
+
+from . import get_settings, validation_message
 
 router = APIRouter()
 
@@ -62,12 +63,8 @@ class WhereRequest(BaseModel):
 
 
 # ---- helpers --------------------------------------------------------------------------------------------------
-def _settings(request: Request):
-    return request.app.state.settings
-
-
 def _limit_elements(request: Request, n: int, what: str):
-    lim = _settings(request).max_elements
+    lim = get_settings(request).max_elements
     if n > lim:
         raise HTTPException(413, f"{what} has {n} elements; this server's limit is {lim} (max_elements)")
 
@@ -77,16 +74,19 @@ def _check_shape(shape, what="shape"):
         raise HTTPException(422, f"{what} must be positive integers, got {shape}")
 
 
-_gates: dict[str, threading.BoundedSemaphore] = {}
 _gates_lock = threading.Lock()
 
 
 def _gate(request: Request, name: str) -> threading.BoundedSemaphore:
+    """The app's semaphore for device `name`: at most native_concurrency requests run on it at once."""
+    state = request.app.state
     with _gates_lock:
-        key = f"{id(request.app)}:{name}"
-        if key not in _gates:
-            _gates[key] = threading.BoundedSemaphore(max(1, int(_settings(request).native_concurrency)))
-        return _gates[key]
+        gates = getattr(state, "native_gates", None)
+        if gates is None:
+            gates = state.native_gates = {}
+        if name not in gates:
+            gates[name] = threading.BoundedSemaphore(max(1, int(get_settings(request).native_concurrency)))
+        return gates[name]
 
 
 async def _run_native(request: Request, device: str, fn):
@@ -96,7 +96,7 @@ async def _run_native(request: Request, device: str, fn):
     except st.BackendUnavailable as e:
         raise HTTPException(503, str(e)) from None
     gate = _gate(request, backend.name)
-    timeout = float(_settings(request).native_timeout_s)
+    timeout = float(get_settings(request).native_timeout_s)
     acquired = await run_in_threadpool(gate.acquire, True, timeout)
     if not acquired:
         raise HTTPException(503, f"the {backend.name} device is busy; retry later",
@@ -186,8 +186,7 @@ async def _json_body(request: Request, model):
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        msgs = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in e.errors())
-        raise HTTPException(422, msgs) from None
+        raise HTTPException(422, validation_message(e.errors())) from None
 
 
 # ---- endpoints ------------------------------------------------------------------------------------------------
