@@ -223,15 +223,7 @@ def wgsl_where_kernel_time(wb, cond, x, y, params, repeats, warmups):
                                                     for i, b in enumerate([ub, *ins, out])])
     gx, gy = _dims(where_groups(numel, p), wb.limits.get("maxComputeWorkgroupsPerDimension", 65535))
 
-    def encode(enc, qs):
-        tw = None if qs is None else {"query_set": qs, "beginning_of_pass_write_index": 0,
-                                      "end_of_pass_write_index": 1}
-        cpass = enc.begin_compute_pass(timestamp_writes=tw)
-        cpass.set_pipeline(pipe)
-        cpass.set_bind_group(0, bg)
-        cpass.dispatch_workgroups(gx, gy, 1)
-        cpass.end()
-    t = wb._timed_submit(encode, repeats, warmups)
+    t = wb._timed_submit([(pipe, (gx, gy, 1))], bg, repeats, warmups)
     res = np.frombuffer(dev.queue.read_buffer(out), dtype=x.dtype)[:numel].reshape(out_shape)
     for b in (ub, *ins, out):
         b.destroy()

@@ -19,10 +19,12 @@ MAX_K = space()["topk"]["bounds"]["k"][1]
 class Timing:
     timer: str                      # "timestamp" (GPU timestamp queries), "cuda-event", or "wall"
     samples_ms: list = field(default_factory=list)
+    chains: int = 1                 # back-to-back copies of the dispatch chain per sample (sample = interval / chains)
+    clock: float | None = None      # clock canary's time beside the samples / its best time (1.0: full clock)
 
     @classmethod
-    def of(cls, timer: str, samples_ms) -> "Timing":
-        return cls(timer, [float(s) for s in samples_ms])
+    def of(cls, timer: str, samples_ms, chains: int = 1, clock: float | None = None) -> "Timing":
+        return cls(timer, [float(s) for s in samples_ms], int(chains), clock)
 
     @property
     def median_ms(self) -> float:
@@ -38,8 +40,13 @@ class Timing:
         return (max(self.samples_ms) - min(self.samples_ms)) / m if m > 0 else 0.0
 
     def as_dict(self) -> dict:
-        return {"timer": self.timer, "median_ms": self.median_ms, "min_ms": self.min_ms, "spread": self.spread,
-                "samples_ms": self.samples_ms}
+        d = {"timer": self.timer, "median_ms": self.median_ms, "min_ms": self.min_ms, "spread": self.spread,
+             "samples_ms": self.samples_ms}
+        if self.chains > 1:
+            d["chains"] = self.chains
+        if self.clock is not None:
+            d["clock"] = self.clock
+        return d
 
 
 def wall_timing(fn, repeats: int, warmups: int, sync=None) -> Timing:

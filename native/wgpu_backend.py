@@ -5,7 +5,9 @@ limits raised to the adapter's), one explicit bind group layout per kernel, pipe
 """
 from __future__ import annotations
 
+import math
 import os
+import statistics
 import threading
 import time
 
@@ -29,6 +31,14 @@ _LIMITS = {
 }
 
 
+# Timing (see WgpuBackend._timed_submit): GPU time of warm-up before the samples, the least GPU time of one sample,
+# and the most dispatch chains encoded in one submission.
+WARM_MS = 30.0
+SAMPLE_MS = 0.5
+MAX_CHAINS = 2048
+CANARY = shaders.space()["canary"]
+
+
 def _dims(groups: int, max_dim: int) -> tuple[int, int]:
     """Split a 1-d workgroup count over x and y, as the kernels expect (id = x + y * num_workgroups.x)."""
     x = min(groups, max_dim)
@@ -38,8 +48,13 @@ def _dims(groups: int, max_dim: int) -> tuple[int, int]:
 class WgpuBackend:
     name = NAME
 
-    def __init__(self, power_preference: str = "high-performance"):
+    def __init__(self, power_preference: str = "high-performance", clock_guard: bool | None = None):
+        """clock_guard: time the clock canary beside every measurement (None: on GPU adapters with timestamps,
+        off on CPU adapters, whose timing noise is larger than the clock steps it detects)."""
         self._power = power_preference
+        self._guard = clock_guard
+        self._canary_best = None
+        self._canary_bg = None
         self._lock = threading.RLock()
         self._device = None
         self._error = None
@@ -103,7 +118,8 @@ class WgpuBackend:
             bt = self._wgpu.BufferBindingType
             ro = bt.read_only_storage
             types = {"topk": [bt.uniform, ro, bt.storage, bt.storage, bt.storage],
-                     "where_nd": [bt.uniform, ro, ro, ro, bt.storage]}[kernel]
+                     "where_nd": [bt.uniform, ro, ro, ro, bt.storage],
+                     "canary": [bt.storage]}[kernel]
             entries = [{"binding": i, "visibility": self._wgpu.ShaderStage.COMPUTE, "buffer": {"type": t}}
                        for i, t in enumerate(types)]
             bgl = self._device.create_bind_group_layout(entries=entries)
@@ -165,39 +181,156 @@ class WgpuBackend:
             self._fence = self._device.create_buffer(size=4, usage=u.COPY_SRC | u.COPY_DST)
         self._device.queue.read_buffer(self._fence)
 
-    def _timed_submit(self, encode, repeats: int, warmups: int) -> Timing:
-        """Run `encode(encoder, timestamp_writes_or_None)` repeatedly; GPU time from timestamps when possible."""
+    def _encode(self, enc, passes, bg, chains: int = 1, qs=None, begin: int | None = None, end: int | None = None):
+        """Encode `chains` back-to-back copies of a dispatch chain (`passes`: [(pipeline, workgroups)]), one compute
+        pass per dispatch; with a query set, a timestamp at the beginning of the first pass (index `begin`) and at
+        the end of the last (index `end`)."""
+        last = len(passes) - 1
+        for c in range(chains):
+            for i, (pipe, groups) in enumerate(passes):
+                tw = {}
+                if qs is not None and begin is not None and c == 0 and i == 0:
+                    tw["beginning_of_pass_write_index"] = begin
+                if qs is not None and end is not None and c == chains - 1 and i == last:
+                    tw["end_of_pass_write_index"] = end
+                cp = enc.begin_compute_pass(timestamp_writes={"query_set": qs, **tw} if tw else None)
+                cp.set_pipeline(pipe)
+                cp.set_bind_group(0, bg)
+                cp.dispatch_workgroups(*groups)
+                cp.end()
+
+    def _timed_submit(self, passes, bg, repeats: int, warmups: int) -> Timing:
+        """GPU time of one dispatch chain, from timestamps when the device has them (else the wall clock).
+
+        The GPU is kept busy while it is measured: a discrete GPU's driver lowers the clock when the GPU looks idle
+        (measured on the H100: 1980 -> 345 MHz a few seconds into a tuning run whose kernels ran between host round
+        trips, every later time 3-5x too high; bench/drift_probe.py). So after one estimate, warm-up chains worth
+        WARM_MS of GPU time and all `repeats` samples go in one submission, back to back; each sample is `chains`
+        copies between one timestamp pair, enough for SAMPLE_MS of GPU time, divided by `chains`."""
         dev = self._device
         u = self._wgpu.BufferUsage
-        for _ in range(warmups):
-            enc = dev.create_command_encoder()
-            encode(enc, None)
-            dev.queue.submit([enc.finish()])
-        self._sync()
-        samples = []
-        if "timestamp-query" in self.features:
-            qs = dev.create_query_set(type="timestamp", count=2)
-            resolve = dev.create_buffer(size=16, usage=u.QUERY_RESOLVE | u.COPY_SRC)
-            try:
-                for _ in range(repeats):
-                    enc = dev.create_command_encoder()
-                    encode(enc, qs)
-                    enc.resolve_query_set(qs, 0, 2, resolve, 0)
-                    dev.queue.submit([enc.finish()])
-                    t = np.frombuffer(dev.queue.read_buffer(resolve), dtype=np.uint64)
-                    samples.append(float(t[1] - t[0]) / 1e6)
-            finally:
-                resolve.destroy()
-                qs.destroy()
-            return Timing.of("timestamp", samples)
-        for _ in range(repeats):
-            enc = dev.create_command_encoder()
-            encode(enc, None)
-            t0 = time.perf_counter()
-            dev.queue.submit([enc.finish()])
+        n = max(1, repeats)
+        if "timestamp-query" not in self.features:
+            for _ in range(warmups):
+                enc = dev.create_command_encoder()
+                self._encode(enc, passes, bg)
+                dev.queue.submit([enc.finish()])
             self._sync()
-            samples.append((time.perf_counter() - t0) * 1e3)
-        return Timing.of("wall", samples)
+            samples = []
+            for _ in range(n):
+                enc = dev.create_command_encoder()
+                self._encode(enc, passes, bg)
+                t0 = time.perf_counter()
+                dev.queue.submit([enc.finish()])
+                self._sync()
+                samples.append((time.perf_counter() - t0) * 1e3)
+            return Timing.of("wall", samples)
+        best = self._clock_guard()
+        canary = self._canary_pass(CANARY["iters"]) if best else None
+        qs = dev.create_query_set(type="timestamp", count=2 * n + 4)
+        resolve = dev.create_buffer(size=16 * n + 32, usage=u.QUERY_RESOLVE | u.COPY_SRC)
+        try:
+            enc = dev.create_command_encoder()
+            self._encode(enc, passes, bg, chains=max(0, warmups))
+            self._encode(enc, passes, bg, 1, qs, 0, 1)
+            enc.resolve_query_set(qs, 0, 2, resolve, 0)
+            dev.queue.submit([enc.finish()])
+            t = np.frombuffer(dev.queue.read_buffer(resolve, 0, 16), dtype=np.uint64)
+            est = max(float(t[1] - t[0]) / 1e6, 1e-4)
+            chains = max(1, min(MAX_CHAINS // n, math.ceil(SAMPLE_MS / est)))
+            warm = min(MAX_CHAINS, math.ceil(WARM_MS / est))
+            attempts = CANARY["retries"] + 1 if best else 1
+            for attempt in range(attempts):
+                enc = dev.create_command_encoder()
+                self._encode(enc, passes, bg, warm)
+                if canary:      # one canary right before the samples and one right after them
+                    self._encode(enc, [canary], self._canary_bg, 1, qs, 2 * n, 2 * n + 1)
+                for i in range(n):
+                    self._encode(enc, passes, bg, chains, qs, 2 * i, 2 * i + 1)
+                if canary:
+                    self._encode(enc, [canary], self._canary_bg, 1, qs, 2 * n + 2, 2 * n + 3)
+                enc.resolve_query_set(qs, 0, 2 * n + (4 if canary else 0), resolve, 0)
+                dev.queue.submit([enc.finish()])
+                t = np.frombuffer(dev.queue.read_buffer(resolve), dtype=np.uint64).reshape(-1, 2)
+                samples = [float(b - a) / 1e6 / chains for a, b in t[:n]]
+                if not canary:
+                    return Timing.of("timestamp", samples, chains=chains)
+                c = max(float(b - a) / 1e6 for a, b in t[n:n + 2])
+                self._canary_best = best = min(best, c)
+                clock = c / best
+                if clock <= CANARY["tolerance"] or attempt == attempts - 1:
+                    break
+                self._load(CANARY["ramp_max_ms"], until_clock=True)
+        finally:
+            resolve.destroy()
+            qs.destroy()
+        return Timing.of("timestamp", samples, chains=chains, clock=clock)
+
+    # -- clock canary -------------------------------------------------------------------------------------
+    def _canary_pass(self, iters: int):
+        """(pipeline, workgroups) of shaders/canary.wgsl with ITERS = iters."""
+        key = ("canary", iters)
+        if key not in self._pipelines:
+            module = self._device.create_shader_module(code=shaders.read(CANARY["source"]))
+            self._pipelines[key] = self._device.create_compute_pipeline(
+                layout=self._layout("canary")[1],
+                compute={"module": module, "entry_point": CANARY["entry_point"],
+                         "constants": {"WG": CANARY["wg"], "ITERS": iters}})
+        if self._canary_bg is None:
+            sink = self._device.create_buffer(size=16, usage=self._wgpu.BufferUsage.STORAGE)
+            self._canary_bg = self._device.create_bind_group(
+                layout=self._layout("canary")[0], entries=[{"binding": 0, "resource": {"buffer": sink}}])
+        return self._pipelines[key], (CANARY["groups"], 1, 1)
+
+    def _canary_ms(self, count: int = 1) -> list[float]:
+        """Times of `count` canaries back to back in one submission."""
+        dev, u = self._device, self._wgpu.BufferUsage
+        qs = dev.create_query_set(type="timestamp", count=2 * count)
+        res = dev.create_buffer(size=16 * count, usage=u.QUERY_RESOLVE | u.COPY_SRC)
+        enc = dev.create_command_encoder()
+        for i in range(count):
+            self._encode(enc, [self._canary_pass(CANARY["iters"])], self._canary_bg, 1, qs, 2 * i, 2 * i + 1)
+        enc.resolve_query_set(qs, 0, 2 * count, res, 0)
+        dev.queue.submit([enc.finish()])
+        t = np.frombuffer(dev.queue.read_buffer(res), dtype=np.uint64).reshape(-1, 2)
+        res.destroy()
+        qs.destroy()
+        return [float(b - a) / 1e6 for a, b in t]
+
+    def _load(self, ms: float, until_clock: bool = False):
+        """Keep the GPU busy with the canary's heavy variant for `ms` of wall time (with until_clock: in steps of
+        ramp_ms, stopping as soon as the canary is back within tolerance of its best time)."""
+        load = self._canary_pass(CANARY["load_iters"])
+        t0, n = time.perf_counter(), 1
+        step_end = t0
+        while time.perf_counter() - t0 < ms / 1e3:
+            t1 = time.perf_counter()
+            enc = self._device.create_command_encoder()
+            self._encode(enc, [load], self._canary_bg, n)
+            self._device.queue.submit([enc.finish()])
+            self._sync()
+            dt = time.perf_counter() - t1
+            n = max(1, min(MAX_CHAINS, int(n * 0.02 / max(dt, 1e-5))))    # ~20 ms per submission
+            if until_clock and time.perf_counter() >= step_end:
+                step_end = time.perf_counter() + CANARY["ramp_ms"] / 1e3
+                if min(self._canary_ms(3)) <= CANARY["tolerance"] * self._canary_best:
+                    return
+
+    def _clock_guard(self) -> float | None:
+        """The canary's best time in ms, calibrated on first use (the GPU loaded for calibrate_ms, then 9 canaries
+        timed), or None where the guard is off."""
+        if self._canary_best is None:
+            on = self._guard
+            if on is None:
+                on = ("timestamp-query" in self.features
+                      and str(self._adapter.info.get("adapter_type", "")).lower() != "cpu")
+            if not on:
+                self._canary_best = 0.0
+            else:
+                self._load(CANARY["calibrate_ms"])
+                self._canary_best = statistics.median(self._canary_ms(9))
+        return self._canary_best or None
+
 
     # -- TopK ---------------------------------------------------------------------------------------------
     def _topk_plan(self, x: np.ndarray, k: int, params: dict | None):
@@ -223,28 +356,14 @@ class WgpuBackend:
         else:
             passes = [(self._pipeline("topk", "topk_1ce", p, sc), (rows, 1, 1))]
 
-        def encode(enc, qs):
-            for i, (pipe, groups) in enumerate(passes):
-                tw = None
-                if qs is not None:
-                    tw = {"query_set": qs}
-                    if i == 0:
-                        tw["beginning_of_pass_write_index"] = 0
-                    if i == len(passes) - 1:
-                        tw["end_of_pass_write_index"] = 1
-                cp = enc.begin_compute_pass(timestamp_writes=tw)
-                cp.set_pipeline(pipe)
-                cp.set_bind_group(0, bg)
-                cp.dispatch_workgroups(*groups)
-                cp.end()
-        return encode, bufs
+        return passes, bg, bufs
 
     def topk2d(self, x, k, params=None):
         x = check_topk_args(x, k)
         with self._lock:
-            encode, bufs = self._topk_plan(x, k, params)
+            passes, bg, bufs = self._topk_plan(x, k, params)
             enc = self._device.create_command_encoder()
-            encode(enc, None)
+            self._encode(enc, passes, bg)
             self._device.queue.submit([enc.finish()])
             rows = x.shape[0]
             vals = np.frombuffer(self._device.queue.read_buffer(bufs[3]), dtype=np.float32)[: rows * k]
@@ -256,9 +375,9 @@ class WgpuBackend:
     def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
         x = check_topk_args(x, k)
         with self._lock:
-            encode, bufs = self._topk_plan(x, k, params)
+            passes, bg, bufs = self._topk_plan(x, k, params)
             try:
-                return self._timed_submit(encode, repeats, warmups)
+                return self._timed_submit(passes, bg, repeats, warmups)
             finally:
                 for b in bufs:
                     b.destroy()

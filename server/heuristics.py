@@ -1,7 +1,8 @@
 """The selection rule of wgpu_heuristics.rs, in Python: the same tables and the same arithmetic as the generated Rust,
 so the report, the tests and the file agree.
 
-TopK. Only correct measurements (ok, with a time) count. Each measured shape (rows, cols, k) keeps two winners: the
+TopK. Only correct measurements (ok, with a time) count, and only those taken at full clock (the clock canary's
+ratio, where the run has one, within space.json canary.tolerance). Each measured shape (rows, cols, k) keeps two winners: the
 fastest configuration overall and the fastest with sg = false. A query (rows, cols, k, subgroups) takes the measured
 shape itself if it was measured, else the nearest by d = 4|lg cols - lg cols'| + 2|lg k - lg k'| + |lg rows -
 lg rows'| with lg x = bit length of x (Rust: u32::BITS - x.leading_zeros()); ties go to the earlier shape in
@@ -29,10 +30,13 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
+from spiraltorch.shaders import space
+
 TOPK_KEYS = ("use_2ce", "wg", "kl", "ch", "sg", "ls")
 TOPK_DEFAULTS = {"sg": False, "ls": True}   # parameters that runs made before they existed did not post
 WHERE_KEYS = ("path", "wg", "vpt")
 OUTLIER_SPREAD = 0.5
+CLOCK_TOLERANCE = space()["canary"]["tolerance"]
 
 
 def lg(x: int) -> int:
@@ -40,7 +44,7 @@ def lg(x: int) -> int:
 
 
 def _ok(m) -> bool:
-    return bool(m.get("ok")) and m.get("median_ms") is not None
+    return bool(m.get("ok")) and m.get("median_ms") is not None and (m.get("clock") or 1.0) <= CLOCK_TOLERANCE
 
 
 def params_tuple(params: dict, keys) -> tuple:

@@ -202,3 +202,23 @@ def test_wgpu_rejects_illegal_params_with_reason():
         st.topk2d(x, 8, device="wgpu", params={"nope": 1})
     t = st.time_topk2d(x, 8, device="wgpu", repeats=3, warmups=1)
     assert t.timer in ("timestamp", "wall") and len(t.samples_ms) == 3 and t.median_ms > 0
+
+
+@pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
+def test_wgpu_timing_keeps_the_gpu_busy_and_checks_the_clock():
+    """Samples are back to back in one submission (several chains each when a chain is short) and, with the clock
+    guard on, carry the canary's time over its best: 1.0 at full clock. (On lavapipe the guard is forced on: a CPU
+    adapter leaves it off by default.)"""
+    from spiraltorch.wgpu_backend import WgpuBackend
+    x = cases.topk_input(1, 2, 1024, "uniform")
+    auto = WgpuBackend()
+    if "timestamp-query" not in auto.info()["features"]:
+        pytest.skip("adapter without timestamp queries")
+    t = auto.time_topk2d(x, 8, repeats=4, warmups=1)
+    assert len(t.samples_ms) == 4 and all(s > 0 for s in t.samples_ms)
+    assert t.clock is None if auto.info()["adapter_type"].lower() == "cpu" else t.clock is not None
+    guarded = WgpuBackend(clock_guard=True)
+    t = guarded.time_topk2d(x, 8, repeats=4, warmups=1)
+    d = t.as_dict()
+    assert d["clock"] >= 1.0 and guarded._canary_best > 0
+    assert t.chains >= 1 and (t.chains == 1) == ("chains" not in d)
