@@ -7,6 +7,7 @@ import { openGpu, isCpuAdapter, webgpuMissingReason } from "./gpu.js";
 import { Tuner, plan } from "./tuner.js";
 import { drawChart, drawRegretChart, groupKey, paramText, fmtMs } from "./chart.js";
 import { initCompare } from "./compare.js";
+import { clockGuardWanted, parseCanary } from "./timing.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { gpu: null, space: null, tuner: null, presetDirty: false };
@@ -55,7 +56,10 @@ function showAdapter(gpu) {
   const lim = node("dd", null, "limits");
   for (const [k, v] of Object.entries(gpu.limits)) lim.append(node("span", `${k} ${v.toLocaleString("en-US")}`, "mono limit"));
   dl.append(node("dt", "Limits"), lim);
-  add("Timer", gpu.timestamps ? "GPU timestamps (timestamp-query)" : "wall clock (no timestamp-query)");
+  const opts = timerOptionsFromUrl();
+  const kind = gpu.timestamps && !opts.wall ? "timestamp" : "wall";
+  add("Timer", (kind === "timestamp" ? "GPU timestamps (timestamp-query)" : gpu.timestamps ? "wall clock (?timer=wall)"
+    : "wall clock (no timestamp-query)") + (clockGuardWanted(gpu, kind, opts.clockGuard) ? ", clock guard on" : ""));
   body.append(dl);
   $("adapter-card").dataset.ready = "1";
 }
@@ -199,7 +203,9 @@ function addResultRow(m, n, baseline) {
   tr.append(node("td", fmtMs(m.median_ms), "num mono"));
   tr.append(node("td", fmtMs(m.min_ms), "num mono"));
   tr.append(node("td", m.spread === null ? "–" : `${(m.spread * 100).toFixed(0)}%`, "num mono"));
-  tr.append(node("td", m.chains > 1 ? `${m.timer} ×${m.chains}` : m.timer));
+  const timer = node("td", m.chains > 1 ? `${m.timer} ×${m.chains}` : m.timer);
+  if (m.clock !== undefined) timer.title = `clock canary ${m.clock.toFixed(3)} × its best time`;
+  tr.append(timer);
   tr.append(node("td", m.ok ? "ok" : m.error, m.ok ? "ok" : "err"));
   $("results").tBodies[0].append(tr);
 }
@@ -209,12 +215,24 @@ function fmtDuration(s) {
   return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
+// Debugging aids from the page URL: ?timer=wall ignores timestamp-query; ?quantize=NS simulates a browser's
+// quantized timestamps; ?clockguard=1 (or 0) forces the clock guard on (off) whatever the adapter, e.g. to exercise it
+// on SwiftShader; ?canary=iters:1024,load_iters:8192,... overrides space.json "canary" numbers (a CPU adapter's
+// canary is slow: one of space.json's takes ~0.1 s on SwiftShader, one load dispatch ~3 s).
+function timerOptionsFromUrl() {
+  const q = new URLSearchParams(location.search);
+  const cg = q.get("clockguard");
+  return { wall: q.get("timer") === "wall", simulateQuantumNs: Number(q.get("quantize")) || 0,
+           clockGuard: cg === null ? null : !["0", "false", "off"].includes(cg.toLowerCase()),
+           canary: parseCanary(q.get("canary")) };
+}
+
 async function runTuner() {
   const spec = refreshCount();
   if (!spec || !state.gpu) return;
   const preset = state.presetDirty ? "custom" : $("preset").value;
   const runId = crypto.randomUUID().replace(/-/g, "");
-  Object.assign(window.__tuner, { runId, results: [], done: false, error: null });
+  Object.assign(window.__tuner, { runId, results: [], done: false, error: null, clockGuard: null });
   $("results").tBodies[0].replaceChildren();
   for (const id of ["summary", "downloads", "report"]) $(id).hidden = true;
   $("run").disabled = true;
@@ -222,9 +240,7 @@ async function runTuner() {
   $("space-form").inert = true;
   const started = new Date(), t0 = performance.now();
   let lastDraw = 0;
-  // Debugging aids: ?timer=wall ignores timestamp-query; ?quantize=NS simulates a browser's quantized timestamps.
-  const q = new URLSearchParams(location.search);
-  const timerOptions = { wall: q.get("timer") === "wall", simulateQuantumNs: Number(q.get("quantize")) || 0 };
+  const timerOptions = timerOptionsFromUrl();
   const tuner = new Tuner(state.gpu, spec, {
     timerOptions,
     onMeasure: (m, done, total, job) => {
@@ -254,6 +270,7 @@ async function runTuner() {
     crash = e;
   }
   const duration = (performance.now() - t0) / 1000;
+  window.__tuner.clockGuard = tuner.timer ? tuner.timer.guardInfo() : null;   // test hook
   drawChart($("chart"), tuner.measurements);
   const status = tuner.cancelled ? "cancelled" : (tuner.deviceDead || crash) ? "failed" : "complete";
   const doc = runDocument(runId, spec, preset, tuner, started, duration, status);

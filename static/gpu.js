@@ -3,7 +3,7 @@
 // adapter's, one explicit bind group layout per kernel, pipelines cached per configuration.
 
 import { derived, sortCap } from "./space.js";
-import { moduleSource, overrides } from "./shaders.js";
+import { moduleSource, overrides, read } from "./shaders.js";
 import { broadcastStrides } from "./cases.js";
 
 export const LIMIT_NAMES = [
@@ -67,6 +67,7 @@ export class Gpu {
     this.lost = null;
     this.pipelines = new Map();
     this.layouts = new Map();
+    this.canaryBindGroup = null;
     device.lost.then((info) => {
       if (this.device === device && !this.closing) this.lost = `device lost (${info.reason}): ${info.message}`;
     });
@@ -87,7 +88,8 @@ export class Gpu {
   layout(kernel) {
     if (!this.layouts.has(kernel)) {
       const types = { topk: ["uniform", "read-only-storage", "storage", "storage", "storage"],
-                      where_nd: ["uniform", "read-only-storage", "read-only-storage", "read-only-storage", "storage"] }[kernel];
+                      where_nd: ["uniform", "read-only-storage", "read-only-storage", "read-only-storage", "storage"],
+                      canary: ["storage"] }[kernel];
       const bgl = this.device.createBindGroupLayout({
         entries: types.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })) });
       this.layouts.set(kernel, { bgl, layout: this.device.createPipelineLayout({ bindGroupLayouts: [bgl] }) });
@@ -194,16 +196,17 @@ export class Gpu {
              destroy: () => bufs.forEach((b) => b.destroy()) };
   }
 
-  /** Encodes `chains` copies of a dispatch chain, timestamp writes around all of them when a query set is given. */
-  encodeChains(enc, passes, chains = 1, querySet = null) {
+  /** Encodes `chains` copies of a dispatch chain; with a query set, a timestamp at the beginning of the first pass
+   *  (index `begin`) and at the end of the last (index `end`), around all of them. */
+  encodeChains(enc, passes, chains = 1, querySet = null, begin = 0, end = 1) {
     const total = passes.length * chains;
     for (let i = 0; i < total; i++) {
       const p = passes[i % passes.length];
       let desc;
       if (querySet && (i === 0 || i === total - 1)) {
         const tw = { querySet };
-        if (i === 0) tw.beginningOfPassWriteIndex = 0;
-        if (i === total - 1) tw.endOfPassWriteIndex = 1;
+        if (i === 0) tw.beginningOfPassWriteIndex = begin;
+        if (i === total - 1) tw.endOfPassWriteIndex = end;
         desc = { timestampWrites: tw };
       }
       const cp = enc.beginComputePass(desc);
@@ -212,6 +215,25 @@ export class Gpu {
       cp.dispatchWorkgroups(...p.groups);
       cp.end();
     }
+  }
+
+  // -- clock canary (native/wgpu_backend.py _canary_pass) ---------------------------------------------------
+  /** shaders/canary.wgsl as a pass ({pipeline, bindGroup, groups}) with ITERS = iters; spec: space.json "canary"
+   *  (source, entry_point, wg, groups). One 16-byte sink buffer, shared by every canary of this device. */
+  async canaryPass(spec, iters) {
+    const key = JSON.stringify(["canary", spec.source, spec.entry_point, spec.wg, iters]);
+    if (!this.pipelines.has(key)) {
+      const module = this.device.createShaderModule({ code: await read(spec.source) });
+      this.pipelines.set(key, await this.device.createComputePipelineAsync({
+        layout: this.layout("canary").layout,
+        compute: { module, entryPoint: spec.entry_point, constants: { WG: Number(spec.wg), ITERS: Number(iters) } } }));
+    }
+    if (!this.canaryBindGroup) {
+      const sink = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+      this.canaryBindGroup = this.device.createBindGroup({ layout: this.layout("canary").bgl,
+                                                           entries: [{ binding: 0, resource: { buffer: sink } }] });
+    }
+    return { pipeline: this.pipelines.get(key), bindGroup: this.canaryBindGroup, groups: [Number(spec.groups), 1, 1] };
   }
 
   async runOnce(passes) {

@@ -1,13 +1,32 @@
-// Timing a dispatch chain: GPU timestamps (one query set, a write at the beginning of the chain's first pass and
-// at the end of its last) when the device has timestamp-query, else wall time around queue.onSubmittedWorkDone().
+// Timing a dispatch chain, as native/wgpu_backend.py _timed_submit does: GPU timestamps (one query set, a write at
+// the beginning of a chain's first pass and at the end of its last) when the device has timestamp-query, else wall
+// time around queue.onSubmittedWorkDone().
+//
+// The GPU is kept busy while it is measured: a discrete GPU's driver lowers the clock when the GPU looks idle (H100:
+// 1980 -> 345 MHz a few seconds into a tuning run whose samples each were a submission of their own, every later
+// time 3-5x too high). So after one estimate, warm-up chains worth WARM_MS of GPU time and all samples go in one
+// submission, back to back, each sample `chains` copies between one timestamp pair; and on GPU adapters a clock
+// canary (shaders/canary.wgsl) is timed right before and right after the samples: when it runs slower than its best
+// time by more than the tolerance, the clock was lowered, so the GPU is loaded until the canary is back and the
+// samples are taken again.
+//
 // Browsers may quantize timestamps (Chrome: 100 us unless developer features are on); when the deltas look
 // quantized, N chains are encoded between one timestamp pair and the time divided by N, N raised until the
-// measured interval spans at least MIN_QUANTA quanta.
+// measured interval spans at least MIN_QUANTA quanta (the canary's chains likewise).
+
+import { isCpuAdapter } from "./gpu.js";
+import { getSpace } from "./space.js";
 
 export const MIN_QUANTA = 20;
 export const QUANTUM_FLOOR_NS = 50000;     // deltas all multiples of >= 50 us: quantized
 const WALL_QUANTUM_NS = 100000;            // performance.now() is coarsened to ~100 us outside isolation
+// As native/wgpu_backend.py: GPU time of warm-up before the samples, the least GPU time of one sample. MAX_CHAINS
+// caps the chains of one sample, the warm-up and the samples of one submission (native: 2048; the browser keeps
+// 4096, which a quantized timer may need for a tiny kernel to span MIN_QUANTA quanta).
+export const WARM_MS = 30;
+export const SAMPLE_MS = 0.5;
 const MAX_CHAINS = 4096;
+const ESTIMATES = 3;                       // native times one chain; three deltas let quantumOf tell a quantized timer
 
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -31,36 +50,98 @@ export function quantumOf(deltasNs) {
   return g >= QUANTUM_FLOOR_NS ? g : 0;
 }
 
+/** Chains N for a quantized timer: raised from 1 until the median interval (ns; `deltas` at N = 1, then one
+ *  `measure(N)` per step) spans MIN_QUANTA quanta. Returns {chains, deltas}; {1, deltas} when quantum is 0. */
+export async function spanQuanta(quantum, deltas, measure) {
+  let chains = 1;
+  while (quantum && median(deltas) < MIN_QUANTA * quantum && chains < MAX_CHAINS) {
+    const m = median(deltas);
+    const factor = m > 0 ? Math.ceil((MIN_QUANTA * quantum) / m) : 8;
+    chains = Math.min(MAX_CHAINS, chains * Math.max(2, Math.min(64, factor)));
+    deltas = [await measure(chains)];
+  }
+  return { chains, deltas };
+}
+
+/** Numeric fields of space.json "canary" a page URL may override (?canary=iters:1024,groups:16). */
+export const CANARY_KEYS = ["wg", "groups", "iters", "load_iters", "tolerance", "ramp_ms", "ramp_max_ms",
+                            "calibrate_ms", "retries"];
+
+/** "key:value,key:value" -> {key: number} for CANARY_KEYS with finite, non-negative values; others dropped. */
+export function parseCanary(text) {
+  const out = {};
+  for (const part of String(text || "").split(",")) {
+    const [k, v] = part.split(":").map((s) => s.trim());
+    const x = Number(v);
+    if (CANARY_KEYS.includes(k) && v !== "" && Number.isFinite(x) && x >= 0) out[k] = x;
+  }
+  return out;
+}
+
+/** Whether the clock guard runs (native _clock_guard): forced by `option` (true/false), else on GPU adapters with
+ *  timestamps and off on CPU adapters (SwiftShader: its timing noise of +-30% is larger than the clock steps the
+ *  canary detects, and its canary is slow). Never without timestamps. */
+export function clockGuardWanted(gpu, kind, option = null) {
+  if (kind !== "timestamp") return false;
+  if (option === true || option === false) return option;
+  return !isCpuAdapter(gpu.info, gpu.adapter);
+}
+
 export class Timer {
   /** options (debugging aids, from the page URL): wall: ignore timestamp-query; simulateQuantumNs: round
-   *  timestamps down to multiples of it, as a quantizing browser would. */
-  constructor(gpu, { wall = false, simulateQuantumNs = 0 } = {}) {
+   *  timestamps down to multiples of it, as a quantizing browser would; clockGuard: true/false forces the clock
+   *  guard on/off (null: by adapter); canary: overrides of space.json "canary" numbers. */
+  constructor(gpu, { wall = false, simulateQuantumNs = 0, clockGuard = null, canary = {} } = {}) {
     this.gpu = gpu;
     this.kind = gpu.timestamps && !wall ? "timestamp" : "wall";
     this.simQ = BigInt(Math.max(0, Math.floor(simulateQuantumNs)));
-    if (this.kind === "timestamp") {
-      const dev = gpu.device;
-      this.querySet = dev.createQuerySet({ type: "timestamp", count: 2 });
-      this.resolve = dev.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-      this.readback = dev.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    }
+    this.guard = clockGuardWanted(gpu, this.kind, clockGuard);
+    this.canary = { ...(getSpace().canary || {}), ...canary };
+    if (!getSpace().canary) this.guard = false;
+    this.canaryBest = null;      // ms; 0 once decided that the guard is off (native _canary_best)
+    this.canaryChains = 1;       // canaries per timestamp pair (> 1 only on a quantized timer)
+    this.stats = { calibrations: 0, retries: 0, load_ms: 0 };
+    this.queryCount = 0;
   }
 
-  /** One sample: the interval in ns of `chains` back-to-back copies of the dispatch chain `passes`. */
+  /** Query set, resolve and readback buffers for `count` timestamps (grown, never shrunk). */
+  ensureQueries(count) {
+    if (count <= this.queryCount) return;
+    this.destroyQueries();
+    const dev = this.gpu.device;
+    this.queryCount = count;
+    this.querySet = dev.createQuerySet({ type: "timestamp", count });
+    this.resolve = dev.createBuffer({ size: 8 * count, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    this.readback = dev.createBuffer({ size: 8 * count, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+
+  /** Resolves timestamp pairs 0..pairs-1 of `enc`, submits it, and returns each pair's interval in ns (one
+   *  resolve, one readback). */
+  async intervals(enc, pairs) {
+    const count = 2 * pairs, bytes = 8 * count;
+    enc.resolveQuerySet(this.querySet, 0, count, this.resolve, 0);
+    enc.copyBufferToBuffer(this.resolve, 0, this.readback, 0, bytes);
+    this.gpu.device.queue.submit([enc.finish()]);
+    await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);
+    const t = new BigUint64Array(this.readback.getMappedRange(0, bytes).slice(0));
+    this.readback.unmap();
+    const out = [];
+    for (let i = 0; i < pairs; i++) {
+      let a = t[2 * i], b = t[2 * i + 1];
+      if (this.simQ > 0n) { a -= a % this.simQ; b -= b % this.simQ; }
+      out.push(b > a ? Number(b - a) : 0);
+    }
+    return out;
+  }
+
+  /** One sample in its own submission: the interval in ns of `chains` back-to-back copies of `passes`. */
   async sample(passes, chains) {
     const dev = this.gpu.device;
     const enc = dev.createCommandEncoder();
     if (this.kind === "timestamp") {
-      this.gpu.encodeChains(enc, passes, chains, this.querySet);
-      enc.resolveQuerySet(this.querySet, 0, 2, this.resolve, 0);
-      enc.copyBufferToBuffer(this.resolve, 0, this.readback, 0, 16);
-      dev.queue.submit([enc.finish()]);
-      await this.readback.mapAsync(GPUMapMode.READ);
-      const t = new BigUint64Array(this.readback.getMappedRange().slice(0));
-      this.readback.unmap();
-      if (this.simQ > 0n) { t[0] -= t[0] % this.simQ; t[1] -= t[1] % this.simQ; }
-      const d = t[1] - t[0];
-      return d > 0n ? Number(d) : 0;
+      this.ensureQueries(2);
+      this.gpu.encodeChains(enc, passes, chains, this.querySet, 0, 1);
+      return (await this.intervals(enc, 1))[0];
     }
     this.gpu.encodeChains(enc, passes, chains);
     const cb = enc.finish();
@@ -70,26 +151,135 @@ export class Timer {
     return (performance.now() - t0) * 1e6;
   }
 
-  /** Warm-ups, calibration of N, then `repeats` samples; returns {timer, chains, median_ms, min_ms, spread, samples_ms}. */
+  /** Time of `passes`: {timer, chains, quantum_ns, clock (guard on), median_ms, min_ms, spread, samples_ms}. */
   async time(passes, { repeats = 5, warmups = 1 } = {}) {
-    for (let i = 0; i < warmups; i++) await this.gpu.runOnce(passes);
-    await this.gpu.device.queue.onSubmittedWorkDone();
-    let chains = 1;
-    let deltas = [];
-    for (let i = 0; i < Math.min(3, Math.max(1, repeats)); i++) deltas.push(await this.sample(passes, chains));
-    const quantum = this.kind === "timestamp" ? quantumOf(deltas) : WALL_QUANTUM_NS;
-    while (quantum && median(deltas) < MIN_QUANTA * quantum && chains < MAX_CHAINS) {
-      const m = median(deltas);
-      const factor = m > 0 ? Math.ceil((MIN_QUANTA * quantum) / m) : 8;
-      chains = Math.min(MAX_CHAINS, chains * Math.max(2, Math.min(64, factor)));
-      deltas = [await this.sample(passes, chains)];
+    if (this.kind !== "timestamp") return this.timeWall(passes, { repeats, warmups });
+    const gpu = this.gpu, dev = gpu.device, n = Math.max(1, repeats);
+    let best = await this.clockGuard();
+    const canary = best ? await gpu.canaryPass(this.canary, this.canary.iters) : null;
+    this.ensureQueries(2 * n + 4);
+    const qs = this.querySet;
+    // 1. one estimate submission: warm-ups, then single chains each between a timestamp pair
+    let enc = dev.createCommandEncoder();
+    gpu.encodeChains(enc, passes, Math.max(0, warmups));
+    for (let i = 0; i < ESTIMATES; i++) gpu.encodeChains(enc, passes, 1, qs, 2 * i, 2 * i + 1);
+    const est0 = await this.intervals(enc, ESTIMATES);
+    // a quantized timer: N raised until a sample spans MIN_QUANTA quanta (one submission per step)
+    const quantum = quantumOf(est0);
+    const q = await spanQuanta(quantum, est0, (c) => this.sample(passes, c));
+    const est = Math.max(median(q.deltas) / q.chains / 1e6, 1e-4);
+    // 2. chains per sample: SAMPLE_MS of GPU time (all samples within MAX_CHAINS), at least the quantized need
+    const chains = Math.max(q.chains, Math.max(1, Math.min(Math.floor(MAX_CHAINS / n), Math.ceil(SAMPLE_MS / est))));
+    const warm = Math.min(MAX_CHAINS, Math.ceil(WARM_MS / est));
+    // 3. one submission: warm-up, canary, the samples back to back, canary; one resolve, one readback
+    const attempts = canary ? Math.max(0, Math.floor(this.canary.retries)) + 1 : 1;
+    let samples = [], clock = null;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      enc = dev.createCommandEncoder();
+      gpu.encodeChains(enc, passes, warm);
+      if (canary) gpu.encodeChains(enc, [canary], this.canaryChains, qs, 2 * n, 2 * n + 1);
+      for (let i = 0; i < n; i++) gpu.encodeChains(enc, passes, chains, qs, 2 * i, 2 * i + 1);
+      if (canary) gpu.encodeChains(enc, [canary], this.canaryChains, qs, 2 * n + 2, 2 * n + 3);
+      const t = await this.intervals(enc, n + (canary ? 2 : 0));
+      samples = t.slice(0, n).map((d) => d / chains / 1e6);
+      if (!canary) break;
+      // 4. clock = the slower canary over the best canary time seen
+      const c = Math.max(t[n], t[n + 1]) / this.canaryChains / 1e6;
+      if (!(c > 0)) { clock = null; break; }          // not measurable on this timer: no clock to post
+      this.canaryBest = best = Math.min(best, c);
+      clock = c / best;
+      if (clock <= this.canary.tolerance || attempt === attempts - 1) break;
+      this.stats.retries += 1;
+      await this.load(this.canary.ramp_max_ms, true);
+      gpu.checkLost();
     }
-    const samples = [];
-    for (let i = 0; i < Math.max(1, repeats); i++) samples.push((await this.sample(passes, chains)) / chains / 1e6);
-    return { timer: this.kind, chains, quantum_ns: quantum, ...summarize(samples) };
+    const out = { timer: "timestamp", chains, quantum_ns: quantum, ...summarize(samples) };
+    if (clock !== null && Number.isFinite(clock)) out.clock = clock;
+    return out;
   }
 
-  destroy() {
-    if (this.querySet) { this.querySet.destroy(); this.resolve.destroy(); this.readback.destroy(); }
+  /** The wall-clock path: warm-ups, calibration of N, then `repeats` samples, each its own submission. */
+  async timeWall(passes, { repeats = 5, warmups = 1 } = {}) {
+    for (let i = 0; i < warmups; i++) await this.gpu.runOnce(passes);
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    const deltas = [];
+    for (let i = 0; i < Math.min(3, Math.max(1, repeats)); i++) deltas.push(await this.sample(passes, 1));
+    const { chains } = await spanQuanta(WALL_QUANTUM_NS, deltas, (c) => this.sample(passes, c));
+    const samples = [];
+    for (let i = 0; i < Math.max(1, repeats); i++) samples.push((await this.sample(passes, chains)) / chains / 1e6);
+    return { timer: this.kind, chains, quantum_ns: WALL_QUANTUM_NS, ...summarize(samples) };
   }
+
+  // -- clock canary (native/wgpu_backend.py _canary_ms, _load, _clock_guard) ------------------------------------
+  /** Times in ms of `count` canaries back to back in one submission (each canaryChains copies per pair). */
+  async canaryMs(count = 1) {
+    return (await this.canaryIntervals(count, this.canaryChains)).map((d) => d / this.canaryChains / 1e6);
+  }
+
+  async canaryIntervals(count, chains) {
+    const pass = await this.gpu.canaryPass(this.canary, this.canary.iters);
+    this.ensureQueries(2 * count);
+    const enc = this.gpu.device.createCommandEncoder();
+    for (let i = 0; i < count; i++) this.gpu.encodeChains(enc, [pass], chains, this.querySet, 2 * i, 2 * i + 1);
+    return this.intervals(enc, count);
+  }
+
+  /** Keeps the GPU busy with the canary's heavy variant (ITERS = load_iters) for `ms` of wall time; with
+   *  untilClock: in steps of ramp_ms, stopping as soon as 3 canaries are back within tolerance of the best. */
+  async load(ms, untilClock = false) {
+    const gpu = this.gpu, dev = gpu.device;
+    const heavy = await gpu.canaryPass(this.canary, this.canary.load_iters);
+    const t0 = performance.now();
+    let n = 1, stepEnd = t0;
+    try {
+      while (performance.now() - t0 < ms) {
+        gpu.checkLost();
+        const t1 = performance.now();
+        const enc = dev.createCommandEncoder();
+        gpu.encodeChains(enc, [heavy], n);
+        dev.queue.submit([enc.finish()]);
+        await dev.queue.onSubmittedWorkDone();
+        const dt = performance.now() - t1;
+        n = Math.max(1, Math.min(MAX_CHAINS, Math.floor((n * 20) / Math.max(dt, 0.01))));   // ~20 ms per submission
+        if (untilClock && performance.now() >= stepEnd) {
+          stepEnd = performance.now() + this.canary.ramp_ms;
+          if (Math.min(...await this.canaryMs(3)) <= this.canary.tolerance * this.canaryBest) return;
+        }
+      }
+    } finally {
+      this.stats.load_ms += performance.now() - t0;
+    }
+  }
+
+  /** The canary's best time in ms, calibrated on first use (the GPU loaded for calibrate_ms, then the median of 9
+   *  canaries), or null where the guard is off. */
+  async clockGuard() {
+    if (this.canaryBest === null) {
+      if (!this.guard) {
+        this.canaryBest = 0;
+      } else {
+        await this.load(this.canary.calibrate_ms);
+        // browser only: on a quantized timer, canaries per timestamp pair so that one spans MIN_QUANTA quanta
+        const d = await this.canaryIntervals(ESTIMATES, 1);
+        this.canaryChains = (await spanQuanta(quantumOf(d), d, async (c) => (await this.canaryIntervals(1, c))[0])).chains;
+        this.canaryBest = median(await this.canaryMs(9));
+        this.stats.calibrations += 1;
+      }
+    }
+    return this.canaryBest || null;
+  }
+
+  /** The guard's state for the page and tests. */
+  guardInfo() {
+    return { on: !!this.canaryBest, best_ms: this.canaryBest || null, canary_chains: this.canaryChains,
+             tolerance: this.canary.tolerance, ...this.stats };
+  }
+
+  destroyQueries() {
+    if (this.querySet) { this.querySet.destroy(); this.resolve.destroy(); this.readback.destroy(); }
+    this.querySet = this.resolve = this.readback = null;
+    this.queryCount = 0;
+  }
+
+  destroy() { this.destroyQueries(); }
 }

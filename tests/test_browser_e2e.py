@@ -2,6 +2,7 @@
 SwiftShader WebGPU adapter, a run posted and stored, the heuristics file downloaded and compiled with rustc."""
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sqlite3
@@ -329,3 +330,70 @@ def test_hostile_text_from_other_browsers_is_shown_as_text(page, live_server, sa
     assert page.locator("#pwned").count() == 0 and page.locator("#bold").count() == 0
     assert page.evaluate("window.__pwned === undefined")
     assert "49" not in cell.text_content()
+
+
+# Small canary numbers for SwiftShader, where one of space.json's canaries takes ~0.1 s and one load dispatch ~3 s:
+# 16 workgroups x 1024 iterations (~1 ms), loads of 16384 (~15 ms); tolerance 0.5 (the clock, canary / best, is
+# >= 1.0) so every measurement takes its samples again once, after the GPU was loaded: the retry path runs.
+CANARY_SMALL = "groups:16,iters:1024,load_iters:16384,calibrate_ms:50,ramp_ms:20,ramp_max_ms:60,tolerance:0.5,retries:1"
+
+
+@pytest.mark.parametrize("query", ["", f"?clockguard=1&canary={CANARY_SMALL}"], ids=["default", "forced"])
+def test_clock_guard_posts_clock_only_where_it_is_on(browser, live_server, tmp_path, query):
+    """The clock canary (static/timing.js, as native/wgpu_backend.py): off on SwiftShader by default, so no measurement
+    carries `clock`; forced on with ?clockguard=1, every timestamp-timed measurement carries a finite clock >= 1.0
+    (the canary's time over its best), samples are taken, and the retries ran."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        url = base_url(live_server)
+        page.goto(url + "/" + query)
+        page.wait_for_selector("#adapter-card[data-ready]", timeout=60_000)
+        if page.get_attribute("#adapter-card", "data-ready") != "1":
+            pytest.skip(f"no WebGPU adapter in this Chromium: {page.text_content('#status')}")
+        forced = bool(query)
+        assert ("clock guard on" in page.text_content("#adapter-body")) == forced
+        page.select_option("#preset", "custom")
+        page.fill("#topk-shapes", "2x1024:8")
+        page.check("#p-1ce")
+        page.uncheck("#p-2ce")
+        page.fill("#topk-wg", "64, 128")
+        page.fill("#topk-kl", "4")
+        page.fill("#topk-ch", "0")
+        page.fill("#topk-sg", "false")
+        page.check("#where-on")
+        page.fill("#where-shapes", "3x8x33")
+        page.fill("#where-path", "direct")
+        page.fill("#where-wg", "64")
+        page.fill("#where-vpt", "1")
+        page.fill("#repeats", "3")
+        page.fill("#warmups", "1")
+        elapsed = run_and_wait(page)
+        state = page.evaluate("window.__tuner")
+        if forced:
+            screenshot(page, tmp_path, "tuner-clockguard.png")
+        assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
+        assert not errors, errors
+        guard = state["clockGuard"]
+        run = httpx.get(f"{url}/api/runs/{state['runId']}").json()["run"]
+        ms = run["measurements"]
+        assert ms and all(m["ok"] for m in ms), [m["error"] for m in ms]
+        timed = [m for m in ms if m["timer"] == "timestamp"]
+        assert timed and {m["kernel"] for m in timed} == {"topk"}
+        assert all(m["samples_ms"] and all(s > 0 for s in m["samples_ms"]) for m in ms)
+        if not forced:
+            assert not any("clock" in m for m in ms)
+            assert guard["on"] is False and guard["calibrations"] == 0 and guard["load_ms"] == 0
+            return
+        print(f"\nclock guard forced on: {len(ms)} configurations in {elapsed:.1f} s; guard {guard}")
+        for m in timed:
+            assert isinstance(m.get("clock"), float) and math.isfinite(m["clock"]) and m["clock"] >= 1.0, m
+            assert len(m["samples_ms"]) == 3
+        assert not any("clock" in m for m in ms if m["timer"] != "timestamp")    # where_nd: the wall clock
+        assert guard["on"] and guard["best_ms"] > 0 and guard["calibrations"] == 1 and guard["tolerance"] == 0.5
+        assert guard["retries"] == len(timed) and guard["load_ms"] > 0
+        assert elapsed < 30, f"forced clock guard run took {elapsed:.1f} s"
+    finally:
+        ctx.close()
