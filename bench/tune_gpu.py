@@ -4,7 +4,9 @@ run posts), to store with `spiraltorch-tuner` and turn into wgpu_heuristics.rs a
     python3 bench/tune_gpu.py --out run.json            # on the GPU machine
     curl -X POST localhost:8000/api/runs -H 'content-type: application/json' --data-binary @run.json
 
-The space: the issue's TopK shapes with a grid of the parameters that matter on a discrete GPU.
+The space: the "full" preset of shaders/space.json (a grid of 36 TopK shapes plus the benchmark's, about 1,200
+configurations); --kernels picks which of its kernels to tune (default: TopK only; where_nd's full cases move
+2^26-element inputs and take much longer).
 """
 from __future__ import annotations
 
@@ -13,31 +15,32 @@ import json
 import sys
 import time
 
-from spiraltorch.tuner import tune
+from _checkout import ensure_spiraltorch
 
-SPACE = {
-    "seed": 1, "repeats": 10, "warmups": 2,
-    "topk": {"shapes": [[8, 65536, 4096], [8, 65536, 64], [1, 1048576, 1024], [64, 32768, 256],
-                        [1024, 65536, 128], [256, 4096, 16], [4096, 1024, 8], [16, 1048576, 4096],
-                        [32, 8192, 32], [128, 16384, 1]],
-             "params": {"use_2ce": [False, True], "wg": [256, 512, 1024], "kl": [4, 8, 16, 32],
-                        "ch": [0, 4096, 8192, 16384, 32768], "sg": [False, True]}},
-}
+ensure_spiraltorch()
+
+from spiraltorch.tuner import preset_space, tune  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--device", default="wgpu")
+    ap.add_argument("--preset", default="full")
+    ap.add_argument("--kernels", default="topk", help="comma-separated: topk, where_nd")
     args = ap.parse_args()
+    spec = dict(preset_space(args.preset))
+    for kernel in ("topk", "where_nd"):
+        if kernel not in args.kernels.split(","):
+            spec.pop(kernel, None)
     t0 = time.perf_counter()
 
     def progress(i, n, m):
         if i % 20 == 0 or i == n or not m["ok"]:
-            print(f"[{i}/{n}] {time.perf_counter() - t0:.0f}s {m['rows']}x{m['cols']} k={m['k']} {m['params']} "
+            print(f"[{i}/{n}] {time.perf_counter() - t0:.0f}s {m.get('rows')}x{m.get('cols')} k={m.get('k')} {m['params']} "
                   f"{m.get('median_ms') or m.get('error')}", file=sys.stderr, flush=True)
-    doc = tune(args.device, "custom", SPACE, label="H100 via wgpu-py (bench/tune_gpu.py)", progress=progress)
-    doc["preset"] = "custom"
+    doc = tune(args.device, args.preset, spec, label=f"{args.device} (bench/tune_gpu.py --preset {args.preset} "
+               f"--kernels {args.kernels})", progress=progress)
     with open(args.out, "w") as f:
         json.dump(doc, f)
     ok = sum(m["ok"] for m in doc["measurements"])

@@ -2,13 +2,12 @@
 so the report, the tests and the file agree.
 
 TopK. Only correct measurements (ok, with a time) count, and only those taken at full clock (the clock canary's
-ratio, where the run has one, within space.json canary.tolerance). Each measured shape (rows, cols, k) keeps two winners: the
-fastest configuration overall and the fastest with sg = false. A query (rows, cols, k, subgroups) takes the measured
-shape itself if it was measured, else the nearest by d = 4|lg cols - lg cols'| + 2|lg k - lg k'| + |lg rows -
-lg rows'| with lg x = bit length of x (Rust: u32::BITS - x.leading_zeros()); ties go to the earlier shape in
-(rows, cols, k) order. Without subgroups only shapes with an sg = false winner are eligible. The winner is then made
-legal for the query: a 2CE choice needs k <= ch < cols, else ch becomes the smallest power of two >= max(1024, k)
-below cols, or the choice falls back to 1CE with ch = 0.
+ratio, where the run has one, within space.json canary.tolerance). From them two decision trees are fitted (see
+fit_tree): one over every configuration (for adapters with subgroups), one over sg = false configurations only.
+A query (rows, cols, k, subgroups) walks its tree on lg rows, lg cols, lg k (lg x = bit length of x; Rust:
+u32::BITS - x.leading_zeros()) to a leaf's configuration, which is then made legal for the query: a 2CE choice
+needs k <= ch < cols, else ch becomes the smallest power of two >= max(1024, k) below cols, or the choice falls
+back to 1CE with ch = 0.
 
 where_nd. Measurements are grouped by (contiguous = the "contiguous" case, else strided; numel; ndim); a group's
 winner is the configuration with the least mean log-time over the group's cases among those measured in all of
@@ -62,7 +61,15 @@ class TopKEntry:
     no_sg_ms: float | None
 
 
-def topk_table(measurements, exclude=None) -> list[TopKEntry]:
+class TopKModel(list):
+    """The TopK rule fitted on a set of measurements: the measured shapes (a list of TopKEntry, in (rows, cols, k)
+    order, each with its fastest configurations) plus the fitted trees: `trees[True]` over every configuration
+    (subgroups available), `trees[False]` over sg = false ones (None when no shape has one)."""
+    trees: dict
+
+
+def _times(measurements, exclude=None) -> dict:
+    """{(rows, cols, k): {configuration: best median ms}} of the correct TopK measurements."""
     shapes: dict = {}
     for m in measurements:
         if m.get("kernel") != "topk" or not _ok(m):
@@ -70,14 +77,103 @@ def topk_table(measurements, exclude=None) -> list[TopKEntry]:
         key = (m["rows"], m["cols"], m["k"])
         if key == exclude:
             continue
-        shapes.setdefault(key, []).append((m["median_ms"], params_tuple(m["params"], TOPK_KEYS)))
-    out = []
+        t = shapes.setdefault(key, {})
+        c = params_tuple(m["params"], TOPK_KEYS)
+        t[c] = min(t.get(c, math.inf), m["median_ms"])
+    return shapes
+
+
+def topk_table(measurements, exclude=None) -> TopKModel:
+    """The fitted TopK rule (see the module docstring) from measurements; `exclude`: a (rows, cols, k) shape to
+    leave out, for held-out regret."""
+    shapes = _times(measurements, exclude)
+    out = TopKModel()
     for key in sorted(shapes):
-        runs = sorted(shapes[key])                         # by time, then configuration: deterministic
+        runs = sorted((t, c) for c, t in shapes[key].items())     # by time, then configuration: deterministic
         nosg = [r for r in runs if not r[1][4]]
         out.append(TopKEntry(*key, any=runs[0][1], no_sg=nosg[0][1] if nosg else None, any_ms=runs[0][0],
                              no_sg_ms=nosg[0][0] if nosg else None))
+    out.trees = {True: fit_tree(shapes, lambda c: True),
+                 False: fit_tree(shapes, lambda c: not c[4])}
     return out
+
+
+# The tree: each node splits its shapes on one feature, lg rows, lg cols or lg k (lg = bit length), at a threshold;
+# each leaf holds the one configuration with the least summed cost over its shapes. The cost of a configuration on
+# a shape is log(time / the shape's best time) of the configuration made legal for that shape (legalize), plus
+# WORST_WEIGHT x the part of it over log(WORST_TARGET) (so one badly served shape weighs more than a few slightly
+# slower ones); a configuration not measured there costs log(that shape's slowest / best) (the worst it can be).
+# Leaves pick among the configurations measured on at least MIN_SHARE of the shapes (the search grid; a one-off like
+# st-core's fallback, measured beside the grid where it is not in it, is judged but not picked).
+# A node is split (greedily, the split with the least cost; ties: cols, k, rows, lower threshold) while it holds
+# more than one shape, is shallower than MAX_DEPTH, and the split lowers its cost by more than MIN_GAIN.
+FEATURES = ("rows", "cols", "k")
+SPLIT_ORDER = (1, 2, 0)     # ties between splits go to cols, then k, then rows
+MAX_DEPTH = 6
+MIN_SHARE = 0.2             # a leaf picks among configurations measured on at least this share of the shapes
+MIN_GAIN = 1e-3
+WORST_TARGET = 1.25
+WORST_WEIGHT = 4.0
+
+
+def _cost_matrix(shapes: dict, keys: list, cands: list):
+    import numpy as np
+    cost = np.empty((len(cands), len(keys)))
+    for j, key in enumerate(keys):
+        t = shapes[key]
+        best, worst = min(t.values()), max(t.values())
+        for i, c in enumerate(cands):
+            v = t.get(legalize(c, key[1], key[2]))
+            r = math.log((v if v is not None else worst) / best)
+            cost[i, j] = r + WORST_WEIGHT * max(0.0, r - math.log(WORST_TARGET))
+    return cost
+
+
+def fit_tree(shapes: dict, allowed) -> tuple | None:
+    """A tree over the shapes' measured times, using configurations for which `allowed(c)`; None when no shape has
+    one. Nodes: ("leaf", configuration) or ("split", feature index into FEATURES, threshold, left, right), where
+    left holds the shapes with lg(feature) <= threshold."""
+    import numpy as np
+    sub = {key: {c: v for c, v in t.items() if allowed(c)} for key, t in shapes.items()}
+    sub = {key: t for key, t in sub.items() if t}
+    if not sub:
+        return None
+    keys = sorted(sub)
+    seen = Counter(c for t in sub.values() for c in t)
+    cands = sorted(c for c, n in seen.items() if n >= MIN_SHARE * len(keys))
+    cost = _cost_matrix(sub, keys, cands)
+    lgs = np.array([[lg(v) for v in key] for key in keys])
+
+    def leaf(idx):
+        col = cost[:, idx].sum(axis=1)
+        i = int(np.argmin(col))          # the first minimum: candidates are sorted, so deterministic
+        return float(col[i]), cands[i]
+
+    def grow(idx, depth):
+        here, choice = leaf(idx)
+        best = None
+        if len(idx) > 1 and depth < MAX_DEPTH:
+            for f in SPLIT_ORDER:
+                vals = sorted(set(lgs[idx, f].tolist()))
+                for a, b in zip(vals, vals[1:]):
+                    thr = (a + b) // 2
+                    left = idx[lgs[idx, f] <= thr]
+                    right = idx[lgs[idx, f] > thr]
+                    c = leaf(left)[0] + leaf(right)[0]
+                    if best is None or c < best[0] - 1e-12:
+                        best = (c, f, thr, left, right)
+        if best is None or here - best[0] <= MIN_GAIN:
+            return ("leaf", choice)
+        _, f, thr, left, right = best
+        return ("split", f, thr, grow(left, depth + 1), grow(right, depth + 1))
+    return grow(np.arange(len(keys)), 0)
+
+
+def walk(tree: tuple, rows: int, cols: int, k: int) -> tuple:
+    x = (lg(rows), lg(cols), lg(k))
+    while tree[0] == "split":
+        tree = tree[3] if x[tree[1]] <= tree[2] else tree[4]
+    return tree[1]
 
 
 def legalize(c: tuple, cols: int, k: int) -> tuple:
@@ -92,20 +188,12 @@ def legalize(c: tuple, cols: int, k: int) -> tuple:
     return (False, wg, kl, 0, sg, ls)
 
 
-def choose_topk(table: list[TopKEntry], rows: int, cols: int, k: int, subgroups: bool) -> tuple | None:
-    best, best_d = None, None
-    for e in table:
-        if not subgroups and e.no_sg is None:
-            continue
-        if (e.rows, e.cols, e.k) == (rows, cols, k):
-            best = e
-            break
-        d = 4 * abs(lg(cols) - lg(e.cols)) + 2 * abs(lg(k) - lg(e.k)) + abs(lg(rows) - lg(e.rows))
-        if best_d is None or d < best_d:
-            best, best_d = e, d
-    if best is None:
+def choose_topk(model: TopKModel, rows: int, cols: int, k: int, subgroups: bool) -> tuple | None:
+    """The fitted rule's configuration for a shape, made legal for it; None without data for the subgroups flag."""
+    tree = model.trees.get(bool(subgroups)) if hasattr(model, "trees") else None
+    if tree is None:
         return None
-    return legalize(best.any if subgroups else best.no_sg, cols, k)
+    return legalize(walk(tree, rows, cols, k), cols, k)
 
 
 @dataclass(frozen=True)

@@ -63,12 +63,11 @@ def _where_lit(c) -> str:
 
 RULE_LINES = [
     "//",
-    "// Rule (TopK): only correct measurements count. A measured shape returns its fastest configuration (with",
-    "// subgroups = false, its fastest with sg = false; shapes with none are skipped). Other shapes take the",
-    "// nearest measured shape by",
-    "// d = 4|lg cols - lg cols'| + 2|lg k - lg k'| + |lg rows - lg rows'| (lg = bit length; ties: the earlier",
-    "// shape in (rows, cols, k) order); a 2CE pick is then made legal: k <= ch < cols, else ch = the next power",
-    "// of two >= max(1024, k) below cols, else 1CE with ch = 0.",
+    "// Rule (TopK): a decision tree fitted on every correct measurement (server/heuristics.py): nodes split on",
+    "// lr, lc, lk = bit lengths of rows, cols, k at thresholds; each leaf holds the configuration with the least",
+    "// summed log-regret over its shapes (regret over 1.25 weighted x5). One tree over all configurations (with",
+    "// subgroups), one over sg = false ones. The pick is then made legal: a 2CE pick needs k <= ch < cols, else",
+    "// ch = the next power of two >= max(1024, k) below cols, else 1CE with ch = 0.",
     "// Rule (where_nd): the nearest measured group of the same contiguity by d = 2|lg numel - lg numel'| +",
     "// |ndim - ndim'|; a group's winner has the least mean log-time over its cases.",
     ]
@@ -129,13 +128,8 @@ pub struct WhereChoice {
     pub vpt: u32,
 }
 
-struct TopKEntry {
-    rows: u32,
-    cols: u32,
-    k: u32,
-    any: TopKChoice,
-    no_sg: Option<TopKChoice>,
-}
+/// A fitted TopK rule: (rows, cols, k, subgroups) -> the pick, or `None` without data for the subgroups flag.
+type TopKRule = fn(u32, u32, u32, bool) -> Option<TopKChoice>;
 
 struct WhereEntry {
     contiguous: bool,
@@ -144,6 +138,7 @@ struct WhereEntry {
     choice: WhereChoice,
 }
 
+#[allow(dead_code)] // unused in a file without TopK data
 fn lg32(x: u32) -> i64 {
     (u32::BITS - x.leading_zeros()) as i64
 }
@@ -152,6 +147,7 @@ fn lg64(x: u64) -> i64 {
     (u64::BITS - x.leading_zeros()) as i64
 }
 
+#[allow(dead_code)]
 fn legalize(c: TopKChoice, cols: u32, k: u32) -> TopKChoice {
     if !c.use_2ce {
         return TopKChoice { ch: 0, ..c };
@@ -180,27 +176,6 @@ pub struct AdapterKey<'a> {
     pub backend: &'a str,
 }
 
-fn pick_topk(table: &[TopKEntry], rows: u32, cols: u32, k: u32, subgroups: bool) -> Option<TopKChoice> {
-    let mut best: Option<(&TopKEntry, i64)> = None;
-    for e in table.iter() {
-        if !subgroups && e.no_sg.is_none() {
-            continue;
-        }
-        if e.rows == rows && e.cols == cols && e.k == k {
-            best = Some((e, -1));
-            break;
-        }
-        let d = 4 * (lg32(cols) - lg32(e.cols)).abs() + 2 * (lg32(k) - lg32(e.k)).abs()
-            + (lg32(rows) - lg32(e.rows)).abs();
-        if best.map_or(true, |(_, bd)| d < bd) {
-            best = Some((e, d));
-        }
-    }
-    let (e, _) = best?;
-    let c = if subgroups { e.any } else { e.no_sg? };
-    Some(legalize(c, cols, k))
-}
-
 fn pick_where(table: &[WhereEntry], numel: u64, ndim: u32, contiguous: bool) -> Option<WhereChoice> {
     let same = table.iter().any(|e| e.contiguous == contiguous);
     let mut best: Option<(&WhereEntry, i64)> = None;
@@ -216,10 +191,10 @@ fn pick_where(table: &[WhereEntry], numel: u64, ndim: u32, contiguous: bool) -> 
     best.map(|(e, _)| e.choice)
 }
 
-/// The fastest measured TopK configuration for this shape (see the rule above) on the class this file was
+/// The fitted rule's TopK configuration for this shape (see the rule above) on the class this file was
 /// generated for (`ADAPTER_KEY`), or `None` when there is no TopK data usable here: then use your built-in defaults.
 pub fn choose_topk(rows: u32, cols: u32, k: u32, subgroups: bool) -> Option<TopKChoice> {
-    pick_topk(TOPK, rows, cols, k, subgroups)
+    TOPK(rows, cols, k, subgroups)
 }
 
 /// The fastest measured where_nd configuration for `numel` output elements over `ndim` dimensions; `contiguous`:
@@ -229,10 +204,10 @@ pub fn choose_where_nd(numel: u64, ndim: u32, contiguous: bool, subgroups: bool)
     pick_where(WHERE, numel, ndim, contiguous)
 }
 
-/// `choose_topk` with the tables of the given device class; `None` when this file holds no data for that class.
+/// `choose_topk` with the rule of the given device class; `None` when this file holds no data for that class.
 pub fn choose_topk_for(adapter: &AdapterKey, rows: u32, cols: u32, k: u32, subgroups: bool) -> Option<TopKChoice> {
     let i = ADAPTER_KEYS.iter().position(|a| a == adapter)?;
-    pick_topk(CLASS_TABLES[i].0, rows, cols, k, subgroups)
+    CLASS_TABLES[i].0(rows, cols, k, subgroups)
 }
 
 /// `choose_where_nd` with the tables of the given device class; `None` when this file holds no data for it.
@@ -295,13 +270,37 @@ def _key_lit(c: AdapterClass) -> str:
             f"subgroup_min: {c.subgroup_min}, subgroup_max: {c.subgroup_max}, backend: {rust_str(c.backend)} }}")
 
 
+def _tree_rust(node, indent: str) -> str:
+    if node[0] == "leaf":
+        return _topk_lit(node[1])
+    _, f, thr, left, right = node
+    var = ("lr", "lc", "lk")[f]
+    inner = indent + "    "
+    return (f"if {var} <= {thr} {{\n{inner}{_tree_rust(left, inner)}\n{indent}}} else {{\n{inner}"
+            f"{_tree_rust(right, inner)}\n{indent}}}")
+
+
+def _topk_rule(model, suffix: str) -> str:
+    """The fitted trees of a TopK model as one Rust function of plain `if`s on thresholds."""
+    name = f"topk_rule{suffix}"
+    trees = getattr(model, "trees", {})
+    head = (f"\n#[allow(unused_variables)]\nfn {name}(rows: u32, cols: u32, k: u32, subgroups: bool) "
+            "-> Option<TopKChoice> {\n")
+    if trees.get(True) is None:
+        return head + "    None\n}\n"
+    no_sg = trees.get(False)
+    ind = " " * 8
+    other = _tree_rust(no_sg, ind) if no_sg is not None else "return None;"
+    return (head + "    let (lr, lc, lk) = (lg32(rows), lg32(cols), lg32(k));\n"
+            f"    let c = if subgroups {{\n{ind}{_tree_rust(trees[True], ind)}\n    }} else {{\n{ind}{other}\n    }};\n"
+            "    Some(legalize(c, cols, k))\n}\n")
+
+
 def _tables(topk, where, suffix: str) -> str:
-    rows = "".join(f"    TopKEntry {{ rows: {e.rows}, cols: {e.cols}, k: {e.k}, any: {_topk_lit(e.any)}, "
-                   f"no_sg: {('Some(' + _topk_lit(e.no_sg) + ')') if e.no_sg else 'None'} }},\n" for e in topk)
-    out = ("\n// (rows, cols, k) -> fastest configuration, and fastest without subgroups; times in ms:\n"
+    out = ("\n// Measured TopK shapes (rows, cols, k): fastest configuration's time, and without subgroups, in ms:\n"
            + "".join(f"//   {e.rows}x{e.cols} k={e.k}: {e.any_ms:.4g} / "
                      f"{'-' if e.no_sg_ms is None else format(e.no_sg_ms, '.4g')}\n" for e in topk)
-           + f"const TOPK{suffix}: &[TopKEntry] = &[\n{rows}];\n")
+           + _topk_rule(topk, suffix))
     wrows = "".join(f"    WhereEntry {{ contiguous: {_b(e.contiguous)}, numel: {e.numel}, ndim: {e.ndim}, "
                     f"choice: {_where_lit(e.choice)} }},\n" for e in where)
     return out + f"\nconst WHERE{suffix}: &[WhereEntry] = &[\n{wrows}];\n"
@@ -326,17 +325,18 @@ def _render(header: str, run_id: str, adapter: dict, classes: list, primary: int
     if len(classes) <= 1:
         topk, where = (classes[0][1], classes[0][2]) if classes else ([], [])
         parts.append(_tables(topk, where, ""))
-        parts.append("\nconst CLASS_TABLES: &[(&[TopKEntry], &[WhereEntry])] = &["
-                     f"{'(TOPK, WHERE)' if classes else ''}];\n")
+        parts.append("\nconst TOPK: TopKRule = topk_rule;\n"
+                     "\nconst CLASS_TABLES: &[(TopKRule, &[WhereEntry])] = &["
+                     f"{'(topk_rule, WHERE)' if classes else ''}];\n")
     else:
         for i, (c, topk, where) in enumerate(classes):
             parts.append(f"\n// ---- class {i}: vendor {comment_safe(c.vendor)}, architecture "
                          f"{comment_safe(c.architecture)}, subgroups {c.subgroup_min}..{c.subgroup_max}, "
                          f"backend {comment_safe(c.backend)}\n")
             parts.append(_tables(topk, where, f"_{i}"))
-        parts.append(f"\nconst TOPK: &[TopKEntry] = TOPK_{primary};\nconst WHERE: &[WhereEntry] = WHERE_{primary};\n")
-        parts.append(f"\nconst CLASS_TABLES: &[(&[TopKEntry], &[WhereEntry])] = &["
-                     f"{', '.join(f'(TOPK_{i}, WHERE_{i})' for i in range(len(classes)))}];\n")
+        parts.append(f"\nconst TOPK: TopKRule = topk_rule_{primary};\nconst WHERE: &[WhereEntry] = WHERE_{primary};\n")
+        parts.append(f"\nconst CLASS_TABLES: &[(TopKRule, &[WhereEntry])] = &["
+                     f"{', '.join(f'(topk_rule_{i}, WHERE_{i})' for i in range(len(classes)))}];\n")
     if flavour == "st-core":
         parts.append(STCORE)
     topk, where = (classes[primary][1], classes[primary][2]) if primary >= 0 else ([], [])
@@ -349,9 +349,8 @@ def generate(doc: dict | None, flavour: str = "standalone", run_id: str | None =
     """The Rust source of wgpu_heuristics.rs for a run document (None: the stub, every chooser returns None).
 
     The rule (server/heuristics.py has the Python of it; report.py judges it): only correct measurements count;
-    each measured TopK shape keeps its fastest configuration and its fastest with sg = false; a query takes the
-    nearest measured shape by 2|dlg cols| + |dlg k| + 0.5|dlg rows| (lg = bit length, computed in integers as 4:2:1;
-    ties: the smaller shape), the winner for its subgroups flag, then made legal for the query's shape (2CE needs
+    TopK: two decision trees fitted on them (all configurations; sg = false ones) over the bit lengths of rows,
+    cols and k, emitted as plain `if`s on thresholds; the pick is then made legal for the query's shape (2CE needs
     k <= ch < cols). `flavour` "st-core" adds st-core's `choose`, `generated::choose`, `fallback` and `Extras`.
     The file holds one device class, the run's (`ADAPTER_KEY`; `choose_topk_for` answers for it alone).
     `created_at` is the date written in the header (the stored run's); nothing here reads the clock."""
@@ -413,13 +412,12 @@ def _tests(topk, where, flavour, classes=()) -> str:
                      "        assert!(generated::choose(8, 65536, 4096, false).is_none());\n")
         t.append("    }\n")
     else:
-        t.append("\n    #[test]\n    fn measured_shapes_get_their_fastest_configuration() {\n")
+        t.append("\n    #[test]\n    fn measured_shapes_get_the_fitted_picks() {\n")
         for e in topk:
-            t.append(f"        assert_eq!(choose_topk({e.rows}, {e.cols}, {e.k}, true), Some({_topk_lit(e.any)}));\n")
-            want = f"Some({_topk_lit(e.no_sg)})" if e.no_sg else \
-                (f"Some({_topk_lit(choose_topk(topk, e.rows, e.cols, e.k, False))})"
-                 if choose_topk(topk, e.rows, e.cols, e.k, False) else "None")
-            t.append(f"        assert_eq!(choose_topk({e.rows}, {e.cols}, {e.k}, false), {want});\n")
+            for sg in (True, False):
+                want = choose_topk(topk, e.rows, e.cols, e.k, sg)
+                t.append(f"        assert_eq!(choose_topk({e.rows}, {e.cols}, {e.k}, {_b(sg)}), "
+                         f"{('Some(' + _topk_lit(want) + ')') if want else 'None'});\n")
         for e in where:
             t.append(f"        assert_eq!(choose_where_nd({e.numel}, {e.ndim}, {_b(e.contiguous)}, false), "
                      f"Some({_where_lit(choose_where(where, e.numel, e.ndim, e.contiguous))}));\n")

@@ -46,7 +46,7 @@ def test_measured_shapes_pick_their_fastest_and_rust_tests_pass(tmp_path, sample
     src = generate(doc, run_id=doc["run_id"], created_at="2026-11-25")
     rustc(tmp_path, src, "--crate-type", "lib", "-o", str(tmp_path / "lib.rlib"))
     out = run_rust_tests(tmp_path, src)
-    assert "measured_shapes_get_their_fastest_configuration ... ok" in out
+    assert "measured_shapes_get_the_fitted_picks ... ok" in out
     t = topk_table(doc["measurements"])
     assert choose_topk(t, 4, 1024, 8, True) == (False, 64, 4, 0, True, True)     # 0.5 ms, needs subgroups
     assert choose_topk(t, 4, 1024, 8, False) == (False, 64, 4, 0, False, True)   # 0.7 ms without
@@ -143,7 +143,7 @@ def test_header_comments_hold_the_posted_strings_escaped_and_reversibly(sample_r
     adapter_line = next(ln for ln in header if ln.startswith("// Adapter: vendor "))
     assert comment_safe(EVIL) in adapter_line and unescape_comment(comment_safe(EVIL)) == EVIL
     assert "2026-11-25T07:00:00+00:00" in src and doc["run_id"] in src
-    assert "d = 4|lg cols - lg cols'|" in src          # the rule is written into the file
+    assert "a decision tree fitted on every correct measurement" in src      # the rule is written into the file
 
 
 def test_zero_times_generate_compilable_rust(tmp_path, sample_run):
