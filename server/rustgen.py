@@ -395,7 +395,7 @@ def generate_merged(records, flavour: str = "standalone") -> str:
                      f"{len(recs)} runs, {len(ms)} merged configurations, timers "
                      f"{comment_safe(', '.join(sorted({m['kernel'] + ' ' + m['timer'] for m in ms})) or '-')}")
     lines += RULE_LINES + [
-        f"// Merging: per class, measurements with spread > {OUTLIER_SPREAD} or another timer than the class's",
+        f"// Merging: per class, measurements with spread > {OUTLIER_SPREAD}, a lowered clock or another timer than the class's",
         "// majority timer for their kernel are dropped; each configuration gets the median of its remaining medians."]
     header = "\n".join(ln.rstrip() for ln in lines) + "\n\n"
     return _render(header, "all", latest["run"].get("adapter", {}), classes, primary, flavour)
