@@ -18,8 +18,12 @@ lower column, NaN above every number, -0.0 below +0.0). Every element gets the 6
   and records the row's key prefix. Kernel `topk_filter` (pass 1b + pass 2): each block compacts its chunk's
   candidates -- keys above the prefix ("sure", fewer than k) and keys equal to it -- into per-row lists; the last
   block of the row then does the K-way merge of all chunks' candidates: radix select of the still-needed ones
-  (in shared memory when they fit, else from L2), bitonic sort of the k, write. So 2 launches for cols <= 2^17,
-  3 above; every scratch counter and histogram is reset by the kernel that consumed it (no memset launches).
+  (in shared memory when they fit, else from L2), bitonic sort of the k, write. From k = 2048 the last block only
+  leaves the k selected keys in scratch, and two more launches sort them with many blocks per row: `topk_segsort`
+  (256-key segments, bitonic, in place) and `topk_rank` (each key's output place = its count of greater keys over
+  all sorted segments, by binary search; one write each) -- on the H100 this took 8x65536 k=4096 from 56.7 to
+  36.2 us (bench/cuda_phases.py shows the launches). So 2 launches for cols <= 2^17, 3 above, 2 more for large k;
+  every scratch counter and histogram is reset by the kernel that consumed it (no memset launches).
   `kl` is not used by the 2-stage path.
 * The scan loop (both paths) reads 16-byte vectors with ld.global.nc, two in flight per thread and the next two
   prefetched while the current ones are processed; a scalar head aligns the row to 16 bytes and a scalar tail
@@ -52,6 +56,8 @@ HBITS = 11                  # digit of the 2-stage histogram passes (2048 bins)
 ONE_PASS_MAX_COLS = 1 << 17  # up to here one 11-bit histogram pass; above, two (22 bits) before filtering
 CAND_CAP = 8192             # candidates the merge keeps in shared memory; more are read from global (L2)
 DEFAULT_CH = 4096
+SEG = 256                   # keys per segment of topk_segsort / topk_rank (the #define in CUDA_SRC)
+RANK_SORT_MIN_K = 2048      # from this k (padded to a power of two) the 2-stage path sorts with many blocks per row
 
 # params=None: the fastest configuration measured on an H100 for each kind of shape (bench/bench_gpu.py sweeps).
 # (predicate on rows, cols, k) -> params; first match wins.
@@ -349,7 +355,7 @@ topk_hist(const float* __restrict__ x, u32* __restrict__ ghist, u32* __restrict_
 extern "C" __global__ void __launch_bounds__(1024)
 topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restrict__ sure, u64* __restrict__ cand,
             float* __restrict__ out_v, long long* __restrict__ out_i,
-            int cols, int k, int kp, int ch, int nchunks, int nbits, int cap) {
+            int cols, int k, int kp, int ch, int nchunks, int nbits, int cap, int rank_out) {
     extern __shared__ __align__(16) u8 smem[];
     u64* buf = reinterpret_cast<u64*>(smem);
     __shared__ u32 ns, nc, gs, gc;
@@ -409,11 +415,62 @@ topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restric
         u64 c = get((int)i);
         if (c >= T) list[atomicAdd(fill, 1u)] = c;
     }
+    if (tid == 0) { srow[1] = 0; srow[4] = 0; srow[5] = 0; }
+    if (rank_out) {
+        // Large k: leave the k selected keys unsorted in `sure` (every read of it is above the last barrier);
+        // topk_segsort and topk_rank sort them with many blocks per row instead of this one.
+        __syncthreads();
+        for (int i = tid; i < k; i += nt) srow_sure[i] = list[i];
+        return;
+    }
     for (int i = k + tid; i < kp; i += nt) list[i] = 0ull;
     __syncthreads();
     bitonic_desc(list, kp, g);
     write_out(list, k, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
-    if (tid == 0) { srow[1] = 0; srow[4] = 0; srow[5] = 0; }
+}
+
+// ---- Large k, after topk_filter's rank_out: the row's k selected keys (distinct) sorted by many blocks. --------
+// topk_segsort: block (s, row) sorts segment s (SEG keys; past k: 0, below every real key) descending in place.
+// topk_rank: block (s, row) loads all of the row's sorted segments; a key's place in the output is its place in
+// its own segment plus, in every other segment, the count of greater keys (binary search). Then one write each.
+// (Sorting the segments inside topk_rank instead, every block all of them, measured 10 us slower on the H100.)
+#define SEG 256
+extern "C" __global__ void __launch_bounds__(SEG / 2)
+topk_segsort(u64* __restrict__ sel, int k) {
+    __shared__ u64 s[SEG];
+    u64* r = sel + (size_t)blockIdx.y * k;
+    int base = blockIdx.x * SEG;
+    for (int i = threadIdx.x; i < SEG; i += blockDim.x) s[i] = base + i < k ? __ldcg(r + base + i) : 0ull;
+    __syncthreads();
+    Group g{(int)threadIdx.x, (int)blockDim.x, 0};
+    bitonic_desc(s, SEG, g);
+    for (int i = threadIdx.x; i < SEG && base + i < k; i += blockDim.x) r[base + i] = s[i];
+}
+
+extern "C" __global__ void __launch_bounds__(SEG)
+topk_rank(const float* __restrict__ x, const u64* __restrict__ sel, float* __restrict__ out_v,
+          long long* __restrict__ out_i, int cols, int k) {
+    extern __shared__ __align__(16) u8 smem[];
+    u64* s = reinterpret_cast<u64*>(smem);
+    int row = blockIdx.y, nseg = (k + SEG - 1) / SEG;
+    const u64* r = sel + (size_t)row * k;
+    for (int i = threadIdx.x; i < nseg * SEG; i += blockDim.x) s[i] = i < k ? __ldcg(r + i) : 0ull;
+    __syncthreads();
+    int i = blockIdx.x * SEG + (int)threadIdx.x;
+    if (i >= k) return;
+    u64 me = s[i];
+    int rank = 0;
+    for (int t = 0; t < nseg; ++t) {              // own segment included: it counts the keys above me there too
+        const u64* seg = s + t * SEG;
+        int lo = 0;                               // keys of seg greater than me (seg descending): branch-free search
+#pragma unroll
+        for (int step = SEG / 2; step; step >>= 1)
+            if (seg[lo + step - 1] > me) lo += step;
+        rank += lo + (seg[lo] > me);              // all SEG above me: the steps reach SEG - 1 only
+    }
+    u32 col = ~(u32)me;
+    out_i[(size_t)row * k + rank] = (long long)col;
+    out_v[(size_t)row * k + rank] = x[(size_t)row * cols + col];
 }
 
 // ---- where_nd. meta (int64[24]): shape[6] (outermost first, padded in front with 1), then byte strides[6] of
@@ -516,7 +573,7 @@ extern "C" __global__ void spin(long long cycles) {
 }
 """
 
-KERNELS = ("topk_rows", "topk_hist", "topk_filter", "where_vec1", "where_vec2", "where_vec4", "where_vec8",
+KERNELS = ("topk_rows", "topk_hist", "topk_filter", "topk_segsort", "topk_rank", "where_vec1", "where_vec2", "where_vec4", "where_vec8",
            "where_any32", "where_any64", "spin")
 
 
@@ -654,6 +711,7 @@ class CudaBackend:
             raise ParamsError(f"2-stage needs {smem} bytes of shared memory (ch={ch}, k={k}); this device allows "
                               f"{self._smem_optin}: use a smaller ch")
         s = self._scratch_for(cp, rows, cols, k)
+        rank_sort = kp >= RANK_SORT_MIN_K
 
         def launches(xd, ov, oi):
             out = [("topk_hist", (nchunks, rows), (wg,),
@@ -661,7 +719,13 @@ class CudaBackend:
                      np.int32(ps)), 0) for ps in range(passes)]
             out.append(("topk_filter", (nchunks, rows), (wg,),
                         (xd, s["state"], s["sure"], s["cand"], ov, oi, np.int32(cols), np.int32(k), np.int32(kp),
-                         np.int32(ch), np.int32(nchunks), np.int32(HBITS * passes), np.int32(cap)), smem))
+                         np.int32(ch), np.int32(nchunks), np.int32(HBITS * passes), np.int32(cap),
+                         np.int32(rank_sort)), smem))
+            if rank_sort:
+                nseg = -(-k // SEG)
+                out.append(("topk_segsort", (nseg, rows), (SEG // 2,), (s["sure"], np.int32(k)), 0))
+                out.append(("topk_rank", (nseg, rows), (SEG,), (xd, s["sure"], ov, oi, np.int32(cols), np.int32(k)),
+                            nseg * SEG * 8))
             return out
         return p, launches
 
