@@ -4,7 +4,7 @@ run posts), to store with `spiraltorch-tuner` and turn into wgpu_heuristics.rs a
     python3 bench/tune_gpu.py --out run.json            # on the GPU machine
     curl -X POST localhost:8000/api/runs -H 'content-type: application/json' --data-binary @run.json
 
-The space: the "full" preset of shaders/space.json (a grid of 36 TopK shapes plus the benchmark's, about 1,200
+The space: the "full" preset of shaders/space.json (a grid of 44 TopK shapes, the benchmark's included, about 1,300
 configurations); --kernels picks which of its kernels to tune (default: TopK only; where_nd's full cases move
 2^26-element inputs and take much longer).
 """

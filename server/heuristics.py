@@ -103,14 +103,16 @@ def topk_table(measurements, exclude=None) -> TopKModel:
 # a shape is log(time / the shape's best time) of the configuration made legal for that shape (legalize), plus
 # WORST_WEIGHT x the part of it over log(WORST_TARGET) (so one badly served shape weighs more than a few slightly
 # slower ones); a configuration not measured there costs log(that shape's slowest / best) (the worst it can be).
-# Leaves pick among the configurations measured on at least MIN_SHARE of the shapes (the search grid; a one-off like
-# st-core's fallback, measured beside the grid where it is not in it, is judged but not picked).
+# Leaves pick among the configurations measured on at least MIN_SHARE of the shapes where they are legal as they are
+# (the search grid; a one-off like st-core's fallback, measured beside the grid where it is not in it, is judged but
+# not picked).
 # A node is split (greedily, the split with the least cost; ties: cols, k, rows, lower threshold) while it holds
 # more than one shape, is shallower than MAX_DEPTH, and the split lowers its cost by more than MIN_GAIN.
 FEATURES = ("rows", "cols", "k")
 SPLIT_ORDER = (1, 2, 0)     # ties between splits go to cols, then k, then rows
 MAX_DEPTH = 6
 MIN_SHARE = 0.2             # a leaf picks among configurations measured on at least this share of the shapes
+                            # where they are legal as they are
 MIN_GAIN = 1e-3
 WORST_TARGET = 1.25
 WORST_WEIGHT = 4.0
@@ -140,7 +142,8 @@ def fit_tree(shapes: dict, allowed) -> tuple | None:
         return None
     keys = sorted(sub)
     seen = Counter(c for t in sub.values() for c in t)
-    cands = sorted(c for c, n in seen.items() if n >= MIN_SHARE * len(keys))
+    cands = sorted(c for c, n in seen.items()
+                   if n >= MIN_SHARE * sum(legalize(c, key[1], key[2]) == c for key in keys))
     cost = _cost_matrix(sub, keys, cands)
     lgs = np.array([[lg(v) for v in key] for key in keys])
 
