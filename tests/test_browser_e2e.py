@@ -59,8 +59,8 @@ def page(browser):
     ctx.close()
 
 
-def open_tuner(page, url):
-    page.goto(url + "/")
+def open_tuner(page, url, query=""):
+    page.goto(url + "/" + query)
     page.wait_for_selector("#adapter-card[data-ready]", timeout=60_000)
     if page.get_attribute("#adapter-card", "data-ready") != "1":
         pytest.skip(f"no WebGPU adapter in this Chromium: {page.text_content('#status')}")
@@ -110,26 +110,24 @@ def rows_with_run_id(db: Path, run_id: str) -> int:
         con.close()
 
 
-def set_tiny_space(page):
+def set_space(page, fields: dict, check=(), uncheck=()):
+    """A custom space on the page: `fields` {selector: text} filled, checkboxes checked and unchecked."""
     page.select_option("#preset", "custom")
-    page.fill("#topk-shapes", "2x1024:8, 2x2048:32")
-    page.check("#p-1ce")
-    page.check("#p-2ce")
-    page.fill("#topk-wg", "64, 128")
-    page.fill("#topk-kl", "4")
-    page.fill("#topk-ch", "0, 1024")
-    page.fill("#topk-sg", "false, true")
-    page.check("#where-on")
-    page.fill("#where-shapes", "3x8x33")
-    for case in ("contiguous", "neg_stride", "broadcast"):
-        page.check(f"#where-cases input[value={case}]")
-    page.fill("#where-path", "direct, segmented")
-    page.fill("#where-wg", "64")
-    page.fill("#where-vpt", "1, 4")
-    page.fill("#repeats", "3")
-    page.fill("#warmups", "1")
-    page.fill("#seed", "7")
-    page.fill("#label", "e2e tiny")
+    for sel in check:
+        page.check(sel)
+    for sel in uncheck:
+        page.uncheck(sel)
+    for sel, text in fields.items():
+        page.fill(sel, text)
+
+
+def set_tiny_space(page):
+    set_space(page, {"#topk-shapes": "2x1024:8, 2x2048:32", "#topk-wg": "64, 128", "#topk-kl": "4",
+                     "#topk-ch": "0, 1024", "#topk-sg": "false, true", "#where-shapes": "3x8x33",
+                     "#where-path": "direct, segmented", "#where-wg": "64", "#where-vpt": "1, 4", "#repeats": "3",
+                     "#warmups": "1", "#seed": "7", "#label": "e2e tiny"},
+              check=["#p-1ce", "#p-2ce", "#where-on",
+                     *(f"#where-cases input[value={c}]" for c in ("contiguous", "neg_stride", "broadcast"))])
 
 
 def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page, live_server, request, tmp_path,
@@ -339,61 +337,40 @@ CANARY_SMALL = "groups:16,iters:1024,load_iters:16384,calibrate_ms:50,ramp_ms:20
 
 
 @pytest.mark.parametrize("query", ["", f"?clockguard=1&canary={CANARY_SMALL}"], ids=["default", "forced"])
-def test_clock_guard_posts_clock_only_where_it_is_on(browser, live_server, tmp_path, query):
+def test_clock_guard_posts_clock_only_where_it_is_on(page, live_server, tmp_path, query):
     """The clock canary (static/timing.js, as native/wgpu_backend.py): off on SwiftShader by default, so no measurement
     carries `clock`; forced on with ?clockguard=1, every timestamp-timed measurement carries a finite clock >= 1.0
     (the canary's time over its best), samples are taken, and the retries ran."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = ctx.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        url = base_url(live_server)
-        page.goto(url + "/" + query)
-        page.wait_for_selector("#adapter-card[data-ready]", timeout=60_000)
-        if page.get_attribute("#adapter-card", "data-ready") != "1":
-            pytest.skip(f"no WebGPU adapter in this Chromium: {page.text_content('#status')}")
-        forced = bool(query)
-        assert ("clock guard on" in page.text_content("#adapter-body")) == forced
-        page.select_option("#preset", "custom")
-        page.fill("#topk-shapes", "2x1024:8")
-        page.check("#p-1ce")
-        page.uncheck("#p-2ce")
-        page.fill("#topk-wg", "64, 128")
-        page.fill("#topk-kl", "4")
-        page.fill("#topk-ch", "0")
-        page.fill("#topk-sg", "false")
-        page.check("#where-on")
-        page.fill("#where-shapes", "3x8x33")
-        page.fill("#where-path", "direct")
-        page.fill("#where-wg", "64")
-        page.fill("#where-vpt", "1")
-        page.fill("#repeats", "3")
-        page.fill("#warmups", "1")
-        elapsed = run_and_wait(page)
-        state = page.evaluate("window.__tuner")
-        if forced:
-            screenshot(page, tmp_path, "tuner-clockguard.png")
-        assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
-        assert not errors, errors
-        guard = state["clockGuard"]
-        run = httpx.get(f"{url}/api/runs/{state['runId']}").json()["run"]
-        ms = run["measurements"]
-        assert ms and all(m["ok"] for m in ms), [m["error"] for m in ms]
-        timed = [m for m in ms if m["timer"] == "timestamp"]
-        assert timed and {m["kernel"] for m in timed} == {"topk"}
-        assert all(m["samples_ms"] and all(s > 0 for s in m["samples_ms"]) for m in ms)
-        if not forced:
-            assert not any("clock" in m for m in ms)
-            assert guard["on"] is False and guard["calibrations"] == 0 and guard["load_ms"] == 0
-            return
-        print(f"\nclock guard forced on: {len(ms)} configurations in {elapsed:.1f} s; guard {guard}")
-        for m in timed:
-            assert isinstance(m.get("clock"), float) and math.isfinite(m["clock"]) and m["clock"] >= 1.0, m
-            assert len(m["samples_ms"]) == 3
-        assert not any("clock" in m for m in ms if m["timer"] != "timestamp")    # where_nd: the wall clock
-        assert guard["on"] and guard["best_ms"] > 0 and guard["calibrations"] == 1 and guard["tolerance"] == 0.5
-        assert guard["retries"] == len(timed) and guard["load_ms"] > 0
-        assert elapsed < 30, f"forced clock guard run took {elapsed:.1f} s"
-    finally:
-        ctx.close()
+    url = base_url(live_server)
+    open_tuner(page, url, query)
+    forced = bool(query)
+    assert ("clock guard on" in page.text_content("#adapter-body")) == forced
+    set_space(page, {"#topk-shapes": "2x1024:8", "#topk-wg": "64, 128", "#topk-kl": "4", "#topk-ch": "0",
+                     "#topk-sg": "false", "#where-shapes": "3x8x33", "#where-path": "direct", "#where-wg": "64",
+                     "#where-vpt": "1", "#repeats": "3", "#warmups": "1"},
+              check=["#p-1ce", "#where-on"], uncheck=["#p-2ce"])
+    elapsed = run_and_wait(page)
+    state = page.evaluate("window.__tuner")
+    if forced:
+        screenshot(page, tmp_path, "tuner-clockguard.png")
+    assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
+    assert not page.errors, page.errors
+    guard = state["clockGuard"]
+    run = httpx.get(f"{url}/api/runs/{state['runId']}").json()["run"]
+    ms = run["measurements"]
+    assert ms and all(m["ok"] for m in ms), [m["error"] for m in ms]
+    timed = [m for m in ms if m["timer"] == "timestamp"]
+    assert timed and {m["kernel"] for m in timed} == {"topk"}
+    assert all(m["samples_ms"] and all(s > 0 for s in m["samples_ms"]) for m in ms)
+    if not forced:
+        assert not any("clock" in m for m in ms)
+        assert guard["on"] is False and guard["calibrations"] == 0 and guard["load_ms"] == 0
+        return
+    print(f"\nclock guard forced on: {len(ms)} configurations in {elapsed:.1f} s; guard {guard}")
+    for m in timed:
+        assert isinstance(m.get("clock"), float) and math.isfinite(m["clock"]) and m["clock"] >= 1.0, m
+        assert len(m["samples_ms"]) == 3
+    assert not any("clock" in m for m in ms if m["timer"] != "timestamp")    # where_nd: the wall clock
+    assert guard["on"] and guard["best_ms"] > 0 and guard["calibrations"] == 1 and guard["tolerance"] == 0.5
+    assert guard["retries"] == len(timed) and guard["load_ms"] > 0
+    assert elapsed < 30, f"forced clock guard run took {elapsed:.1f} s"
