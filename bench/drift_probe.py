@@ -55,10 +55,7 @@ def gapped_us(be, x, params, repeats=10, warmups=2) -> float:
     for _ in range(repeats):
         enc = dev.create_command_encoder()
         be._encode(enc, passes, bg, 1, qs, 0, 1)
-        enc.resolve_query_set(qs, 0, 2, res, 0)
-        dev.queue.submit([enc.finish()])
-        t = np.frombuffer(dev.queue.read_buffer(res), dtype=np.uint64)
-        out.append(float(t[1] - t[0]) / 1e3)
+        out.append(be._intervals_ms(enc, qs, res, 1)[0] * 1e3)
     for b in (*bufs, res):
         b.destroy()
     qs.destroy()
@@ -103,7 +100,7 @@ def ramp(idle_s: float = 3.0, chains: int = 1500):
         dev.queue.submit([enc.finish()])
         t = np.frombuffer(dev.queue.read_buffer(res), dtype=np.uint64).astype(np.int64).reshape(-1, 2)
         d = (t[:, 1] - t[:, 0]) / 1e3
-        start = (t[:, 0] - t[0, 0]) / 1e6
+        start = (t[:, 0] - t[0, 0]) / 1e6     # when each chain began (the ramp's time axis): raw timestamps
         for i in [*range(0, 20, 2), *range(20, 200, 20), *range(200, chains, 100)]:
             print(f"ramp chain {i:5d} at {start[i]:8.2f} ms: {d[i]:7.1f} us", flush=True)
         print(f"ramp total {start[-1]:.1f} ms, median of the last 100 {np.median(d[-100:]):.1f} us", flush=True)

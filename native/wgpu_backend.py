@@ -199,6 +199,14 @@ class WgpuBackend:
                 cp.dispatch_workgroups(*groups)
                 cp.end()
 
+    def _intervals_ms(self, enc, qs, resolve, pairs: int) -> list[float]:
+        """Resolve timestamp pairs 0..pairs-1 of `enc`'s query set into `resolve`, submit, wait, and return each
+        pair's interval in ms (static/timing.js Timer.intervals)."""
+        enc.resolve_query_set(qs, 0, 2 * pairs, resolve, 0)
+        self._device.queue.submit([enc.finish()])
+        t = np.frombuffer(self._device.queue.read_buffer(resolve, 0, 16 * pairs), dtype=np.uint64).reshape(-1, 2)
+        return [float(b - a) / 1e6 for a, b in t]
+
     def _timed_submit(self, passes, bg, repeats: int, warmups: int) -> Timing:
         """GPU time of one dispatch chain, from timestamps when the device has them (else the wall clock).
 
@@ -233,10 +241,7 @@ class WgpuBackend:
             enc = dev.create_command_encoder()
             self._encode(enc, passes, bg, chains=max(0, warmups))
             self._encode(enc, passes, bg, 1, qs, 0, 1)
-            enc.resolve_query_set(qs, 0, 2, resolve, 0)
-            dev.queue.submit([enc.finish()])
-            t = np.frombuffer(dev.queue.read_buffer(resolve, 0, 16), dtype=np.uint64)
-            est = max(float(t[1] - t[0]) / 1e6, 1e-4)
+            est = max(self._intervals_ms(enc, qs, resolve, 1)[0], 1e-4)
             chains = max(1, min(MAX_CHAINS // n, math.ceil(SAMPLE_MS / est)))
             warm = min(MAX_CHAINS, math.ceil(WARM_MS / est))
             attempts = CANARY["retries"] + 1 if best else 1
@@ -249,13 +254,11 @@ class WgpuBackend:
                     self._encode(enc, passes, bg, chains, qs, 2 * i, 2 * i + 1)
                 if canary:
                     self._encode(enc, [canary], self._canary_bg, 1, qs, 2 * n + 2, 2 * n + 3)
-                enc.resolve_query_set(qs, 0, 2 * n + (4 if canary else 0), resolve, 0)
-                dev.queue.submit([enc.finish()])
-                t = np.frombuffer(dev.queue.read_buffer(resolve), dtype=np.uint64).reshape(-1, 2)
-                samples = [float(b - a) / 1e6 / chains for a, b in t[:n]]
+                t = self._intervals_ms(enc, qs, resolve, n + (2 if canary else 0))
+                samples = [d / chains for d in t[:n]]
                 if not canary:
                     return Timing.of("timestamp", samples, chains=chains)
-                c = max(float(b - a) / 1e6 for a, b in t[n:n + 2])
+                c = max(t[n:n + 2])
                 self._canary_best = best = min(best, c)
                 clock = c / best
                 if clock <= CANARY["tolerance"] or attempt == attempts - 1:
@@ -290,12 +293,11 @@ class WgpuBackend:
         enc = dev.create_command_encoder()
         for i in range(count):
             self._encode(enc, [self._canary_pass(CANARY["iters"])], self._canary_bg, 1, qs, 2 * i, 2 * i + 1)
-        enc.resolve_query_set(qs, 0, 2 * count, res, 0)
-        dev.queue.submit([enc.finish()])
-        t = np.frombuffer(dev.queue.read_buffer(res), dtype=np.uint64).reshape(-1, 2)
-        res.destroy()
-        qs.destroy()
-        return [float(b - a) / 1e6 for a, b in t]
+        try:
+            return self._intervals_ms(enc, qs, res, count)
+        finally:
+            res.destroy()
+            qs.destroy()
 
     def _load(self, ms: float, until_clock: bool = False):
         """Keep the GPU busy with the canary's heavy variant for `ms` of wall time (with until_clock: in steps of
