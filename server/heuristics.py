@@ -68,7 +68,7 @@ class TopKModel(list):
     trees: dict
 
 
-def _times(measurements, exclude=None) -> dict:
+def topk_times(measurements, exclude=None) -> dict:
     """{(rows, cols, k): {configuration: best median ms}} of the correct TopK measurements."""
     shapes: dict = {}
     for m in measurements:
@@ -86,7 +86,7 @@ def _times(measurements, exclude=None) -> dict:
 def topk_table(measurements, exclude=None) -> TopKModel:
     """The fitted TopK rule (see the module docstring) from measurements; `exclude`: a (rows, cols, k) shape to
     leave out, for held-out regret."""
-    shapes = _times(measurements, exclude)
+    shapes = topk_times(measurements, exclude)
     out = TopKModel()
     for key in sorted(shapes):
         runs = sorted((t, c) for c, t in shapes[key].items())     # by time, then configuration: deterministic

@@ -8,7 +8,7 @@ import math
 from spiraltorch.shaders import space
 from spiraltorch.space import stcore_fallback
 
-from .heuristics import TOPK_KEYS, choose_topk, params_tuple, topk_table
+from .heuristics import TOPK_KEYS, choose_topk, topk_table, topk_times
 
 
 MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
@@ -39,12 +39,7 @@ def report(doc: dict, measurements: list | None = None) -> dict:
     `measurements`: judge these instead of the run's own (report_classes passes a class's merged measurements)."""
     ms = usable(doc.get("measurements", []) if measurements is None else measurements)
     sg = "subgroups" in doc.get("features", [])
-    times: dict = {}
-    for m in ms:
-        if m.get("kernel") == "topk" and m.get("ok") and m.get("median_ms") is not None:
-            t = times.setdefault((m["rows"], m["cols"], m["k"]), {})
-            c = params_tuple(m["params"], TOPK_KEYS)
-            t[c] = min(t.get(c, math.inf), m["median_ms"])       # a configuration measured twice: its best time
+    times = topk_times(ms)         # the rule's own view: correct, full-clock times; twice measured: the best
     table = topk_table(ms)
     default = tuple(space()["topk"]["default"][k] for k in TOPK_KEYS)
     rows = []
