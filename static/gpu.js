@@ -309,13 +309,7 @@ export class Gpu {
         for (let j = 0; j < inner; j++) seg[j] = data[start + j * last];
         this.device.queue.writeBuffer(buf, r * inner * item, seg);
       }
-      for (let d = nd - 2; d >= 0; d--) {
-        coord[d]++;
-        start += strides[d];
-        if (coord[d] < outShape[d]) break;
-        start -= strides[d] * outShape[d];
-        coord[d] = 0;
-      }
+      start = advance(coord, start, strides, outShape, nd - 1);   // the next row: the outer nd - 1 dimensions
     }
     return buf;
   }
@@ -335,15 +329,22 @@ export function materialise(view, outShape, Ctor) {
   let o = view.offset;
   for (let i = 0; i < numel; i++) {
     out[i] = view.data[o];
-    for (let d = nd - 1; d >= 0; d--) {
-      coord[d]++;
-      o += strides[d];
-      if (coord[d] < outShape[d]) break;
-      o -= strides[d] * outShape[d];
-      coord[d] = 0;
-    }
+    o = advance(coord, o, strides, outShape, nd);
   }
   return out;
+}
+
+/** One step of a row-major walk over dimensions 0..nd-1 of `shape`: `coord` advanced in place; returns the element
+ *  offset `pos` moved along by `strides` (a carry out of a dimension rewinds it). */
+function advance(coord, pos, strides, shape, nd) {
+  for (let d = nd - 1; d >= 0; d--) {
+    coord[d]++;
+    pos += strides[d];
+    if (coord[d] < shape[d]) break;
+    pos -= strides[d] * shape[d];
+    coord[d] = 0;
+  }
+  return pos;
 }
 
 /**
