@@ -37,7 +37,8 @@ def main() -> int:
 
     def progress(i, n, m):
         if i % 20 == 0 or i == n or not m["ok"]:
-            print(f"[{i}/{n}] {time.perf_counter() - t0:.0f}s {m.get('rows')}x{m.get('cols')} k={m.get('k')} {m['params']} "
+            shape = f"{m['rows']}x{m['cols']} k={m['k']}" if m["kernel"] == "topk" else f"{m['case']} {m['shape']}"
+            print(f"[{i}/{n}] {time.perf_counter() - t0:.0f}s {shape} {m['params']} "
                   f"{m.get('median_ms') or m.get('error')}", file=sys.stderr, flush=True)
     doc = tune(args.device, args.preset, spec, label=f"{args.device} (bench/tune_gpu.py --preset {args.preset} "
                f"--kernels {args.kernels})", progress=progress)

@@ -573,8 +573,8 @@ extern "C" __global__ void spin(long long cycles) {
 }
 """
 
-KERNELS = ("topk_rows", "topk_hist", "topk_filter", "topk_segsort", "topk_rank", "where_vec1", "where_vec2", "where_vec4", "where_vec8",
-           "where_any32", "where_any64", "spin")
+KERNELS = ("topk_rows", "topk_hist", "topk_filter", "topk_segsort", "topk_rank",
+           "where_vec1", "where_vec2", "where_vec4", "where_vec8", "where_any32", "where_any64", "spin")
 
 
 class CudaBackend:

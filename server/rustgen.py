@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from . import __version__
-from .heuristics import (OUTLIER_SPREAD, TOPK_KEYS, AdapterClass, adapter_class, choose_topk, choose_where,
+from .heuristics import (OUTLIER_SPREAD, AdapterClass, adapter_class, choose_topk, choose_where,
                          group_by_class, merge_measurements, topk_table, where_table)
 from .report import usable
 
@@ -54,6 +54,11 @@ def _topk_lit(c) -> str:
     use_2ce, wg, kl, ch, sg, ls = c
     return (f"TopKChoice {{ use_2ce: {_b(use_2ce)}, wg: {wg}, kl: {kl}, ch: {ch}, sg: {_b(sg)}, "
             f"ls: {_b(ls)} }}")
+
+
+def _topk_opt(c) -> str:
+    """`Some(TopKChoice {..})`, or `None` for no choice."""
+    return f"Some({_topk_lit(c)})" if c else "None"
 
 
 def _where_lit(c) -> str:
@@ -395,8 +400,9 @@ def generate_merged(records, flavour: str = "standalone") -> str:
                      f"{len(recs)} runs, {len(ms)} merged configurations, timers "
                      f"{comment_safe(', '.join(sorted({m['kernel'] + ' ' + m['timer'] for m in ms})) or '-')}")
     lines += RULE_LINES + [
-        f"// Merging: per class, measurements with spread > {OUTLIER_SPREAD}, a lowered clock or another timer than the class's",
-        "// majority timer for their kernel are dropped; each configuration gets the median of its remaining medians."]
+        f"// Merging: per class, measurements with spread > {OUTLIER_SPREAD}, a lowered clock or another timer than",
+        "// the class's majority timer for their kernel are dropped; each configuration gets the median of its",
+        "// remaining medians."]
     header = "\n".join(ln.rstrip() for ln in lines) + "\n\n"
     return _render(header, "all", latest["run"].get("adapter", {}), classes, primary, flavour)
 
@@ -416,8 +422,7 @@ def _tests(topk, where, flavour, classes=()) -> str:
         for e in topk:
             for sg in (True, False):
                 want = choose_topk(topk, e.rows, e.cols, e.k, sg)
-                t.append(f"        assert_eq!(choose_topk({e.rows}, {e.cols}, {e.k}, {_b(sg)}), "
-                         f"{('Some(' + _topk_lit(want) + ')') if want else 'None'});\n")
+                t.append(f"        assert_eq!(choose_topk({e.rows}, {e.cols}, {e.k}, {_b(sg)}), {_topk_opt(want)});\n")
         for e in where:
             t.append(f"        assert_eq!(choose_where_nd({e.numel}, {e.ndim}, {_b(e.contiguous)}, false), "
                      f"Some({_where_lit(choose_where(where, e.numel, e.ndim, e.contiguous))}));\n")
@@ -452,7 +457,7 @@ def _tests(topk, where, flavour, classes=()) -> str:
                 for sg in (True, False):
                     want = choose_topk(ctopk, e.rows, e.cols, e.k, sg)
                     t.append(f"        assert_eq!(choose_topk_for(&ADAPTER_KEYS[{i}], {e.rows}, {e.cols}, {e.k}, "
-                             f"{_b(sg)}), {('Some(' + _topk_lit(want) + ')') if want else 'None'});\n")
+                             f"{_b(sg)}), {_topk_opt(want)});\n")
             for e in cwhere:
                 want = choose_where(cwhere, e.numel, e.ndim, e.contiguous)
                 t.append(f"        assert_eq!(choose_where_nd_for(&ADAPTER_KEYS[{i}], {e.numel}, {e.ndim}, "
@@ -461,6 +466,3 @@ def _tests(topk, where, flavour, classes=()) -> str:
     t.append("}\n")
     return "".join(t)
 
-
-def topk_keys():
-    return TOPK_KEYS
