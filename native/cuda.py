@@ -22,7 +22,8 @@ lower column, NaN above every number, -0.0 below +0.0). Every element gets the 6
   leaves the k selected keys in scratch, and two more launches sort them with many blocks per row: `topk_segsort`
   (256-key segments, bitonic, in place) and `topk_rank` (each key's output place = its count of greater keys over
   all sorted segments, by binary search; one write each) -- on the H100 this took 8x65536 k=4096 from 56.7 to
-  36.2 us (bench/cuda_phases.py shows the launches). So 2 launches for cols <= 2^17, 3 above, 2 more for large k;
+  36.2 us (bench/cuda_phases.py shows the launches); the merge then leaving the sure keys where they are (only the
+  selected candidates join them) and loads with eight in flight per thread took it to 33.0 us. So 2 launches for cols <= 2^17, 3 above, 2 more for large k;
   every scratch counter and histogram is reset by the kernel that consumed it (no memset launches).
   `kl` is not used by the 2-stage path.
 * The scan loop (both paths) reads 16-byte vectors with ld.global.nc, two in flight per thread and the next two
@@ -252,6 +253,17 @@ __device__ void bitonic_desc(u64* a, int n, const Group& g) {
     g.sync();
 }
 
+// dst[0..n) = src[0..n) (global, read through L2), then 0 up to n_pad; eight loads in flight per thread.
+__device__ __forceinline__ void copy_in(u64* dst, const u64* __restrict__ src, int n, int n_pad, int lane, int nl) {
+    for (int b = 0; b < n_pad; b += 8 * nl) {
+        u64 v[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) { int i = b + j * nl + lane; v[j] = i < n ? __ldcg(src + i) : 0ull; }
+#pragma unroll
+        for (int j = 0; j < 8; ++j) { int i = b + j * nl + lane; if (i < n_pad) dst[i] = v[j]; }
+    }
+}
+
 __device__ __forceinline__ void write_out(const u64* list, int k, const float* xr, float* ov, long long* oi,
                                           const Group& g) {
     for (int i = g.lane; i < k; i += g.n) {
@@ -402,27 +414,24 @@ topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restric
     SelState* st = reinterpret_cast<SelState*>(hist + 256);
     u32* fill = reinterpret_cast<u32*>(st + 1);
     bool fits = n_c <= (u32)cap;
-    if (fits) for (u32 i = tid; i < n_c; i += nt) cbuf[i] = __ldcg(crow + i);
+    if (fits) copy_in(cbuf, crow, (int)n_c, (int)n_c, tid, nt);
     __syncthreads();
     auto get = [&](int i) -> u64 { return fits ? cbuf[i] : __ldcg(crow + i); };
     int d0 = nbits / 8;
     u64 pre0 = d0 ? ((u64)(prefix >> (nbits - 8 * d0)) << (64 - 8 * d0)) : 0ull;
     u64 T = radix_select(get, (int)n_c, need, d0, pre0, false, g, hist, st);
-    for (u32 i = tid; i < n_s; i += nt) list[i] = __ldcg(srow_sure + i);
+    if (!rank_out) for (u32 i = tid; i < n_s; i += nt) list[i] = __ldcg(srow_sure + i);
     if (tid == 0) *fill = n_s;
     __syncthreads();
+    // Large k (rank_out): the selected candidates join the sure keys where they already are, in `sure`, and the k
+    // keys are left there unsorted; topk_segsort and topk_rank sort them with many blocks per row instead.
+    u64* dst = rank_out ? srow_sure : list;
     for (u32 i = tid; i < n_c; i += nt) {
         u64 c = get((int)i);
-        if (c >= T) list[atomicAdd(fill, 1u)] = c;
+        if (c >= T) dst[atomicAdd(fill, 1u)] = c;
     }
     if (tid == 0) { srow[1] = 0; srow[4] = 0; srow[5] = 0; }
-    if (rank_out) {
-        // Large k: leave the k selected keys unsorted in `sure` (every read of it is above the last barrier);
-        // topk_segsort and topk_rank sort them with many blocks per row instead of this one.
-        __syncthreads();
-        for (int i = tid; i < k; i += nt) srow_sure[i] = list[i];
-        return;
-    }
+    if (rank_out) return;
     for (int i = k + tid; i < kp; i += nt) list[i] = 0ull;
     __syncthreads();
     bitonic_desc(list, kp, g);
@@ -440,7 +449,7 @@ topk_segsort(u64* __restrict__ sel, int k) {
     __shared__ u64 s[SEG];
     u64* r = sel + (size_t)blockIdx.y * k;
     int base = blockIdx.x * SEG;
-    for (int i = threadIdx.x; i < SEG; i += blockDim.x) s[i] = base + i < k ? __ldcg(r + base + i) : 0ull;
+    copy_in(s, r + base, min(SEG, k - base), SEG, threadIdx.x, blockDim.x);
     __syncthreads();
     Group g{(int)threadIdx.x, (int)blockDim.x, 0};
     bitonic_desc(s, SEG, g);
@@ -454,7 +463,7 @@ topk_rank(const float* __restrict__ x, const u64* __restrict__ sel, float* __res
     u64* s = reinterpret_cast<u64*>(smem);
     int row = blockIdx.y, nseg = (k + SEG - 1) / SEG;
     const u64* r = sel + (size_t)row * k;
-    for (int i = threadIdx.x; i < nseg * SEG; i += blockDim.x) s[i] = i < k ? __ldcg(r + i) : 0ull;
+    copy_in(s, r, k, nseg * SEG, threadIdx.x, blockDim.x);
     __syncthreads();
     int i = blockIdx.x * SEG + (int)threadIdx.x;
     if (i >= k) return;

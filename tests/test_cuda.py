@@ -90,6 +90,27 @@ def test_topk_repeated_calls_reset_scratch():
         _check(gen.floats(seed, (8, 65536)), 4096, {"use_2ce": True, "wg": 1024, "kl": 4, "ch": 4096, "sg": False})
 
 
+LARGE_K = [("seed", (8, 65536), 4096, {"use_2ce": True, "wg": 1024, "kl": 4, "ch": 4096, "sg": False}),
+           ("ties, k not a multiple of 256", (3, 70000), 2500, {"use_2ce": True, "wg": 512, "kl": 4, "ch": 8192,
+                                                                   "sg": False}),
+           ("one long row", (1, 100000), 4096, {"use_2ce": True, "wg": 1024, "kl": 4, "ch": 16384, "sg": False}),
+           ("many rows", (600, 16384), 2048, {"use_2ce": True, "wg": 256, "kl": 4, "ch": 4096, "sg": False})]
+
+
+@pytest.mark.parametrize("name,shape,k,params", LARGE_K, ids=[c[0] for c in LARGE_K])
+def test_topk_large_k_sorts_with_many_blocks(name, shape, k, params):
+    """From k = 2048 the 2-stage path leaves the k keys to topk_segsort and topk_rank; exact on every shape, twice
+    in a row (the kernels reset their scratch)."""
+    rows, cols = shape
+    x = gen.floats(21, shape, dist="ties" if name.startswith("ties") else "uniform")
+    names = [ln[0] for ln in _B._topk_plan(rows, cols, k, params)[1](None, None, None)]
+    assert names == ["topk_hist", "topk_filter", "topk_segsort", "topk_rank"]
+    rv, ri = topk_reference(x, k)
+    for _ in range(2):
+        v, i = _B.topk2d(x, k, params)
+        assert np.array_equal(i, ri) and same_bits(v, rv)
+
+
 def test_topk_unaligned_device_rows():
     """A row that starts off a 16-byte boundary (view at column 1) goes through the scalar head."""
     import cupy as cp
