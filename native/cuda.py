@@ -420,7 +420,7 @@ topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restric
     int d0 = nbits / 8;
     u64 pre0 = d0 ? ((u64)(prefix >> (nbits - 8 * d0)) << (64 - 8 * d0)) : 0ull;
     u64 T = radix_select(get, (int)n_c, need, d0, pre0, false, g, hist, st);
-    if (!rank_out) for (u32 i = tid; i < n_s; i += nt) list[i] = __ldcg(srow_sure + i);
+    if (!rank_out) copy_in(list, srow_sure, (int)n_s, (int)n_s, tid, nt);
     if (tid == 0) *fill = n_s;
     __syncthreads();
     // Large k (rank_out): the selected candidates join the sure keys where they already are, in `sure`, and the k
