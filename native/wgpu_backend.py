@@ -182,22 +182,23 @@ class WgpuBackend:
         self._device.queue.read_buffer(self._fence)
 
     def _encode(self, enc, passes, bg, chains: int = 1, qs=None, begin: int | None = None, end: int | None = None):
-        """Encode `chains` back-to-back copies of a dispatch chain (`passes`: [(pipeline, workgroups)]), one compute
-        pass per dispatch; with a query set, a timestamp at the beginning of the first pass (index `begin`) and at
-        the end of the last (index `end`)."""
-        last = len(passes) - 1
-        for c in range(chains):
-            for i, (pipe, groups) in enumerate(passes):
-                tw = {}
-                if qs is not None and begin is not None and c == 0 and i == 0:
-                    tw["beginning_of_pass_write_index"] = begin
-                if qs is not None and end is not None and c == chains - 1 and i == last:
-                    tw["end_of_pass_write_index"] = end
-                cp = enc.begin_compute_pass(timestamp_writes={"query_set": qs, **tw} if tw else None)
+        """Encode `chains` back-to-back copies of a dispatch chain (`passes`: [(pipeline, workgroups)]) in one compute
+        pass; with a query set, a timestamp at the beginning of the pass (index `begin`) and at its end (`end`).
+        (WebGPU makes each dispatch's storage writes visible to the next one in the same pass. A pass of its own per
+        dispatch measured about 6 us more per dispatch on the H100 through Vulkan: bench/results/
+        h100-2026-11-25-s4-experiments.txt, run 5.)"""
+        tw = {}
+        if qs is not None and begin is not None:
+            tw["beginning_of_pass_write_index"] = begin
+        if qs is not None and end is not None:
+            tw["end_of_pass_write_index"] = end
+        cp = enc.begin_compute_pass(timestamp_writes={"query_set": qs, **tw} if tw else None)
+        for _ in range(chains):
+            for pipe, groups in passes:
                 cp.set_pipeline(pipe)
                 cp.set_bind_group(0, bg)
                 cp.dispatch_workgroups(*groups)
-                cp.end()
+        cp.end()
 
     def _intervals_ms(self, enc, qs, resolve, pairs: int) -> list[float]:
         """Resolve timestamp pairs 0..pairs-1 of `enc`'s query set into `resolve`, submit, wait, and return each

@@ -111,6 +111,25 @@ def test_topk_large_k_sorts_with_many_blocks(name, shape, k, params):
         assert np.array_equal(i, ri) and same_bits(v, rv)
 
 
+def test_topk_plans_use_dependent_launches_on_hopper_and_plain_launches_agree():
+    """On sm_90+ the launches after a plan's first go through cuLaunchKernelEx with programmatic stream
+    serialization; the same plans with plain launches give the same bits."""
+    import cupy as cp
+    _B._kernels()
+    if int(cp.cuda.Device(0).compute_capability) >= 90:
+        assert _B._pdl is not None
+    x = gen.floats(23, (8, 65536))
+    rv, ri = topk_reference(x, 4096)
+    pdl = _B._pdl
+    try:
+        for launcher in (pdl, None):
+            _B._pdl = launcher
+            v, i = _B.topk2d(x, 4096)
+            assert np.array_equal(i, ri) and same_bits(v, rv)
+    finally:
+        _B._pdl = pdl
+
+
 def test_topk_unaligned_device_rows():
     """A row that starts off a 16-byte boundary (view at column 1) goes through the scalar head."""
     import cupy as cp
