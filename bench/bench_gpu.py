@@ -74,19 +74,23 @@ def med(t):
     return statistics.median(t.samples_ms) if t is not None else None
 
 
-def heuristics_pick(run_doc, rows, cols, k, sg):
-    """The configuration our generated heuristics pick for a shape from a tuning run document (the same rule as
-    wgpu_heuristics.rs: server/heuristics.py, importable without the web server's dependencies)."""
+def heuristics_picker(run_doc):
+    """pick(rows, cols, k, sg): the configuration our generated heuristics pick for a shape, with the rule fitted once
+    on a tuning run document (the same rule as wgpu_heuristics.rs: server/heuristics.py, importable without the web
+    server's dependencies); None without a run document."""
     if run_doc is None:
-        return None
+        return lambda rows, cols, k, sg: None
     h = heuristics()
-    c = h.choose_topk(h.topk_table(run_doc["measurements"]), rows, cols, k, sg)
-    return dict(zip(h.TOPK_KEYS, c)) if c else None
+    model = h.topk_table(run_doc["measurements"])
+
+    def pick(rows, cols, k, sg):
+        c = h.choose_topk(model, rows, cols, k, sg)
+        return dict(zip(h.TOPK_KEYS, c)) if c else None
+    return pick
 
 
-def wgsl_candidates(rows, cols, k, limits, feats, quick, run_doc=None):
+def wgsl_candidates(rows, cols, k, limits, feats, quick, pick=None):
     sg = "subgroups" in feats
-    pick = heuristics_pick(run_doc, rows, cols, k, sg)
     c = ([pick] if pick else []) + [stcore_fallback(rows, cols, k, sg),
          {"use_2ce": False, "wg": 256, "kl": 4, "ch": 0, "sg": sg},
          {"use_2ce": False, "wg": 1024, "kl": 4, "ch": 0, "sg": sg},
@@ -131,6 +135,7 @@ def bench_topk(args, cb, wb, torch, tt, result):
         with open(args.tuned) as f:
             run_doc = json.load(f)
         run_doc = run_doc.get("run", run_doc)
+    heuristics_pick = heuristics_picker(run_doc)
     import cupy as cp
     rep, wu = args.repeats, args.warmups
     info = wb.info() if wb else None
@@ -174,8 +179,8 @@ def bench_topk(args, cb, wb, torch, tt, result):
         # ours, WGSL through wgpu-py: several configurations, the fastest correct one is the tuned one
         if wb:
             wres = []
-            pick = heuristics_pick(run_doc, rows, cols, k, "subgroups" in info["features"])
-            for p in wgsl_candidates(rows, cols, k, info["limits"], info["features"], args.quick, run_doc):
+            pick = heuristics_pick(rows, cols, k, "subgroups" in info["features"])
+            for p in wgsl_candidates(rows, cols, k, info["limits"], info["features"], args.quick, pick):
                 try:
                     v, i = wb.topk2d(x, k, p)
                     if not (np.array_equal(i, ri) and same_bits(v, rv)):
