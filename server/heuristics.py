@@ -5,14 +5,13 @@ TopK. Only correct measurements (ok, with a time) count, and only those taken at
 ratio, where the run has one, within space.json canary.tolerance). From them two decision trees are fitted (see
 fit_tree): one over every configuration (for adapters with subgroups), one over sg = false configurations only.
 A query (rows, cols, k, subgroups) walks its tree on lg rows, lg cols, lg k (lg x = bit length of x; Rust:
-u32::BITS - x.leading_zeros()) to a leaf's configuration, which is then made legal for the query: a 2CE choice
-needs k <= ch < cols, else ch becomes the smallest power of two >= max(1024, k) below cols, or the choice falls
-back to 1CE with ch = 0.
+u32::BITS - x.leading_zeros()) to a leaf's configuration, which is then made legal for the query (legalize): a 2CE
+choice needs k <= ch < cols, else ch becomes the chunk size of the tuned grid (the ch values of the leaf
+candidates) nearest to it in lg that is legal (ties: the smaller), else the choice falls back to 1CE with ch = 0.
+So every pick is a configuration of the tuned grid: one a full run measures on any shape it holds.
 
-where_nd. Measurements are grouped by (contiguous = the "contiguous" case, else strided; numel; ndim); a group's
-winner is the configuration with the least mean log-time over the group's cases among those measured in all of
-them. A query takes the nearest group of its contiguity (any group if none) by d = 2|lg numel - lg numel'| +
-|ndim - ndim'|; ties go to the earlier group.
+where_nd. The same kind of tree over (contiguous, lg numel, ndim) of the measured cases (case "contiguous" is
+contiguous, neg_stride and broadcast are not), each case weighed once per dtype; its leaves hold (path, wg, vpt).
 
 Device classes. Runs are grouped by adapter class: (vendor, architecture, smallest and largest subgroup size,
 backend; the backend is the adapter's, else the run's source). Several runs of one class are merged into one
@@ -64,8 +63,10 @@ class TopKEntry:
 class TopKModel(list):
     """The TopK rule fitted on a set of measurements: the measured shapes (a list of TopKEntry, in (rows, cols, k)
     order, each with its fastest configurations) plus the fitted trees: `trees[True]` over every configuration
-    (subgroups available), `trees[False]` over sg = false ones (None when no shape has one)."""
+    (subgroups available), `trees[False]` over sg = false ones (None when no shape has one); `grid`: the tuned chunk
+    sizes picks are made legal with."""
     trees: dict
+    grid: tuple
 
 
 def topk_times(measurements, exclude=None) -> dict:
@@ -93,75 +94,62 @@ def topk_table(measurements, exclude=None) -> TopKModel:
         nosg = [r for r in runs if not r[1][4]]
         out.append(TopKEntry(*key, any=runs[0][1], no_sg=nosg[0][1] if nosg else None, any_ms=runs[0][0],
                              no_sg_ms=nosg[0][0] if nosg else None))
-    out.trees = {True: fit_tree(shapes, lambda c: True),
-                 False: fit_tree(shapes, lambda c: not c[4])}
+    out.grid = ch_grid(grid_configs(shapes))
+    out.trees = {True: fit_tree(shapes, lambda c: True, out.grid),
+                 False: fit_tree(shapes, lambda c: not c[4], out.grid)}
     return out
 
 
-# The tree: each node splits its shapes on one feature, lg rows, lg cols or lg k (lg = bit length), at a threshold;
-# each leaf holds the one configuration with the least summed cost over its shapes. The cost of a configuration on
-# a shape is log(time / the shape's best time) of the configuration made legal for that shape (legalize), plus
-# WORST_WEIGHT x the part of it over log(WORST_TARGET) (so one badly served shape weighs more than a few slightly
-# slower ones); a configuration not measured there costs log(that shape's slowest / best) (the worst it can be).
-# Leaves pick among the configurations measured on at least MIN_SHARE of the shapes where they are legal as they are
-# (the search grid; a one-off like st-core's fallback, measured beside the grid where it is not in it, is judged but
-# not picked).
-# A node is split (greedily, the split with the least cost; ties: cols, k, rows, lower threshold) while it holds
-# more than one shape, is shallower than MAX_DEPTH, and the split lowers its cost by more than MIN_GAIN.
+# The trees: each node splits its items (TopK: measured shapes; where_nd: measured cases) on one feature at a
+# threshold; each leaf holds the one configuration with the least summed cost over its items. The cost of a
+# configuration on an item is log(time / the item's best time) of the configuration as it runs there (TopK: made
+# legal for the shape, legalize), plus WORST_WEIGHT x the part of it over log(WORST_TARGET) (so one badly served
+# item weighs more than a few slightly slower ones); a configuration not measured there costs log(that item's
+# slowest / best) (the worst it can be). Leaves pick among the configurations measured on at least MIN_SHARE of the
+# items where they are legal as they are (1.0: the search grid; a one-off like st-core's fallback, measured beside
+# the grid where it is not in it, is judged but not picked, and a pick is always one a full run measures).
+# A node is split (greedily, the split with the least cost; ties: the feature order, then the lower threshold)
+# while it holds more than one item, is shallower than MAX_DEPTH, and the split lowers its cost by more than
+# MIN_GAIN.
 FEATURES = ("rows", "cols", "k")
 SPLIT_ORDER = (1, 2, 0)     # ties between splits go to cols, then k, then rows
+WHERE_FEATURES = ("contiguous", "numel", "ndim")
+WHERE_SPLIT_ORDER = (0, 1, 2)
 MAX_DEPTH = 6
-MIN_SHARE = 0.2             # a leaf picks among configurations measured on at least this share of the shapes
+MIN_SHARE = 1.0             # a leaf picks among configurations measured on at least this share of the items
                             # where they are legal as they are
 MIN_GAIN = 1e-3
 WORST_TARGET = 1.25
 WORST_WEIGHT = 4.0
 
 
-def _cost_matrix(shapes: dict, keys: list, cands: list):
-    import numpy as np
-    cost = np.empty((len(cands), len(keys)))
-    for j, key in enumerate(keys):
-        t = shapes[key]
-        best, worst = min(t.values()), max(t.values())
-        for i, c in enumerate(cands):
-            v = t.get(legalize(c, key[1], key[2]))
-            r = math.log((v if v is not None else worst) / best)
-            cost[i, j] = r + WORST_WEIGHT * max(0.0, r - math.log(WORST_TARGET))
-    return cost
+def _cost(v: float | None, best: float, worst: float) -> float:
+    r = math.log((v if v is not None else worst) / best)
+    return r + WORST_WEIGHT * max(0.0, r - math.log(WORST_TARGET))
 
 
-def fit_tree(shapes: dict, allowed) -> tuple | None:
-    """A tree over the shapes' measured times, using configurations for which `allowed(c)`; None when no shape has
-    one. Nodes: ("leaf", configuration) or ("split", feature index into FEATURES, threshold, left, right), where
-    left holds the shapes with lg(feature) <= threshold."""
+def grow_tree(x, cost, order) -> tuple:
+    """A tree over items with integer features `x` (items x features) and costs `cost` (candidates x items).
+    Nodes: ("leaf", candidate index) or ("split", feature index, threshold, left, right); left holds the items
+    with x[feature] <= threshold."""
     import numpy as np
-    sub = {key: {c: v for c, v in t.items() if allowed(c)} for key, t in shapes.items()}
-    sub = {key: t for key, t in sub.items() if t}
-    if not sub:
-        return None
-    keys = sorted(sub)
-    seen = Counter(c for t in sub.values() for c in t)
-    cands = sorted(c for c, n in seen.items()
-                   if n >= MIN_SHARE * sum(legalize(c, key[1], key[2]) == c for key in keys))
-    cost = _cost_matrix(sub, keys, cands)
-    lgs = np.array([[lg(v) for v in key] for key in keys])
+    x = np.asarray(x)
 
     def leaf(idx):
         col = cost[:, idx].sum(axis=1)
         i = int(np.argmin(col))          # the first minimum: candidates are sorted, so deterministic
-        return float(col[i]), cands[i]
+        return float(col[i]), i
 
     def grow(idx, depth):
         here, choice = leaf(idx)
         best = None
         if len(idx) > 1 and depth < MAX_DEPTH:
-            for f in SPLIT_ORDER:
-                vals = sorted(set(lgs[idx, f].tolist()))
+            for f in order:
+                vals = sorted(set(x[idx, f].tolist()))
                 for a, b in zip(vals, vals[1:]):
                     thr = (a + b) // 2
-                    left = idx[lgs[idx, f] <= thr]
-                    right = idx[lgs[idx, f] > thr]
+                    left = idx[x[idx, f] <= thr]
+                    right = idx[x[idx, f] > thr]
                     c = leaf(left)[0] + leaf(right)[0]
                     if best is None or c < best[0] - 1e-12:
                         best = (c, f, thr, left, right)
@@ -169,7 +157,58 @@ def fit_tree(shapes: dict, allowed) -> tuple | None:
             return ("leaf", choice)
         _, f, thr, left, right = best
         return ("split", f, thr, grow(left, depth + 1), grow(right, depth + 1))
-    return grow(np.arange(len(keys)), 0)
+    return grow(np.arange(len(x)), 0)
+
+
+def _map_leaves(node, cands):
+    if node[0] == "leaf":
+        return ("leaf", cands[node[1]])
+    return ("split", node[1], node[2], _map_leaves(node[3], cands), _map_leaves(node[4], cands))
+
+
+def grid_configs(shapes: dict, allowed=lambda c: True) -> list:
+    """The TopK configurations a leaf may pick (MIN_SHARE rule; when none qualifies, as in a run of scattered
+    configurations, those with the largest share), sorted."""
+    keys = sorted(shapes)
+    seen = Counter(c for key in keys for c in shapes[key] if allowed(c))
+    return _best_shares({c: n / sum(legalize(c, key[1], key[2], None) == c for key in keys)
+                         for c, n in seen.items()})
+
+
+def _best_shares(share: dict) -> list:
+    ok = [c for c, v in share.items() if v >= MIN_SHARE - 1e-12]
+    if not ok and share:
+        top = max(share.values())
+        ok = [c for c, v in share.items() if v == top]
+    return sorted(ok)
+
+
+def ch_grid(cands) -> tuple:
+    """The chunk sizes of the tuned grid: those of the 2CE candidates."""
+    return tuple(sorted({c[3] for c in cands if c[0]}))
+
+
+def fit_tree(shapes: dict, allowed, grid: tuple | None = None) -> tuple | None:
+    """A tree over the shapes' measured times, using configurations for which `allowed(c)`; None when no shape has
+    one. `grid`: the chunk sizes picks are made legal with (default: those of the candidates). Nodes: ("leaf",
+    configuration) or ("split", feature index into FEATURES, threshold, left, right), where left holds the shapes
+    with lg(feature) <= threshold."""
+    import numpy as np
+    sub = {key: {c: v for c, v in t.items() if allowed(c)} for key, t in shapes.items()}
+    sub = {key: t for key, t in sub.items() if t}
+    if not sub:
+        return None
+    keys = sorted(sub)
+    cands = grid_configs(sub)
+    grid = ch_grid(cands) if grid is None else grid
+    cost = np.empty((len(cands), len(keys)))
+    for j, key in enumerate(keys):
+        t = sub[key]
+        best, worst = min(t.values()), max(t.values())
+        for i, c in enumerate(cands):
+            cost[i, j] = _cost(t.get(legalize(c, key[1], key[2], grid)), best, worst)
+    x = [[lg(v) for v in key] for key in keys]
+    return _map_leaves(grow_tree(x, cost, SPLIT_ORDER), cands)
 
 
 def walk(tree: tuple, rows: int, cols: int, k: int) -> tuple:
@@ -179,15 +218,17 @@ def walk(tree: tuple, rows: int, cols: int, k: int) -> tuple:
     return tree[1]
 
 
-def legalize(c: tuple, cols: int, k: int) -> tuple:
+def legalize(c: tuple, cols: int, k: int, grid) -> tuple:
+    """`c` made legal for a shape (module docstring). `grid`: the tuned chunk sizes; None: no replacement chunk (the
+    configuration as measured, or 1CE)."""
     use_2ce, wg, kl, ch, sg, ls = c
     if not use_2ce:
         return (False, wg, kl, 0, sg, ls)
     if k <= ch < cols:
         return c
-    ch = 1 << (max(1024, k) - 1).bit_length()     # next power of two >= max(1024, k)
-    if ch < cols:
-        return (True, wg, kl, ch, sg, ls)
+    ok = [g for g in grid or () if k <= g < cols]
+    if ok:
+        return (True, wg, kl, min(ok, key=lambda g: (abs(lg(g) - lg(ch)), g)), sg, ls)
     return (False, wg, kl, 0, sg, ls)
 
 
@@ -196,47 +237,88 @@ def choose_topk(model: TopKModel, rows: int, cols: int, k: int, subgroups: bool)
     tree = model.trees.get(bool(subgroups)) if hasattr(model, "trees") else None
     if tree is None:
         return None
-    return legalize(walk(tree, rows, cols, k), cols, k)
+    return legalize(walk(tree, rows, cols, k), cols, k, model.grid)
 
 
 @dataclass(frozen=True)
 class WhereEntry:
-    contiguous: bool
-    numel: int
-    ndim: int
-    choice: tuple        # (path, wg, vpt)
+    """A measured where_nd case: its fastest configuration (path, wg, vpt) and time."""
+    case: str
+    shape: tuple
+    dtype: str
+    choice: tuple
     ms: float
 
+    @property
+    def contiguous(self) -> bool:
+        return self.case == "contiguous"
 
-def where_table(measurements) -> list[WhereEntry]:
-    groups: dict = {}
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+class WhereModel(list):
+    """The where_nd rule fitted on a set of measurements: the measured cases (a list of WhereEntry, in (case,
+    shape, dtype) order) plus `tree` (None without where_nd data)."""
+    tree: tuple | None
+
+
+def where_times(measurements, exclude_shape=None) -> dict:
+    """{(case, shape, dtype): {configuration: best median ms}} of the correct where_nd measurements."""
+    out: dict = {}
     for m in measurements:
         if m.get("kernel") != "where_nd" or not _ok(m):
             continue
-        numel = math.prod(m["shape"])
-        key = (m["case"] == "contiguous", numel, len(m["shape"]))
-        g = groups.setdefault(key, {})
-        g.setdefault(params_tuple(m["params"], WHERE_KEYS), {}).setdefault((m["case"], m.get("dtype")), []).append(
-            m["median_ms"])
-    out = []
-    for key in sorted(groups, key=lambda k: (not k[0], k[1], k[2])):
-        g = groups[key]
-        n = max(len(v) for v in g.values())
-        scored = sorted((sum(math.log(min(ts)) for ts in v.values()) / n, cfg, v) for cfg, v in g.items()
-                        if len(v) == n)
-        score, cfg, v = scored[0]
-        out.append(WhereEntry(key[0], key[1], key[2], cfg, math.exp(score)))
+        key = (m["case"], tuple(m["shape"]), m.get("dtype") or "float32")
+        if key[1] == exclude_shape:
+            continue
+        t = out.setdefault(key, {})
+        c = params_tuple(m["params"], WHERE_KEYS)
+        t[c] = min(t.get(c, math.inf), m["median_ms"])
     return out
 
 
-def choose_where(table: list[WhereEntry], numel: int, ndim: int, contiguous: bool) -> tuple | None:
-    pool = [e for e in table if e.contiguous == contiguous] or table
-    best, best_d = None, None
-    for e in pool:
-        d = 2 * abs(lg(numel) - lg(e.numel)) + abs(ndim - e.ndim)
-        if best_d is None or d < best_d:
-            best, best_d = e, d
-    return best.choice if best else None
+def where_features(numel: int, ndim: int, contiguous: bool) -> tuple:
+    return (int(bool(contiguous)), lg(numel), int(ndim))
+
+
+def where_table(measurements, exclude_shape=None) -> WhereModel:
+    """The fitted where_nd rule (module docstring); `exclude_shape`: an output shape whose cases are left out, for
+    held-out regret."""
+    import numpy as np
+    times = where_times(measurements, exclude_shape)
+    out = WhereModel()
+    out.tree = None
+    for key in sorted(times):
+        t = times[key]
+        c = min(t, key=lambda c: (t[c], c))
+        out.append(WhereEntry(*key, choice=c, ms=t[c]))
+    if not times:
+        return out
+    keys = sorted(times)
+    seen = Counter(c for t in times.values() for c in t)
+    cands = _best_shares({c: n / len(keys) for c, n in seen.items()})
+    cost = np.array([[_cost(times[key].get(c), min(times[key].values()), max(times[key].values())) for key in keys]
+                     for c in cands])
+    x = [where_features(math.prod(key[1]), len(key[1]), key[0] == "contiguous") for key in keys]
+    out.tree = _map_leaves(grow_tree(x, cost, WHERE_SPLIT_ORDER), cands)
+    return out
+
+
+def choose_where(model: WhereModel, numel: int, ndim: int, contiguous: bool) -> tuple | None:
+    """The fitted rule's where_nd configuration; None without where_nd data."""
+    tree = getattr(model, "tree", None)
+    if tree is None:
+        return None
+    x = where_features(numel, ndim, contiguous)
+    while tree[0] == "split":
+        tree = tree[3] if x[tree[1]] <= tree[2] else tree[4]
+    return tree[1]
 
 
 @dataclass(frozen=True, order=True)

@@ -8,7 +8,8 @@ import math
 from spiraltorch.shaders import space
 from spiraltorch.space import stcore_fallback
 
-from .heuristics import TOPK_KEYS, choose_topk, topk_table, topk_times
+from .heuristics import (TOPK_KEYS, WHERE_KEYS, choose_topk, choose_where, topk_table, topk_times, where_table,
+                         where_times)
 
 
 MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
@@ -71,11 +72,49 @@ def report(doc: dict, measurements: list | None = None) -> dict:
         "regret": {"tuned_measured": summary("pick_regret"), "tuned_heldout": summary("heldout_regret"),
                    "fixed_default": summary("default_regret"), "stcore_fallback": summary("stcore_regret")},
         "speedup_vs_stcore": _geo([r["speedup_vs_stcore"] for r in rows]),
+        "where_nd": where_report(ms),
         "doc": "regret = time of the chosen configuration / fastest measured time on that shape (1.0 is perfect). "
                "tuned_heldout: the rule fitted without that shape (leave-one-shape-out). fixed_default: "
                "space.json topk.default for every shape. stcore_fallback: st-core's built-in rule. A shape whose "
                "chosen configuration was not measured is left out of that column.",
     }
+
+
+def where_report(ms: list) -> dict | None:
+    """where_nd's part of the report: per measured case (case, shape, dtype) the best configuration, the rule's
+    pick, the held-out pick (the rule fitted without every case of that output shape) and the fixed default, with
+    regrets; None without where_nd measurements."""
+    times = where_times(ms)
+    if not times:
+        return None
+    model = where_table(ms)
+    default = tuple(space()["where_nd"]["default"][k] for k in WHERE_KEYS)
+    held: dict = {}
+    rows = []
+    for case, shape, dtype in sorted(times):
+        t = times[(case, shape, dtype)]
+        best = min(t.values())
+        q = (math.prod(shape), len(shape), case == "contiguous")
+        if shape not in held:
+            held[shape] = where_table(ms, exclude_shape=shape)
+        pick, loo = choose_where(model, *q), choose_where(held[shape], *q)
+        row = {"case": case, "shape": list(shape), "dtype": dtype, "configs": len(t),
+               "best": dict(zip(WHERE_KEYS, min(t, key=lambda c: (t[c], c)))), "best_ms": best,
+               "pick": dict(zip(WHERE_KEYS, pick)), "pick_ms": t.get(pick),
+               "heldout_pick": dict(zip(WHERE_KEYS, loo)) if loo else None, "heldout_ms": t.get(loo),
+               "default": dict(zip(WHERE_KEYS, default)), "default_ms": t.get(default)}
+        for name in ("pick", "heldout", "default"):
+            v = row[f"{name}_ms"]
+            row[f"{name}_regret"] = v / best if v else None
+        rows.append(row)
+
+    def summary(col):
+        vals = [r[col] for r in rows if r[col]]
+        return {"geomean": _geo(vals), "worst": max(vals) if vals else None, "n": len(vals)}
+    return {"cases": rows, "regret": {"tuned_measured": summary("pick_regret"), "tuned_heldout":
+                                      summary("heldout_regret"), "fixed_default": summary("default_regret")},
+            "doc": "where_nd: regret per measured case; tuned_heldout: the rule fitted without every case of that "
+                   "output shape; fixed_default: space.json where_nd.default"}
 
 
 def report_classes(records) -> dict:
@@ -105,4 +144,14 @@ def format_report(r: dict) -> str:
     for name, v in r["regret"].items():
         out.append(f"regret {name:<16} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} shapes")
     out.append(f"tuned picks vs st-core fallback: {f(r['speedup_vs_stcore'], '{:.2f}')}x faster (geomean)")
+    w = r.get("where_nd")
+    if w:
+        out += ["", f"{'where_nd case':<34} {'configs':>7} {'best ms':>9} {'pick':>9} {'held-out':>9} {'default':>9}"]
+        for c in w["cases"]:
+            name = f"{c['case']} {'x'.join(map(str, c['shape']))} {c['dtype']}"
+            out.append(f"{name:<34} {c['configs']:>7} {f(c['best_ms'], '{:.4g}'):>9} {f(c['pick_regret']):>9} "
+                       f"{f(c['heldout_regret']):>9} {f(c['default_regret']):>9}")
+        for name, v in w["regret"].items():
+            out.append(f"where_nd regret {name:<16} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} "
+                       "cases")
     return "\n".join(out)

@@ -69,12 +69,12 @@ def _where_lit(c) -> str:
 RULE_LINES = [
     "//",
     "// Rule (TopK): a decision tree fitted on every correct measurement (server/heuristics.py): nodes split on",
-    "// lr, lc, lk = bit lengths of rows, cols, k at thresholds; each leaf holds the configuration with the least",
-    "// summed log-regret over its shapes (regret over 1.25 weighted x5). One tree over all configurations (with",
-    "// subgroups), one over sg = false ones. The pick is then made legal: a 2CE pick needs k <= ch < cols, else",
-    "// ch = the next power of two >= max(1024, k) below cols, else 1CE with ch = 0.",
-    "// Rule (where_nd): the nearest measured group of the same contiguity by d = 2|lg numel - lg numel'| +",
-    "// |ndim - ndim'|; a group's winner has the least mean log-time over its cases.",
+    "// lr, lc, lk = bit lengths of rows, cols, k at thresholds; each leaf holds the grid configuration with the",
+    "// least summed log-regret over its shapes (regret over 1.25 weighted x5). One tree over all configurations",
+    "// (with subgroups), one over sg = false ones. The pick is then made legal: a 2CE pick needs k <= ch < cols,",
+    "// else ch = the tuned chunk size (CH_GRID) nearest in bit length that is legal, else 1CE with ch = 0.",
+    "// Rule (where_nd): a decision tree of the same kind over ct = contiguous, ln = bit length of numel, nd = ndim",
+    "// of the measured cases.",
     ]
 
 
@@ -136,35 +136,38 @@ pub struct WhereChoice {
 /// A fitted TopK rule: (rows, cols, k, subgroups) -> the pick, or `None` without data for the subgroups flag.
 type TopKRule = fn(u32, u32, u32, bool) -> Option<TopKChoice>;
 
-struct WhereEntry {
-    contiguous: bool,
-    numel: u64,
-    ndim: u32,
-    choice: WhereChoice,
-}
+/// A fitted where_nd rule: (numel, ndim, contiguous) -> the pick, or `None` without where_nd data.
+type WhereRule = fn(u64, u32, bool) -> Option<WhereChoice>;
 
 #[allow(dead_code)] // unused in a file without TopK data
 fn lg32(x: u32) -> i64 {
     (u32::BITS - x.leading_zeros()) as i64
 }
 
+#[allow(dead_code)] // unused in a file without where_nd data
 fn lg64(x: u64) -> i64 {
     (u64::BITS - x.leading_zeros()) as i64
 }
 
 #[allow(dead_code)]
-fn legalize(c: TopKChoice, cols: u32, k: u32) -> TopKChoice {
+fn legalize(c: TopKChoice, cols: u32, k: u32, grid: &[u32]) -> TopKChoice {
     if !c.use_2ce {
         return TopKChoice { ch: 0, ..c };
     }
     if k <= c.ch && c.ch < cols {
         return c;
     }
-    let ch = k.max(1024).checked_next_power_of_two().unwrap_or(u32::MAX);
-    if ch < cols {
-        TopKChoice { ch, ..c }
-    } else {
-        TopKChoice { use_2ce: false, ch: 0, ..c }
+    // the legal chunk size of the tuned grid nearest in bit length (ties: the smaller; the grid is ascending)
+    let mut best: Option<(u32, i64)> = None;
+    for &g in grid.iter() {
+        let d = (lg32(g) - lg32(c.ch)).abs();
+        if k <= g && g < cols && best.map_or(true, |(_, bd)| d < bd) {
+            best = Some((g, d));
+        }
+    }
+    match best {
+        Some((ch, _)) => TopKChoice { ch, ..c },
+        None => TopKChoice { use_2ce: false, ch: 0, ..c },
     }
 }
 
@@ -181,32 +184,17 @@ pub struct AdapterKey<'a> {
     pub backend: &'a str,
 }
 
-fn pick_where(table: &[WhereEntry], numel: u64, ndim: u32, contiguous: bool) -> Option<WhereChoice> {
-    let same = table.iter().any(|e| e.contiguous == contiguous);
-    let mut best: Option<(&WhereEntry, i64)> = None;
-    for e in table.iter() {
-        if same && e.contiguous != contiguous {
-            continue;
-        }
-        let d = 2 * (lg64(numel) - lg64(e.numel)).abs() + (ndim as i64 - e.ndim as i64).abs();
-        if best.map_or(true, |(_, bd)| d < bd) {
-            best = Some((e, d));
-        }
-    }
-    best.map(|(e, _)| e.choice)
-}
-
 /// The fitted rule's TopK configuration for this shape (see the rule above) on the class this file was
 /// generated for (`ADAPTER_KEY`), or `None` when there is no TopK data usable here: then use your built-in defaults.
 pub fn choose_topk(rows: u32, cols: u32, k: u32, subgroups: bool) -> Option<TopKChoice> {
     TOPK(rows, cols, k, subgroups)
 }
 
-/// The fastest measured where_nd configuration for `numel` output elements over `ndim` dimensions; `contiguous`:
+/// The fitted rule's where_nd configuration for `numel` output elements over `ndim` dimensions; `contiguous`:
 /// every input is contiguous at the output shape. `None`: no where_nd data in the run.
 pub fn choose_where_nd(numel: u64, ndim: u32, contiguous: bool, subgroups: bool) -> Option<WhereChoice> {
     let _ = subgroups; // where_nd has no subgroup variant; kept so callers pass the adapter's flag uniformly
-    pick_where(WHERE, numel, ndim, contiguous)
+    WHERE(numel, ndim, contiguous)
 }
 
 /// `choose_topk` with the rule of the given device class; `None` when this file holds no data for that class.
@@ -220,7 +208,7 @@ pub fn choose_where_nd_for(adapter: &AdapterKey, numel: u64, ndim: u32, contiguo
     -> Option<WhereChoice> {
     let _ = subgroups;
     let i = ADAPTER_KEYS.iter().position(|a| a == adapter)?;
-    pick_where(CLASS_TABLES[i].1, numel, ndim, contiguous)
+    CLASS_TABLES[i].1(numel, ndim, contiguous)
 }
 '''
 
@@ -275,14 +263,13 @@ def _key_lit(c: AdapterClass) -> str:
             f"subgroup_min: {c.subgroup_min}, subgroup_max: {c.subgroup_max}, backend: {rust_str(c.backend)} }}")
 
 
-def _tree_rust(node, indent: str) -> str:
+def _tree_rust(node, indent: str, names=("lr", "lc", "lk"), lit=_topk_lit) -> str:
     if node[0] == "leaf":
-        return _topk_lit(node[1])
+        return lit(node[1])
     _, f, thr, left, right = node
-    var = ("lr", "lc", "lk")[f]
     inner = indent + "    "
-    return (f"if {var} <= {thr} {{\n{inner}{_tree_rust(left, inner)}\n{indent}}} else {{\n{inner}"
-            f"{_tree_rust(right, inner)}\n{indent}}}")
+    return (f"if {names[f]} <= {thr} {{\n{inner}{_tree_rust(left, inner, names, lit)}\n{indent}}} else {{\n{inner}"
+            f"{_tree_rust(right, inner, names, lit)}\n{indent}}}")
 
 
 def _topk_rule(model, suffix: str) -> str:
@@ -296,9 +283,21 @@ def _topk_rule(model, suffix: str) -> str:
     no_sg = trees.get(False)
     ind = " " * 8
     other = _tree_rust(no_sg, ind) if no_sg is not None else "return None;"
+    grid = ", ".join(str(g) for g in model.grid)
     return (head + "    let (lr, lc, lk) = (lg32(rows), lg32(cols), lg32(k));\n"
             f"    let c = if subgroups {{\n{ind}{_tree_rust(trees[True], ind)}\n    }} else {{\n{ind}{other}\n    }};\n"
-            "    Some(legalize(c, cols, k))\n}\n")
+            f"    // the tuned chunk sizes\n    Some(legalize(c, cols, k, &[{grid}]))\n}}\n")
+
+
+def _where_rule(model, suffix: str) -> str:
+    """The fitted where_nd tree as one Rust function of plain `if`s on thresholds."""
+    head = (f"\n#[allow(unused_variables)]\nfn where_rule{suffix}(numel: u64, ndim: u32, contiguous: bool) "
+            "-> Option<WhereChoice> {\n")
+    tree = getattr(model, "tree", None)
+    if tree is None:
+        return head + "    None\n}\n"
+    return (head + "    let (ct, ln, nd) = (contiguous as i64, lg64(numel), ndim as i64);\n"
+            f"    Some({_tree_rust(tree, '    ', ('ct', 'ln', 'nd'), _where_lit)})\n}}\n")
 
 
 def _tables(topk, where, suffix: str) -> str:
@@ -306,9 +305,9 @@ def _tables(topk, where, suffix: str) -> str:
            + "".join(f"//   {e.rows}x{e.cols} k={e.k}: {e.any_ms:.4g} / "
                      f"{'-' if e.no_sg_ms is None else format(e.no_sg_ms, '.4g')}\n" for e in topk)
            + _topk_rule(topk, suffix))
-    wrows = "".join(f"    WhereEntry {{ contiguous: {_b(e.contiguous)}, numel: {e.numel}, ndim: {e.ndim}, "
-                    f"choice: {_where_lit(e.choice)} }},\n" for e in where)
-    return out + f"\nconst WHERE{suffix}: &[WhereEntry] = &[\n{wrows}];\n"
+    out += ("\n// Measured where_nd cases (case, shape, dtype): fastest configuration's time in ms:\n"
+            + "".join(f"//   {e.case} {'x'.join(map(str, e.shape))} {e.dtype}: {e.ms:.4g}\n" for e in where))
+    return out + _where_rule(where, suffix)
 
 
 def _render(header: str, run_id: str, adapter: dict, classes: list, primary: int, flavour: str) -> str:
@@ -330,18 +329,18 @@ def _render(header: str, run_id: str, adapter: dict, classes: list, primary: int
     if len(classes) <= 1:
         topk, where = (classes[0][1], classes[0][2]) if classes else ([], [])
         parts.append(_tables(topk, where, ""))
-        parts.append("\nconst TOPK: TopKRule = topk_rule;\n"
-                     "\nconst CLASS_TABLES: &[(TopKRule, &[WhereEntry])] = &["
-                     f"{'(topk_rule, WHERE)' if classes else ''}];\n")
+        parts.append("\nconst TOPK: TopKRule = topk_rule;\nconst WHERE: WhereRule = where_rule;\n"
+                     "\nconst CLASS_TABLES: &[(TopKRule, WhereRule)] = &["
+                     f"{'(topk_rule, where_rule)' if classes else ''}];\n")
     else:
         for i, (c, topk, where) in enumerate(classes):
             parts.append(f"\n// ---- class {i}: vendor {comment_safe(c.vendor)}, architecture "
                          f"{comment_safe(c.architecture)}, subgroups {c.subgroup_min}..{c.subgroup_max}, "
                          f"backend {comment_safe(c.backend)}\n")
             parts.append(_tables(topk, where, f"_{i}"))
-        parts.append(f"\nconst TOPK: TopKRule = topk_rule_{primary};\nconst WHERE: &[WhereEntry] = WHERE_{primary};\n")
-        parts.append(f"\nconst CLASS_TABLES: &[(TopKRule, &[WhereEntry])] = &["
-                     f"{', '.join(f'(topk_rule_{i}, WHERE_{i})' for i in range(len(classes)))}];\n")
+        parts.append(f"\nconst TOPK: TopKRule = topk_rule_{primary};\nconst WHERE: WhereRule = where_rule_{primary};\n")
+        parts.append(f"\nconst CLASS_TABLES: &[(TopKRule, WhereRule)] = &["
+                     f"{', '.join(f'(topk_rule_{i}, where_rule_{i})' for i in range(len(classes)))}];\n")
     if flavour == "st-core":
         parts.append(STCORE)
     topk, where = (classes[primary][1], classes[primary][2]) if primary >= 0 else ([], [])
@@ -423,9 +422,9 @@ def _tests(topk, where, flavour, classes=()) -> str:
             for sg in (True, False):
                 want = choose_topk(topk, e.rows, e.cols, e.k, sg)
                 t.append(f"        assert_eq!(choose_topk({e.rows}, {e.cols}, {e.k}, {_b(sg)}), {_topk_opt(want)});\n")
-        for e in where:
-            t.append(f"        assert_eq!(choose_where_nd({e.numel}, {e.ndim}, {_b(e.contiguous)}, false), "
-                     f"Some({_where_lit(choose_where(where, e.numel, e.ndim, e.contiguous))}));\n")
+        for q in sorted({(e.numel, e.ndim, e.contiguous) for e in where}):
+            t.append(f"        assert_eq!(choose_where_nd({q[0]}, {q[1]}, {_b(q[2])}, false), "
+                     f"Some({_where_lit(choose_where(where, *q))}));\n")
         t.append("    }\n")
         t.append("\n    #[test]\n    fn picks_are_legal_for_the_query() {\n"
                  "        for &(rows, cols, k) in &[(1u32, 1u32, 1u32), (8, 65536, 4096), (3, 5000, 100), "
@@ -458,10 +457,9 @@ def _tests(topk, where, flavour, classes=()) -> str:
                     want = choose_topk(ctopk, e.rows, e.cols, e.k, sg)
                     t.append(f"        assert_eq!(choose_topk_for(&ADAPTER_KEYS[{i}], {e.rows}, {e.cols}, {e.k}, "
                              f"{_b(sg)}), {_topk_opt(want)});\n")
-            for e in cwhere:
-                want = choose_where(cwhere, e.numel, e.ndim, e.contiguous)
-                t.append(f"        assert_eq!(choose_where_nd_for(&ADAPTER_KEYS[{i}], {e.numel}, {e.ndim}, "
-                         f"{_b(e.contiguous)}, false), Some({_where_lit(want)}));\n")
+            for q in sorted({(e.numel, e.ndim, e.contiguous) for e in cwhere}):
+                t.append(f"        assert_eq!(choose_where_nd_for(&ADAPTER_KEYS[{i}], {q[0]}, {q[1]}, {_b(q[2])}, "
+                         f"false), Some({_where_lit(choose_where(cwhere, *q))}));\n")
         t.append("    }\n")
     t.append("}\n")
     return "".join(t)

@@ -337,8 +337,27 @@ const REPORT_COLS = [
   ["stcore_ms", "st-core fallback ms"], ["stcore_regret", "st-core regret"],
 ];
 
-function fmtRegret(v) {
-  return v && v.n ? `geomean ${v.geomean.toFixed(3)}, worst ${v.worst.toFixed(3)} (${v.n} shapes)` : "not measured";
+const REPORT_WHERE_COLS = [
+  ["case", "Case"], ["shape", "Shape"], ["dtype", "dtype"], ["configs", "Configs"], ["best_ms", "Best ms"],
+  ["best", "Fastest configuration"], ["pick", "Our pick"], ["pick_regret", "Pick regret"],
+  ["heldout_regret", "Held-out regret"], ["default_regret", "Default regret"],
+];
+
+function fmtRegret(v, unit = "shapes") {
+  return v && v.n ? `geomean ${v.geomean.toFixed(3)}, worst ${v.worst.toFixed(3)} (${v.n} ${unit})` : "not measured";
+}
+
+function fillTable(table, cols, rows) {
+  const head = table.tHead, body = table.tBodies[0];
+  head.replaceChildren(); body.replaceChildren();
+  const htr = node("tr");
+  cols.forEach(([, t]) => htr.append(node("th", t)));
+  head.append(htr);
+  for (const row of rows) {
+    const tr = node("tr");
+    cols.forEach(([k]) => tr.append(node("td", cellText(row[k]), typeof row[k] === "number" ? "num mono" : "mono")));
+    body.append(tr);
+  }
 }
 
 function cellText(v) {
@@ -355,15 +374,14 @@ async function showReport(runId) {
   if (!r.ok) return;
   const rep = await r.json().catch(() => null);
   if (!rep || !Array.isArray(rep.shapes)) return;
-  const head = $("report-table").tHead, body = $("report-table").tBodies[0];
-  head.replaceChildren(); body.replaceChildren();
-  const htr = node("tr");
-  REPORT_COLS.forEach(([, t]) => htr.append(node("th", t)));
-  head.append(htr);
-  for (const row of rep.shapes) {
-    const tr = node("tr");
-    REPORT_COLS.forEach(([k]) => tr.append(node("td", cellText(row[k]), typeof row[k] === "number" ? "num mono" : "mono")));
-    body.append(tr);
+  fillTable($("report-table"), REPORT_COLS, rep.shapes);
+  const w = rep.where_nd;
+  $("report-where").hidden = !w;
+  if (w) {
+    fillTable($("report-where-table"), REPORT_WHERE_COLS, w.cases);
+    const wg = w.regret || {};
+    $("report-where-summary").textContent = `Tuned picks: ${fmtRegret(wg.tuned_measured, "cases")}; held out (rule ` +
+      `fitted without that output shape): ${fmtRegret(wg.tuned_heldout, "cases")}; fixed default: ${fmtRegret(wg.fixed_default, "cases")}.`;
   }
   drawRegretChart($("report-chart"), rep.shapes);
   const g = rep.regret || {};

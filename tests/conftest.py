@@ -94,15 +94,18 @@ def _where(case, shape, ms, path="direct", wg=128, vpt=1):
 
 
 def make_run(**overrides) -> dict:
-    """A valid run document (a fresh random run_id each call): TopK on the quick preset's three shapes with a few
-    configurations each (one failed), where_nd contiguous and neg_stride cases. Keys in `overrides` replace the
+    """A valid run document (a fresh random run_id each call): TopK on the quick preset's three shapes, each with
+    the configurations of one small grid that are legal there (one failed), where_nd contiguous and neg_stride
+    cases. Keys in `overrides` replace the
     document's top-level keys. Importable: `from conftest import make_run`."""
     ms = [
         _topk(4, 1024, 8, 0.9), _topk(4, 1024, 8, 0.5, wg=64, sg=True), _topk(4, 1024, 8, 0.7, wg=64),
         _topk(4, 1024, 8, 1.2, wg=128, kl=8),
         _topk(4, 4096, 64, 2.0), _topk(4, 4096, 64, 1.5, use_2ce=True, ch=1024), _topk(4, 4096, 64, 1.0, ok=False),
+        _topk(4, 4096, 64, 2.2, wg=64, sg=True), _topk(4, 4096, 64, 2.4, wg=64), _topk(4, 4096, 64, 2.6, kl=8),
         _topk(2, 16384, 256, 3.0), _topk(2, 16384, 256, 2.5, use_2ce=True, ch=4096, sg=True),
-        _topk(2, 16384, 256, 2.7, use_2ce=True, ch=4096),
+        _topk(2, 16384, 256, 2.7, use_2ce=True, ch=4096), _topk(2, 16384, 256, 2.9, use_2ce=True, ch=1024),
+        _topk(2, 16384, 256, 3.3, wg=64, sg=True), _topk(2, 16384, 256, 3.4, wg=64), _topk(2, 16384, 256, 3.6, kl=8),
         _where("contiguous", [4, 64, 256], 3.0), _where("contiguous", [4, 64, 256], 4.0, path="segmented"),
         _where("neg_stride", [4, 64, 256], 3.5), _where("neg_stride", [4, 64, 256], 5.0, path="segmented"),
     ]

@@ -139,7 +139,6 @@ def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page
     elapsed = run_and_wait(page)
     state = page.evaluate("window.__tuner")
     status = page.text_content("#status")
-    screenshot(page, tmp_path, "tuner.png")
     assert page.get_attribute("body", "data-state") == "done", status
     assert not page.errors, page.errors
     results = state["results"]
@@ -152,6 +151,11 @@ def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page
     assert {m["params"]["use_2ce"] for m in results if m["kernel"] == "topk"} == {False, True}
     assert elapsed < 60, f"tiny space took {elapsed:.1f} s"
     assert "Finished" in page.text_content("#summary")
+    page.wait_for_selector("#report-where-table tbody tr")        # the quality report, TopK and where_nd
+    assert page.locator("#report-table tbody tr").count() == 2
+    assert page.locator("#report-where-table tbody tr").count() == 3         # three cases of one shape
+    assert "held out" in page.text_content("#report-where-summary")
+    screenshot(page, tmp_path, "tuner.png")
 
     run_id = state["runId"]
     doc = httpx.get(f"{url}/api/runs/{run_id}").json()
