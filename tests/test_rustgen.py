@@ -1,11 +1,14 @@
 """The generated wgpu_heuristics.rs compiled with the real rustc: warnings-free, its own tests pass, its picks equal
 the Python rule on a dense grid of shapes, and hostile posted strings neither break nor change it."""
+import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from spiraltorch_tuner.heuristics import choose_topk, choose_where, topk_table, where_table
+from spiraltorch_tuner.report import usable
 from spiraltorch_tuner.rustgen import generate
 
 pytestmark = pytest.mark.skipif(shutil.which("rustc") is None, reason="rustc is not installed")
@@ -70,7 +73,8 @@ fn main() {
             }
         }
     }}}
-    for &n in [1u64, 100, 65536, 1 << 20, 1 << 26].iter() { for &d in [1u32, 3, 6].iter() {
+    let numels: Vec<u64> = (0..28).map(|e| 1u64 << e).chain([100u64, 3 << 20, 5000, (1 << 26) + 1].iter().cloned()).collect();
+    for &n in numels.iter() { for &d in [1u32, 2, 3, 4, 5, 6].iter() {
         for &contig in [false, true].iter() {
             match h::choose_where_nd(n, d, contig, false) {
                 Some(x) => println!("w {} {} {} {:?} {} {}", n, d, contig, x.path, x.wg, x.vpt),
@@ -90,21 +94,29 @@ def b(v):
     return "true" if v else "false"
 
 
-@pytest.mark.parametrize("hostile", [False, True])
-def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, hostile):
-    doc = sample_run()
-    if hostile:
+RUNS = Path(__file__).resolve().parents[1] / "bench" / "results"
+
+
+@pytest.mark.parametrize("data", ["sample", "hostile", "h100-2026-11-25-s4-full-topk.json",
+                                  "h200-2026-11-29-where-grid.json"])
+def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, data):
+    """The sample run, with hostile strings, and real GPU runs whose fitted trees are deep (TopK: 44 shapes; where_nd:
+    42 cases)."""
+    doc = sample_run() if data in ("sample", "hostile") else json.loads((RUNS / data).read_text())
+    if data == "hostile":
         doc.update(label=EVIL, adapter={"vendor": EVIL, "architecture": "x\ny", "device": "", "description": EVIL})
     (tmp_path / "wgpu_heuristics.rs").write_text(generate(doc, run_id=doc["run_id"], created_at=EVIL), "utf-8")
     rustc(tmp_path, GRID_MAIN, "-o", str(tmp_path / "grid"), name="main.rs")
     lines = subprocess.run([str(tmp_path / "grid")], capture_output=True, text=True, check=True).stdout.splitlines()
-    t, w = topk_table(doc["measurements"]), where_table(doc["measurements"])
-    n = 0
+    ms = usable(doc["measurements"])
+    t, w = topk_table(ms), where_table(ms)
+    n = nw = 0
     for line in lines:
         f = line.split()
         if f[0] == "w":
             c = choose_where(w, int(f[1]), int(f[2]), f[3] == "true")
             assert f[4:] == (["none"] if c is None else [c[0].capitalize(), str(c[1]), str(c[2])]), line
+            nw += 1
         elif f[0] == "a":
             continue
         else:
@@ -113,7 +125,10 @@ def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, ho
             assert f[4:] == (["none"] if want is None else [b(want[0]), str(want[1]), str(want[2]), str(want[3]),
                                                               b(want[4]), b(want[5])]), line
             n += 1
-    assert n > 500
+    assert n > 500 and nw == 32 * 6 * 2
+    if data.endswith(".json"):   # the real runs' trees have many leaves: the grid walks into several of them
+        kinds = {tuple(ln.split()[4:]) for ln in lines if ln.startswith("w" if "where" in data else tuple("0123456789"))}
+        assert len(kinds) >= 4, kinds
     adapters = [bytes.fromhex(line.split(" ", 1)[1] if " " in line else "").decode() for line in lines
                 if line.startswith("a ")]
     a = doc["adapter"]
