@@ -91,7 +91,7 @@ def where_report(ms: list) -> dict | None:
     default = tuple(space()["where_nd"]["default"][k] for k in WHERE_KEYS)
     held: dict = {}
     rows = []
-    for case, shape, dtype in sorted(times):
+    for case, shape, dtype in sorted(times, key=lambda k: (k[0], math.prod(k[1]), k[1], k[2])):
         t = times[(case, shape, dtype)]
         best = min(t.values())
         q = (math.prod(shape), len(shape), case == "contiguous")

@@ -5,7 +5,7 @@
 import { loadSpace, getSpace } from "./space.js";
 import { openGpu, isCpuAdapter, webgpuMissingReason } from "./gpu.js";
 import { Tuner, plan } from "./tuner.js";
-import { drawChart, drawRegretChart, groupKey, paramText, fmtMs } from "./chart.js";
+import { drawChart, drawRegretChart, groupKey, paramText, fmtMs, WHERE_REGRET_SERIES } from "./chart.js";
 import { initCompare } from "./compare.js";
 import { clockGuardWanted, parseCanary } from "./timing.js";
 
@@ -368,10 +368,17 @@ function cellText(v) {
   return String(v);
 }
 
-async function showReport(runId) {
+async function showReport(runId, name = "") {
+  $("report-run").textContent = name ? `· ${name}` : "";
+  $("report-summary").textContent = "Fitting the rule once per held-out shape…";
+  for (const id of ["report-chart", "report-where-chart"]) $(id).replaceChildren();
+  for (const id of ["report-table", "report-where-table"]) { $(id).tHead.replaceChildren(); $(id).tBodies[0].replaceChildren(); }
+  $("report-where").hidden = true;
+  $("report-topk").hidden = false;
+  $("report").hidden = false;
   let r;
-  try { r = await fetch(`/api/runs/${encodeURIComponent(runId)}/report`); } catch (_) { return; }
-  if (!r.ok) return;
+  try { r = await fetch(`/api/runs/${encodeURIComponent(runId)}/report`); } catch (_) { $("report-summary").textContent = "The report could not be fetched."; return; }
+  if (!r.ok) { $("report-summary").textContent = `The report is not available (HTTP ${r.status}).`; return; }
   const rep = await r.json().catch(() => null);
   if (!rep || !Array.isArray(rep.shapes)) return;
   fillTable($("report-table"), REPORT_COLS, rep.shapes);
@@ -379,11 +386,17 @@ async function showReport(runId) {
   $("report-where").hidden = !w;
   if (w) {
     fillTable($("report-where-table"), REPORT_WHERE_COLS, w.cases);
+    drawRegretChart($("report-where-chart"), w.cases, WHERE_REGRET_SERIES, (c) => `${c.case} ${c.shape.join("×")}`);
     const wg = w.regret || {};
     $("report-where-summary").textContent = `Tuned picks: ${fmtRegret(wg.tuned_measured, "cases")}; held out (rule ` +
       `fitted without that output shape): ${fmtRegret(wg.tuned_heldout, "cases")}; fixed default: ${fmtRegret(wg.fixed_default, "cases")}.`;
   }
   drawRegretChart($("report-chart"), rep.shapes);
+  $("report-topk").hidden = !rep.shapes.length;
+  if (!rep.shapes.length) {
+    $("report-summary").textContent = "Regret = chosen time / fastest time (1.0 is perfect). This run has no TopK measurements.";
+    return;
+  }
   const g = rep.regret || {};
   const speed = rep.speedup_vs_stcore ? `${rep.speedup_vs_stcore.toFixed(2)}x faster than st-core's fallback rule` : "st-core's fallback not measured";
   $("report-summary").textContent = `Regret = chosen time / fastest time (1.0 is perfect). Tuned picks: ${fmtRegret(g.tuned_measured)}; ` +
@@ -423,6 +436,12 @@ async function loadRuns() {
     const id = encodeURIComponent(run.run_id);
     dl.append(link(`/api/runs/${id}/heuristics.rs`, "heuristics.rs"), link(`/api/runs/${id}/heuristics.rs?flavour=st-core`, "st-core"),
               link(`/api/runs/${id}`, "json"));
+    const rep = link(`/api/runs/${id}/report`, "report");
+    rep.addEventListener("click", (ev) => {      // the quality report of a stored run, shown on the page
+      ev.preventDefault();
+      showReport(run.run_id, run.label || run.run_id).then(() => $("report").scrollIntoView({ block: "start" }));
+    });
+    dl.append(rep);
     tr.append(dl);
     body.append(tr);
   }

@@ -104,34 +104,45 @@ export function fmtMs(v) {
   return v.toExponential(1);
 }
 
-/** The quality report as grouped bars: per measured shape, the regret (chosen time / fastest time, 1 = perfect) of
- *  the tuned pick fitted without that shape, the fixed default and st-core's fallback rule; log scale. */
-export function drawRegretChart(container, shapes) {
+export const TOPK_REGRET_SERIES = [["heldout_regret", "tuned (held out)", "#4a6fdc"],
+                                   ["default_regret", "fixed default", "#9aa5b8"],
+                                   ["stcore_regret", "st-core fallback", "#e0672c"]];
+export const WHERE_REGRET_SERIES = TOPK_REGRET_SERIES.slice(0, 2);
+
+/** The quality report as grouped bars: per row (a measured TopK shape or where_nd case), the regret (chosen time /
+ *  fastest time, 1 = perfect) of each series, e.g. the tuned pick fitted without that shape, the fixed default and
+ *  st-core's fallback rule; log scale. `label(row)` names a group; with many groups only some are labelled, and
+ *  every bar carries its value as a tooltip. */
+export function drawRegretChart(container, rows, series = TOPK_REGRET_SERIES, label = (r) => r.shape) {
   container.replaceChildren();
-  const series = [["heldout_regret", "tuned (held out)", "#4a6fdc"], ["default_regret", "fixed default", "#9aa5b8"],
-                  ["stcore_regret", "st-core fallback", "#e0672c"]];
-  const vals = shapes.flatMap((s) => series.map(([k]) => s[k]).filter((v) => v > 0));
+  const vals = rows.flatMap((s) => series.map(([k]) => s[k]).filter((v) => v > 0));
   if (!vals.length) return;
   const W = 900, H = 220, left = 44, right = 10, top = 26, bottom = 44;
   const hi = Math.max(2, ...vals);
   const y = (v) => top + (H - top - bottom) * (1 - Math.log(v) / Math.log(hi));
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img",
-                          "aria-label": "regret per shape: tuned, default, st-core" });
+                          "aria-label": `regret per row: ${series.map(([, n]) => n).join(", ")}` });
   for (const t of [1, 1.25, 2, 4, 8, 16, 32, 64].filter((t) => t <= hi)) {
     svg.append(el("line", { x1: left, x2: W - right, y1: y(t), y2: y(t), stroke: t === 1 ? "#8a94a6" : "#e3e8ef" }));
     svg.append(el("text", { x: left - 4, y: y(t) + 3, "font-size": 10, "text-anchor": "end", fill: "#5b6577" }, `${t}x`));
   }
-  const gw = (W - left - right) / shapes.length, bw = Math.min(18, gw / 4);
-  shapes.forEach((s, i) => {
+  const gw = (W - left - right) / rows.length, bw = Math.max(1, Math.min(18, gw / (series.length + 1)));
+  const widest = Math.max(...rows.map((r) => String(label(r)).length)) * 6 + 8;   // px at font-size 10
+  const every = Math.max(1, Math.ceil(widest / gw));     // label every n-th group, so labels never overlap
+  rows.forEach((s, i) => {
     const x0 = left + i * gw + gw / 2 - (bw * series.length) / 2;
-    series.forEach(([k, , color], j) => {
+    series.forEach(([k, name, color], j) => {
       const v = s[k];
       if (!(v > 0)) return;
-      svg.append(el("rect", { x: x0 + j * bw, y: y(v), width: bw - 2, height: Math.max(1, y(1) - y(v)), fill: color },
-                    null));
+      const bar = el("rect", { x: x0 + j * bw, y: y(v), width: Math.max(0.5, bw - (bw > 3 ? 2 : 0)),
+                               height: Math.max(1, y(1) - y(v)), fill: color });
+      bar.append(el("title", {}, `${label(s)}: ${name} ${v.toFixed(3)}`));
+      svg.append(bar);
     });
-    svg.append(el("text", { x: left + i * gw + gw / 2, y: H - bottom + 14, "font-size": 10, "text-anchor": "middle",
-                            fill: "#3b4556" }, s.shape));
+    if (i % every === 0) {
+      svg.append(el("text", { x: left + i * gw + gw / 2, y: H - bottom + 14, "font-size": 10,
+                              "text-anchor": every > 1 ? "start" : "middle", fill: "#3b4556" }, label(s)));
+    }
   });
   series.forEach(([, name, color], j) => {
     svg.append(el("rect", { x: left + j * 140, y: 6, width: 10, height: 10, fill: color }));

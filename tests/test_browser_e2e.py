@@ -168,6 +168,11 @@ def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page
     listed = httpx.get(f"{url}/api/runs").json()
     assert any(r["run_id"] == run_id for r in listed)
     page.wait_for_selector(f"#runs td.links a[href*='{run_id}']")
+    page.evaluate("document.querySelector('#report-table tbody').replaceChildren()")
+    page.click(f"#runs td.links a[href='/api/runs/{run_id}/report']")      # a stored run's report, on the page
+    page.wait_for_selector("#report-table tbody tr")
+    assert "e2e tiny" in page.text_content("#report-run")
+    assert page.locator("#report-where-table tbody tr").count() == 3
 
     dbs = server_dbs(live_server, request, tmp_path_factory)
     assert dbs, "could not find the server's SQLite file"
