@@ -72,7 +72,7 @@ RULE_LINES = [
     "// lr, lc, lk = bit lengths of rows, cols, k at thresholds; each leaf holds the grid configuration with the",
     "// least summed log-regret over its shapes (regret over 1.25 weighted x5). One tree over all configurations",
     "// (with subgroups), one over sg = false ones. The pick is then made legal: a 2CE pick needs k <= ch < cols,",
-    "// else ch = the tuned chunk size (CH_GRID) nearest in bit length that is legal, else 1CE with ch = 0.",
+    "// else ch = the tuned chunk size (the list legalize gets) nearest in bit length that is legal, else 1CE.",
     "// Rule (where_nd): a decision tree of the same kind over ct = contiguous, ln = bit length of numel, nd = ndim",
     "// of the measured cases.",
     ]
