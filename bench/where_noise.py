@@ -37,7 +37,7 @@ def main() -> int:
             if key not in ta:
                 continue
             best = min(t.values())
-            q = (math.prod(key[1]), len(key[1]), key[0] == "contiguous")
+            q = H.where_query(key[0], key[1])
             floor.append(t[min(ta[key], key=ta[key].get)] / best)
             fitted.append(t[H.choose_where(rule, *q)] / best)
             fixed.append(t[default] / best)

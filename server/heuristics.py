@@ -211,11 +211,15 @@ def fit_tree(shapes: dict, allowed, grid: tuple | None = None) -> tuple | None:
     return _map_leaves(grow_tree(x, cost, SPLIT_ORDER), cands)
 
 
-def walk(tree: tuple, rows: int, cols: int, k: int) -> tuple:
-    x = (lg(rows), lg(cols), lg(k))
+def descend(tree: tuple, x) -> tuple:
+    """The leaf's configuration for features `x` (as the tree was grown on)."""
     while tree[0] == "split":
         tree = tree[3] if x[tree[1]] <= tree[2] else tree[4]
     return tree[1]
+
+
+def walk(tree: tuple, rows: int, cols: int, k: int) -> tuple:
+    return descend(tree, (lg(rows), lg(cols), lg(k)))
 
 
 def legalize(c: tuple, cols: int, k: int, grid) -> tuple:
@@ -250,16 +254,9 @@ class WhereEntry:
     ms: float
 
     @property
-    def contiguous(self) -> bool:
-        return self.case == "contiguous"
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
+    def query(self) -> tuple:
+        """(numel, ndim, contiguous): what choose_where is asked."""
+        return where_query(self.case, self.shape)
 
 
 class WhereModel(list):
@@ -283,6 +280,11 @@ def where_times(measurements, exclude_shape=None) -> dict:
     return out
 
 
+def where_query(case: str, shape) -> tuple:
+    """(numel, ndim, contiguous) of a measured case: the arguments of choose_where / choose_where_nd."""
+    return (math.prod(shape), len(shape), case == "contiguous")
+
+
 def where_features(numel: int, ndim: int, contiguous: bool) -> tuple:
     return (int(bool(contiguous)), lg(numel), int(ndim))
 
@@ -292,20 +294,20 @@ def where_table(measurements, exclude_shape=None) -> WhereModel:
     held-out regret."""
     import numpy as np
     times = where_times(measurements, exclude_shape)
+    keys = sorted(times)
     out = WhereModel()
     out.tree = None
-    for key in sorted(times):
+    for key in keys:
         t = times[key]
         c = min(t, key=lambda c: (t[c], c))
         out.append(WhereEntry(*key, choice=c, ms=t[c]))
-    if not times:
+    if not keys:
         return out
-    keys = sorted(times)
     seen = Counter(c for t in times.values() for c in t)
     cands = _best_shares({c: n / len(keys) for c, n in seen.items()})
     cost = np.array([[_cost(times[key].get(c), min(times[key].values()), max(times[key].values())) for key in keys]
                      for c in cands])
-    x = [where_features(math.prod(key[1]), len(key[1]), key[0] == "contiguous") for key in keys]
+    x = [where_features(*where_query(case, shape)) for case, shape, _ in keys]
     out.tree = _map_leaves(grow_tree(x, cost, WHERE_SPLIT_ORDER), cands)
     return out
 
@@ -313,12 +315,7 @@ def where_table(measurements, exclude_shape=None) -> WhereModel:
 def choose_where(model: WhereModel, numel: int, ndim: int, contiguous: bool) -> tuple | None:
     """The fitted rule's where_nd configuration; None without where_nd data."""
     tree = getattr(model, "tree", None)
-    if tree is None:
-        return None
-    x = where_features(numel, ndim, contiguous)
-    while tree[0] == "split":
-        tree = tree[3] if x[tree[1]] <= tree[2] else tree[4]
-    return tree[1]
+    return None if tree is None else descend(tree, where_features(numel, ndim, contiguous))
 
 
 @dataclass(frozen=True, order=True)

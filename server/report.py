@@ -8,8 +8,8 @@ import math
 from spiraltorch.shaders import space
 from spiraltorch.space import stcore_fallback
 
-from .heuristics import (TOPK_KEYS, WHERE_KEYS, choose_topk, choose_where, topk_table, topk_times, where_table,
-                         where_times)
+from .heuristics import (TOPK_KEYS, WHERE_KEYS, choose_topk, choose_where, topk_table, topk_times, where_query,
+                         where_table, where_times)
 
 
 MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
@@ -32,6 +32,18 @@ def _geo(xs):
 
 def _cfg(c: tuple | None) -> dict | None:
     return dict(zip(TOPK_KEYS, c)) if c else None
+
+
+def _add_regrets(row: dict, names, best: float) -> None:
+    """row[NAME_regret] = row[NAME_ms] / best for each name (None where that configuration was not measured)."""
+    for name in names:
+        v = row[f"{name}_ms"]
+        row[f"{name}_regret"] = v / best if v else None
+
+
+def _summary(rows: list, col: str) -> dict:
+    vals = [r[col] for r in rows if r[col]]
+    return {"geomean": _geo(vals), "worst": max(vals) if vals else None, "n": len(vals)}
 
 
 def report(doc: dict, measurements: list | None = None) -> dict:
@@ -57,20 +69,15 @@ def report(doc: dict, measurements: list | None = None) -> dict:
                "heldout_pick": _cfg(loo), "heldout_ms": t.get(loo),         # the rule fitted without this shape
                "default": _cfg(default), "default_ms": t.get(default),
                "stcore": _cfg(base), "stcore_ms": t.get(base)}
-        for name in ("pick", "heldout", "default", "stcore"):
-            v = row[f"{name}_ms"]
-            row[f"{name}_regret"] = v / best if v else None
+        _add_regrets(row, ("pick", "heldout", "default", "stcore"), best)
         row["regret"] = row["heldout_regret"]
         row["speedup_vs_stcore"] = row["stcore_ms"] / row["pick_ms"] if row["stcore_ms"] and row["pick_ms"] else None
         rows.append(row)
-
-    def summary(col):
-        vals = [r[col] for r in rows if r[col]]
-        return {"geomean": _geo(vals), "worst": max(vals) if vals else None, "n": len(vals)}
     return {
         "run_id": doc.get("run_id"), "subgroups": sg, "shapes": rows,
-        "regret": {"tuned_measured": summary("pick_regret"), "tuned_heldout": summary("heldout_regret"),
-                   "fixed_default": summary("default_regret"), "stcore_fallback": summary("stcore_regret")},
+        "regret": {name: _summary(rows, col) for name, col in (
+            ("tuned_measured", "pick_regret"), ("tuned_heldout", "heldout_regret"),
+            ("fixed_default", "default_regret"), ("stcore_fallback", "stcore_regret"))},
         "speedup_vs_stcore": _geo([r["speedup_vs_stcore"] for r in rows]),
         "where_nd": where_report(ms),
         "doc": "regret = time of the chosen configuration / fastest measured time on that shape (1.0 is perfect). "
@@ -94,7 +101,7 @@ def where_report(ms: list) -> dict | None:
     for case, shape, dtype in sorted(times, key=lambda k: (k[0], math.prod(k[1]), k[1], k[2])):
         t = times[(case, shape, dtype)]
         best = min(t.values())
-        q = (math.prod(shape), len(shape), case == "contiguous")
+        q = where_query(case, shape)
         if shape not in held:
             held[shape] = where_table(ms, exclude_shape=shape)
         pick, loo = choose_where(model, *q), choose_where(held[shape], *q)
@@ -103,16 +110,11 @@ def where_report(ms: list) -> dict | None:
                "pick": dict(zip(WHERE_KEYS, pick)), "pick_ms": t.get(pick),
                "heldout_pick": dict(zip(WHERE_KEYS, loo)) if loo else None, "heldout_ms": t.get(loo),
                "default": dict(zip(WHERE_KEYS, default)), "default_ms": t.get(default)}
-        for name in ("pick", "heldout", "default"):
-            v = row[f"{name}_ms"]
-            row[f"{name}_regret"] = v / best if v else None
+        _add_regrets(row, ("pick", "heldout", "default"), best)
         rows.append(row)
-
-    def summary(col):
-        vals = [r[col] for r in rows if r[col]]
-        return {"geomean": _geo(vals), "worst": max(vals) if vals else None, "n": len(vals)}
-    return {"cases": rows, "regret": {"tuned_measured": summary("pick_regret"), "tuned_heldout":
-                                      summary("heldout_regret"), "fixed_default": summary("default_regret")},
+    return {"cases": rows, "regret": {name: _summary(rows, col) for name, col in (
+                ("tuned_measured", "pick_regret"), ("tuned_heldout", "heldout_regret"),
+                ("fixed_default", "default_regret"))},
             "doc": "where_nd: regret per measured case; tuned_heldout: the rule fitted without every case of that "
                    "output shape; fixed_default: space.json where_nd.default"}
 

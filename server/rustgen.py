@@ -422,7 +422,7 @@ def _tests(topk, where, flavour, classes=()) -> str:
             for sg in (True, False):
                 want = choose_topk(topk, e.rows, e.cols, e.k, sg)
                 t.append(f"        assert_eq!(choose_topk({e.rows}, {e.cols}, {e.k}, {_b(sg)}), {_topk_opt(want)});\n")
-        for q in sorted({(e.numel, e.ndim, e.contiguous) for e in where}):
+        for q in sorted({e.query for e in where}):
             t.append(f"        assert_eq!(choose_where_nd({q[0]}, {q[1]}, {_b(q[2])}, false), "
                      f"Some({_where_lit(choose_where(where, *q))}));\n")
         t.append("    }\n")
@@ -457,7 +457,7 @@ def _tests(topk, where, flavour, classes=()) -> str:
                     want = choose_topk(ctopk, e.rows, e.cols, e.k, sg)
                     t.append(f"        assert_eq!(choose_topk_for(&ADAPTER_KEYS[{i}], {e.rows}, {e.cols}, {e.k}, "
                              f"{_b(sg)}), {_topk_opt(want)});\n")
-            for q in sorted({(e.numel, e.ndim, e.contiguous) for e in cwhere}):
+            for q in sorted({e.query for e in cwhere}):
                 t.append(f"        assert_eq!(choose_where_nd_for(&ADAPTER_KEYS[{i}], {q[0]}, {q[1]}, {_b(q[2])}, "
                          f"false), Some({_where_lit(choose_where(cwhere, *q))}));\n")
         t.append("    }\n")
