@@ -5,9 +5,9 @@ run posts), to store with `spiraltorch-tuner` and turn into wgpu_heuristics.rs a
     curl -X POST localhost:8000/api/runs -H 'content-type: application/json' --data-binary @run.json
 
 The space: the "full" preset of shaders/space.json (a grid of 44 TopK shapes, the benchmark's included, about 1,300
-configurations; 142 s on an H100), or --preset dense (a 4x lattice of 160 TopK shapes, about 4,450 configurations;
-362 s on an H200); --kernels picks which of its kernels to tune (default: TopK only; where_nd's cases, 14 shapes of
-up to 2^24 elements, time uploads on the wall clock: 290 s on an H200).
+configurations; 142 s on an H100, 91-131 s on an H200), or --preset dense (a 4x lattice of 160 TopK shapes, about
+4,450 configurations; 362 s on an H200); --kernels picks which of its kernels to tune (default: TopK only; where_nd's
+cases, 14 shapes of up to 2^24 elements, time uploads on the wall clock: 290 s on an H200).
 """
 from __future__ import annotations
 

@@ -1,0 +1,85 @@
+"""How much of a tuning run's regret is timing noise? Given two runs of the same space on one device (e.g.
+`python3 bench/tune_gpu.py --out A.json` twice; `--kernels where_nd` for where_nd), prints per kernel and per
+direction the regret of one run's fastest configuration per shape (TopK) or case (where_nd) timed in the other run
+(the noise floor: a perfect rule cannot do better when judged on a fresh run), and of the rule fitted on one run and
+of the fixed default (space.json), judged on the other.
+
+    python3 bench/noise.py A.json B.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from _checkout import ROOT, ensure_spiraltorch, heuristics
+
+ensure_spiraltorch()
+H = heuristics()
+
+
+def _geo(v):
+    return math.exp(sum(math.log(x) for x in v) / len(v))
+
+
+def _default(kernel: str, keys) -> tuple:
+    return tuple(json.loads((ROOT / "shaders" / "space.json").read_text())[kernel]["default"][k] for k in keys)
+
+
+def topk(ma, mb):
+    """(shapes, floor, fitted, fixed) regrets of run A's picks timed in run B, TopK (subgroups allowed)."""
+    ta, tb = H.topk_times(ma), H.topk_times(mb)
+    rule, default = H.topk_table(ma), _default("topk", H.TOPK_KEYS)
+    out = ([], [], [], [])
+    for key, t in sorted(tb.items()):
+        if key not in ta:
+            continue
+        best = min(t.values())
+        pick = H.choose_topk(rule, *key, True)
+        for v, c in zip(out, (key, min(ta[key], key=ta[key].get), pick, default)):
+            v.append(c if v is out[0] else (t[c] / best if c in t else math.nan))
+    return out
+
+
+def where(ma, mb):
+    """The same for where_nd cases."""
+    ta, tb = H.where_times(ma), H.where_times(mb)
+    rule, default = H.where_table(ma), _default("where_nd", H.WHERE_KEYS)
+    out = ([], [], [], [])
+    for key, t in sorted(tb.items()):
+        if key not in ta:
+            continue
+        best = min(t.values())
+        pick = H.choose_where(rule, *H.where_query(key[0], key[1]))
+        for v, c in zip(out, (key, min(ta[key], key=ta[key].get), pick, default)):
+            v.append(c if v is out[0] else (t[c] / best if c in t else math.nan))
+    return out
+
+
+def _line(label, v):
+    ok = [x for x in v if not math.isnan(x)]
+    missing = f" ({len(v) - len(ok)} not measured in the second run)" if len(ok) < len(v) else ""
+    return f"  {label:<26} {_geo(ok):.3f} / {max(ok):.3f}{missing}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("a")
+    ap.add_argument("b")
+    args = ap.parse_args()
+    docs = [json.loads(open(p).read()) for p in (args.a, args.b)]
+    for (name_a, da), (name_b, db) in (((args.a, docs[0]), (args.b, docs[1])), ((args.b, docs[1]), (args.a, docs[0]))):
+        for kernel, fn, unit in (("TopK", topk, "shapes"), ("where_nd", where, "cases")):
+            keys, floor, fitted, fixed = fn(da["measurements"], db["measurements"])
+            if not keys:
+                continue
+            print(f"{kernel}: fitted on {name_a}, timed in {name_b} ({len(keys)} {unit}): regret geomean / worst")
+            for label, v in (("fastest of the first run", floor), ("fitted rule", fitted), ("fixed default", fixed)):
+                print(_line(label, v))
+            worst = max(range(len(keys)), key=lambda i: floor[i])
+            print(f"  (the noise floor's worst: {keys[worst]})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
