@@ -333,9 +333,12 @@ async function postRun(doc) {
 // The quality report of GET /api/runs/{id}/report (server/report.py): columns shown, in order.
 const REPORT_COLS = [
   ["shape", "Shape"], ["configs", "Configs"], ["best_ms", "Best ms"], ["best", "Fastest configuration"],
-  ["pick_ms", "Our pick ms"], ["heldout_regret", "Held-out regret"], ["default_regret", "Default regret"],
-  ["stcore_ms", "st-core fallback ms"], ["stcore_regret", "st-core regret"],
+  ["pick_regret", "Pick regret"], ["heldout_pick", "Held-out pick"], ["heldout_regret", "Held-out regret"],
+  ["default_regret", "Default regret"], ["stcore_regret", "st-core regret"],
 ];
+
+// The worst held-out regret issue #6 aims for: rows over it are marked, the summary counts them.
+const WORST_TARGET = 1.25;
 
 const REPORT_WHERE_COLS = [
   ["case", "Case"], ["shape", "Shape"], ["dtype", "dtype"], ["configs", "Configs"], ["best_ms", "Best ms"],
@@ -354,17 +357,38 @@ function fillTable(table, cols, rows) {
   cols.forEach(([, t]) => htr.append(node("th", t)));
   head.append(htr);
   for (const row of rows) {
-    const tr = node("tr");
+    const tr = node("tr", "", row.heldout_regret > WORST_TARGET ? "over" : "");
+    if (tr.className) tr.title = `held-out regret over ${WORST_TARGET}`;
     cols.forEach(([k]) => tr.append(node("td", cellText(row[k]), typeof row[k] === "number" ? "num mono" : "mono")));
     body.append(tr);
   }
+}
+
+/** "; worst held out: 64x65536 k=8 (1.396), 1 of 44 over 1.25" for report rows. */
+function worstText(rows, label) {
+  const held = rows.filter((r) => typeof r.heldout_regret === "number");
+  if (!held.length) return "";
+  const worst = held.reduce((a, b) => (b.heldout_regret > a.heldout_regret ? b : a));
+  const over = held.filter((r) => r.heldout_regret > WORST_TARGET).length;
+  return ` Worst held out: ${label(worst)} (${worst.heldout_regret.toFixed(3)}); ${over} of ${held.length} over ` +
+    `${WORST_TARGET}${over ? " (marked)" : ""}.`;
+}
+
+/** A configuration as the report shows it: "2CE wg512 kl4 ch4096 sg", "direct wg128 vpt4". */
+function configText(p) {
+  if ("use_2ce" in p) {
+    return `${p.use_2ce ? "2CE" : "1CE"} wg${p.wg} kl${p.kl}${p.use_2ce ? ` ch${p.ch}` : ""}${p.sg ? " sg" : ""}` +
+      `${p.ls === false ? " no-ls" : ""}`;
+  }
+  if ("path" in p) return `${p.path} wg${p.wg} vpt${p.vpt}`;
+  return paramText(p);
 }
 
 function cellText(v) {
   if (v === null || v === undefined) return "–";
   if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(4);
   if (Array.isArray(v)) return v.join("×");
-  if (typeof v === "object") return paramText(v);
+  if (typeof v === "object") return configText(v);
   return String(v);
 }
 
@@ -389,7 +413,8 @@ async function showReport(runId, name = "") {
     drawRegretChart($("report-where-chart"), w.cases, WHERE_REGRET_SERIES, (c) => `${c.case} ${c.shape.join("×")}`);
     const wg = w.regret || {};
     $("report-where-summary").textContent = `Tuned picks: ${fmtRegret(wg.tuned_measured, "cases")}; held out (rule ` +
-      `fitted without that output shape): ${fmtRegret(wg.tuned_heldout, "cases")}; fixed default: ${fmtRegret(wg.fixed_default, "cases")}.`;
+      `fitted without that output shape): ${fmtRegret(wg.tuned_heldout, "cases")}; fixed default: ${fmtRegret(wg.fixed_default, "cases")}.` +
+      worstText(w.cases, (c) => `${c.case} ${c.shape.join("×")}`);
   }
   drawRegretChart($("report-chart"), rep.shapes);
   $("report-topk").hidden = !rep.shapes.length;
@@ -401,7 +426,8 @@ async function showReport(runId, name = "") {
   const speed = rep.speedup_vs_stcore ? `${rep.speedup_vs_stcore.toFixed(2)}x faster than st-core's fallback rule` : "st-core's fallback not measured";
   $("report-summary").textContent = `Regret = chosen time / fastest time (1.0 is perfect). Tuned picks: ${fmtRegret(g.tuned_measured)}; ` +
     `held out (rule fitted without that shape): ${fmtRegret(g.tuned_heldout)}; fixed default: ${fmtRegret(g.fixed_default)}; ` +
-    `st-core fallback: ${fmtRegret(g.stcore_fallback)}. Tuned picks are ${speed} (geomean).`;
+    `st-core fallback: ${fmtRegret(g.stcore_fallback)}. Tuned picks are ${speed} (geomean).` +
+    worstText(rep.shapes, (r) => r.shape);
   $("report").hidden = false;
 }
 

@@ -173,6 +173,15 @@ def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page
     page.wait_for_selector("#report-table tbody tr")
     assert "e2e tiny" in page.text_content("#report-run")
     assert page.locator("#report-where-table tbody tr").count() == 3
+    rep = httpx.get(f"{url}/api/runs/{run_id}/report").json()                # the page names the worst held-out
+    held = [s for s in rep["shapes"] if s["heldout_regret"] is not None]     # shape and marks those over 1.25
+    worst = max(held, key=lambda s: s["heldout_regret"])
+    for _ in range(40):
+        if "Worst held out" in page.text_content("#report-summary"):
+            break
+        time.sleep(0.25)
+    assert f"Worst held out: {worst['shape']} ({worst['heldout_regret']:.3f})" in page.text_content("#report-summary")
+    assert page.locator("#report-table tbody tr.over").count() == sum(s["heldout_regret"] > 1.25 for s in held)
 
     dbs = server_dbs(live_server, request, tmp_path_factory)
     assert dbs, "could not find the server's SQLite file"
