@@ -8,8 +8,8 @@ import math
 from spiraltorch.shaders import space
 from spiraltorch.space import stcore_fallback
 
-from .heuristics import (TOPK_KEYS, WHERE_KEYS, choose_topk, choose_where, topk_table, topk_times, where_query,
-                         where_table, where_times)
+from .heuristics import (TOPK_KEYS, WHERE_KEYS, WORST_TARGET, choose_topk, choose_where, topk_table, topk_times,
+                         where_query, where_table, where_times)
 
 
 MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
@@ -137,23 +137,39 @@ def format_report(r: dict) -> str:
     """The report as a plain-text table (the CLI prints it)."""
     def f(v, fmt="{:.3f}"):
         return "-" if v is None else fmt.format(v)
-    out = [f"{'shape':<22} {'configs':>7} {'best ms':>9} {'pick ms':>9} {'held-out':>9} {'default':>9} "
+    def over(v):
+        return "*" if v is not None and v > WORST_TARGET else " "
+    out = [f"{'shape':<22} {'configs':>7} {'best ms':>9} {'pick':>9} {'held-out':>9}  {'default':>9} "
            f"{'st-core':>9}"]
     for s in r["shapes"]:
         out.append(f"{s['shape']:<22} {s['configs']:>7} {f(s['best_ms'], '{:.4g}'):>9} {f(s['pick_regret']):>9} "
-                   f"{f(s['heldout_regret']):>9} {f(s['default_regret']):>9} {f(s['stcore_regret']):>9}")
-    out.append("(columns after 'best ms': regret = time / best time)")
+                   f"{f(s['heldout_regret']):>9}{over(s['heldout_regret'])} {f(s['default_regret']):>9} "
+                   f"{f(s['stcore_regret']):>9}")
+    out.append(f"(columns after 'best ms': regret = time / best time; * held-out regret over {WORST_TARGET})")
     for name, v in r["regret"].items():
         out.append(f"regret {name:<16} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} shapes")
+    out += _worst_line(r["shapes"], lambda s: s["shape"], "shapes")
     out.append(f"tuned picks vs st-core fallback: {f(r['speedup_vs_stcore'], '{:.2f}')}x faster (geomean)")
     w = r.get("where_nd")
     if w:
-        out += ["", f"{'where_nd case':<34} {'configs':>7} {'best ms':>9} {'pick':>9} {'held-out':>9} {'default':>9}"]
+        out += ["", f"{'where_nd case':<34} {'configs':>7} {'best ms':>9} {'pick':>9} {'held-out':>9}  {'default':>9}"]
         for c in w["cases"]:
             name = f"{c['case']} {'x'.join(map(str, c['shape']))} {c['dtype']}"
             out.append(f"{name:<34} {c['configs']:>7} {f(c['best_ms'], '{:.4g}'):>9} {f(c['pick_regret']):>9} "
-                       f"{f(c['heldout_regret']):>9} {f(c['default_regret']):>9}")
+                       f"{f(c['heldout_regret']):>9}{over(c['heldout_regret'])} {f(c['default_regret']):>9}")
         for name, v in w["regret"].items():
             out.append(f"where_nd regret {name:<16} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} "
                        "cases")
+        out += _worst_line(w["cases"], lambda c: f"{c['case']} {'x'.join(map(str, c['shape']))} {c['dtype']}",
+                           "cases")
     return "\n".join(out)
+
+
+def _worst_line(rows, name, unit) -> list[str]:
+    held = [x for x in rows if x["heldout_regret"] is not None]
+    if not held:
+        return []
+    worst = max(held, key=lambda x: x["heldout_regret"])
+    over = sum(x["heldout_regret"] > WORST_TARGET for x in held)
+    return [f"worst held out: {name(worst)} ({worst['heldout_regret']:.3f}); {over} of {len(held)} {unit} over "
+            f"{WORST_TARGET}"]

@@ -11,7 +11,7 @@ import pytest
 from conftest import _topk, make_run
 from spiraltorch_tuner.heuristics import (choose_topk, choose_where, fit_tree, topk_table, topk_times, walk,
                                           where_table)
-from spiraltorch_tuner.report import report
+from spiraltorch_tuner.report import format_report, report
 from spiraltorch_tuner.rustgen import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +113,13 @@ def test_h200_full_runs_held_out_regret_is_what_the_readme_says():
     for x, y in ((ta, tb), (tb, ta)):
         floor = [y[key][min(x[key], key=x[key].get)] / min(y[key].values()) for key in y]
         assert len(floor) == 44 and max(floor) <= 1.023
+
+
+def test_the_printed_report_names_and_marks_the_shapes_over_the_worst_case_target():
+    text = format_report(report(json.loads((ROOT / "bench/results/h200-2026-11-29-full-topk.json").read_text())))
+    assert "worst held out: 64x65536 k=8 (1.396); 1 of 44 shapes over 1.25" in text
+    marked = [line.split()[0:2] for line in text.splitlines() if "*" in line and "k=" in line]
+    assert marked == [["64x65536", "k=8"]]
 
 
 def test_h200_where_nd_run_held_out_regret_is_what_the_readme_says():
