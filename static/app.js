@@ -342,7 +342,7 @@ const WORST_TARGET = 1.25;
 
 const REPORT_WHERE_COLS = [
   ["case", "Case"], ["shape", "Shape"], ["dtype", "dtype"], ["configs", "Configs"], ["best_ms", "Best ms"],
-  ["best", "Fastest configuration"], ["pick", "Our pick"], ["pick_regret", "Pick regret"],
+  ["best", "Fastest configuration"], ["pick_regret", "Pick regret"], ["heldout_pick", "Held-out pick"],
   ["heldout_regret", "Held-out regret"], ["default_regret", "Default regret"],
 ];
 
