@@ -26,34 +26,33 @@ def _default(kernel: str, keys) -> tuple:
     return tuple(json.loads((ROOT / "shaders" / "space.json").read_text())[kernel]["default"][k] for k in keys)
 
 
-def topk(ma, mb):
-    """(shapes, floor, fitted, fixed) regrets of run A's picks timed in run B, TopK (subgroups allowed)."""
-    ta, tb = H.topk_times(ma), H.topk_times(mb)
-    rule, default = H.topk_table(ma), _default("topk", H.TOPK_KEYS)
+def _regrets(ta, tb, pick, default):
+    """(keys, floor, fitted, fixed): per key measured in both runs, the regret in run B of run A's fastest
+    configuration, of `pick(key)` and of `default`."""
     out = ([], [], [], [])
     for key, t in sorted(tb.items()):
         if key not in ta:
             continue
         best = min(t.values())
-        pick = H.choose_topk(rule, *key, True)
-        for v, c in zip(out, (key, min(ta[key], key=ta[key].get), pick, default)):
-            v.append(c if v is out[0] else (t[c] / best if c in t else math.nan))
+        out[0].append(key)
+        for v, c in zip(out[1:], (min(ta[key], key=ta[key].get), pick(key), default)):
+            v.append(t[c] / best if c in t else math.nan)
     return out
+
+
+def topk(ma, mb):
+    """TopK (subgroups allowed): run A's picks timed in run B."""
+    rule = H.topk_table(ma)
+    return _regrets(H.topk_times(ma), H.topk_times(mb), lambda key: H.choose_topk(rule, *key, True),
+                    _default("topk", H.TOPK_KEYS))
 
 
 def where(ma, mb):
     """The same for where_nd cases."""
-    ta, tb = H.where_times(ma), H.where_times(mb)
-    rule, default = H.where_table(ma), _default("where_nd", H.WHERE_KEYS)
-    out = ([], [], [], [])
-    for key, t in sorted(tb.items()):
-        if key not in ta:
-            continue
-        best = min(t.values())
-        pick = H.choose_where(rule, *H.where_query(key[0], key[1]))
-        for v, c in zip(out, (key, min(ta[key], key=ta[key].get), pick, default)):
-            v.append(c if v is out[0] else (t[c] / best if c in t else math.nan))
-    return out
+    rule = H.where_table(ma)
+    return _regrets(H.where_times(ma), H.where_times(mb),
+                    lambda key: H.choose_where(rule, *H.where_query(key[0], key[1])),
+                    _default("where_nd", H.WHERE_KEYS))
 
 
 def _line(label, v):
