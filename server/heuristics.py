@@ -336,6 +336,12 @@ def adapter_class(doc: dict | None) -> AdapterClass:
                         str(a.get("backend") or doc.get("source") or ""))
 
 
+def class_key(c: AdapterClass) -> str:
+    """A device class as one string: "vendor|architecture|subgroup_min-subgroup_max|backend" (the `device_class` of
+    GET /api/classes and /api/report)."""
+    return f"{c.vendor}|{c.architecture}|{c.subgroup_min}-{c.subgroup_max}|{c.backend}"
+
+
 def group_by_class(docs) -> dict:
     """{AdapterClass: [run documents, in the given order]}, classes in key order."""
     out: dict = {}

@@ -8,8 +8,8 @@ import math
 from spiraltorch.shaders import space
 from spiraltorch.space import stcore_fallback
 
-from .heuristics import (TOPK_KEYS, WHERE_KEYS, WORST_TARGET, choose_topk, choose_where, topk_table, topk_times,
-                         where_query, where_table, where_times)
+from .heuristics import (TOPK_KEYS, WHERE_KEYS, WORST_TARGET, adapter_class, choose_topk, choose_where, class_key,
+                         topk_table, topk_times, where_query, where_table, where_times)
 
 
 MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
@@ -119,18 +119,35 @@ def where_report(ms: list) -> dict | None:
                    "output shape; fixed_default: space.json where_nd.default"}
 
 
-def report_classes(records) -> dict:
+def report_classes(records, device_class: str | None = None) -> dict:
     """The report per device class on the merged measurements of the class's runs (the tables `?run=all` generates
     from): regrets, held-out regret and the fixed default's regret all on the merged times. `records`: stored runs
-    ({"run_id", "created_at", "run"}), oldest first."""
+    ({"run_id", "created_at", "run"}), oldest first; `device_class`: only that class (heuristics.class_key), none
+    when no run has it."""
     from .rustgen import merged_classes
     out = []
     for c, recs, ms in merged_classes(records):
+        if device_class is not None and class_key(c) != device_class:
+            continue
         r = report(recs[-1]["run"], ms)
-        r.update(run_id="all", runs=[x["run_id"] for x in recs], adapter_class=dict(vars(c)))
+        r.update(run_id="all", runs=[x["run_id"] for x in recs], adapter_class=dict(vars(c)),
+                 device_class=class_key(c))
         out.append(r)
     return {"classes": out, "doc": "one report per device class; each on the merge of its runs (heuristics.py: "
                                    "outlier rule, median of the remaining medians per configuration)"}
+
+
+def class_summaries(records) -> list[dict]:
+    """The device classes of stored runs, without fitting anything: per class its key, adapter class, runs (oldest
+    first) and number of measurements."""
+    out: dict = {}
+    for rec in records:
+        c = adapter_class(rec["run"])
+        e = out.setdefault(c, {"device_class": class_key(c), "adapter_class": dict(vars(c)), "runs": [],
+                               "n_measurements": 0})
+        e["runs"].append(rec["run_id"])
+        e["n_measurements"] += len(rec["run"].get("measurements") or [])
+    return [out[c] for c in sorted(out)]
 
 
 def format_report(r: dict) -> str:

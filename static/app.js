@@ -392,7 +392,8 @@ function cellText(v) {
   return String(v);
 }
 
-async function showReport(runId, name = "") {
+/** The quality report of a stored run (`runId`), or of one device class's merged runs (`deviceClass`), on the page. */
+async function showReport(runId, name = "", deviceClass = null) {
   $("report-run").textContent = name ? `· ${name}` : "";
   $("report-summary").textContent = "Fitting the rule once per held-out shape…";
   for (const id of ["report-chart", "report-where-chart"]) $(id).replaceChildren();
@@ -401,9 +402,12 @@ async function showReport(runId, name = "") {
   $("report-topk").hidden = false;
   $("report").hidden = false;
   let r;
-  try { r = await fetch(`/api/runs/${encodeURIComponent(runId)}/report`); } catch (_) { $("report-summary").textContent = "The report could not be fetched."; return; }
+  const url = deviceClass === null ? `/api/runs/${encodeURIComponent(runId)}/report`
+    : `/api/report?run=all&device_class=${encodeURIComponent(deviceClass)}`;
+  try { r = await fetch(url); } catch (_) { $("report-summary").textContent = "The report could not be fetched."; return; }
   if (!r.ok) { $("report-summary").textContent = `The report is not available (HTTP ${r.status}).`; return; }
-  const rep = await r.json().catch(() => null);
+  const body = await r.json().catch(() => null);
+  const rep = deviceClass === null ? body : body && body.classes && body.classes[0];
   if (!rep || !Array.isArray(rep.shapes)) return;
   fillTable($("report-table"), REPORT_COLS, rep.shapes);
   const w = rep.where_nd;
@@ -470,6 +474,43 @@ async function loadRuns() {
     dl.append(rep);
     tr.append(dl);
     body.append(tr);
+  }
+  loadClasses();
+}
+
+/** "NVIDIA · wgpu:Vulkan · subgroups 32" for an adapter class. */
+function classLabel(c) {
+  const sg = c.subgroup_max ? `subgroups ${c.subgroup_min === c.subgroup_max ? c.subgroup_max : `${c.subgroup_min}-${c.subgroup_max}`}`
+    : "subgroup sizes not reported";
+  return [c.vendor || "unknown vendor", c.architecture, c.backend, sg].filter(Boolean).join(" · ");
+}
+
+/** The device classes of the stored runs: each with a report of its runs merged, beside the merged download. */
+async function loadClasses() {
+  let classes;
+  try {
+    const r = await fetch("/api/classes");
+    if (!r.ok) throw new Error(String(r.status));
+    classes = await r.json();
+  } catch (_) {
+    $("classes").hidden = true;
+    return;
+  }
+  const list = $("classes-list");
+  list.replaceChildren();
+  $("classes").hidden = !classes.length;
+  for (const c of classes) {
+    const li = node("li");
+    const label = classLabel(c.adapter_class);
+    li.append(node("span", label), node("span", ` · ${c.runs.length} run${c.runs.length === 1 ? "" : "s"}, ` +
+      `${c.n_measurements} measurements · `, "muted"));
+    const a = link(`/api/report?run=all&device_class=${encodeURIComponent(c.device_class)}`, "report");
+    a.addEventListener("click", (ev) => {      // the class's runs merged, judged like one run
+      ev.preventDefault();
+      showReport(null, `all runs of ${label}, merged`, c.device_class).then(() => $("report").scrollIntoView({ block: "start" }));
+    });
+    li.append(a);
+    list.append(li);
   }
 }
 

@@ -158,6 +158,27 @@ def test_download_all_and_the_merged_report_over_http(tmp_path, make_app):
     assert shape["best_ms"] == pytest.approx(0.625)
 
 
+def test_device_classes_are_listed_and_reported_one_at_a_time_over_http(tmp_path, make_app):
+    records = two_classes()
+    with TestClient(make_app(tmp_path)) as c:
+        assert c.get("/api/classes").json() == []
+        for r in records:
+            assert c.post("/api/runs", json=r["run"]).status_code == 201
+        classes = c.get("/api/classes").json()
+        assert [x["adapter_class"]["vendor"] for x in classes] == ["google", "nvidia"]
+        assert [x["runs"] for x in classes] == [[records[0]["run_id"], records[2]["run_id"]], [records[1]["run_id"]]]
+        assert classes[1]["n_measurements"] == len(records[1]["run"]["measurements"])
+        every = c.get("/api/report?run=all").json()["classes"]
+        for cls, whole in zip(classes, every):
+            one = c.get("/api/report", params={"device_class": cls["device_class"]}).json()["classes"]
+            assert len(one) == 1 and one[0]["device_class"] == cls["device_class"]
+            assert one[0]["regret"] == whole["regret"] and one[0]["runs"] == cls["runs"]
+        r = c.get("/api/report", params={"device_class": "amd|rdna3|32-64|wgpu:Vulkan"})
+    assert r.status_code == 404
+    detail = r.json()["detail"]
+    assert "amd|rdna3|32-64|wgpu:Vulkan" in detail and classes[0]["device_class"] in detail
+
+
 @needs_rustc
 def test_hostile_adapter_strings_stay_inside_literals_and_comments_of_the_merged_file(tmp_path):
     records = two_classes()

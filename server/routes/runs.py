@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from spiraltorch.shaders import space as load_space
 
 from ..models import Run, RunCreated
-from ..report import report, report_classes
+from ..report import class_summaries, report, report_classes
 from ..rustgen import generate, generate_merged
 from ..settings import Settings
 from ..store import Conflict, Store
@@ -72,9 +72,24 @@ def get_report(run_id: str, store: StoreDep):
 
 
 @router.get("/api/report")
-def get_merged_report(store: StoreDep, run: Literal["all"] = "all"):
+def get_merged_report(store: StoreDep, run: Literal["all"] = "all",
+                      device_class: str | None = Query(None, max_length=1000,
+                                                       description="one class only, as GET /api/classes names it")):
     """The quality report per device class on every stored run, merged per class (what `?run=all` generates)."""
-    return report_classes(store.all_runs())
+    records = store.all_runs()
+    out = report_classes(records, device_class)
+    if device_class is not None and not out["classes"]:
+        known = [c["device_class"] for c in class_summaries(records)]
+        raise HTTPException(404, f"no stored run of device class {json.dumps(device_class)}; the stored classes "
+                                 f"(GET /api/classes): {json.dumps(known)}")
+    return out
+
+
+@router.get("/api/classes")
+def get_classes(store: StoreDep):
+    """The device classes of the stored runs (vendor, architecture, subgroup sizes, backend): per class its key (for
+    /api/report?device_class=), its runs, oldest first, and how many measurements they hold."""
+    return class_summaries(store.all_runs())
 
 
 def _rust(text: str) -> Response:
