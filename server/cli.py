@@ -111,8 +111,15 @@ def _heuristics_and_report(args, run_id) -> int:
 
 
 def cmd_heuristics(args) -> int:
-    from .rustgen import generate
+    from .rustgen import generate, generate_merged
     store = _store(args)
+    if args.run == "all":
+        records = store.all_runs()
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(generate_merged(records, args.flavour))
+        print(f"wrote {args.output} ({args.flavour} flavour) from {len(records)} runs merged per device class",
+              file=sys.stderr)
+        return 0 if records else 1
     run_id = store.latest_run_id() if args.run == "latest" else args.run
     if args.run and run_id is None:
         print("no run stored yet", file=sys.stderr)
@@ -138,8 +145,25 @@ def cmd_runs(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import format_report, report
+    from .report import format_report, report, report_classes
     store = _store(args)
+    if args.run == "all":
+        classes = report_classes(store.all_runs(), args.device_class)["classes"]
+        if not classes:
+            print("no stored run" + (f" of device class {args.device_class!r}" if args.device_class else ""),
+                  file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(classes, indent=2))
+            return 0
+        for i, r in enumerate(classes):
+            n = len(r["runs"])
+            print(("\n" if i else "") + f"device class {r['device_class']}: {n} run{'s' if n != 1 else ''} merged")
+            print(format_report(r))
+        return 0
+    if args.device_class:
+        print("--device-class needs --run all", file=sys.stderr)
+        return 2
     run_id = store.latest_run_id() if args.run == "latest" else args.run
     rec = store.get_run(run_id) if run_id else None
     if rec is None:
@@ -170,7 +194,7 @@ def main(argv=None) -> int:
     t.set_defaults(fn=cmd_tune)
     for name, fn, hlp in (("heuristics", cmd_heuristics, "write wgpu_heuristics.rs from a stored run"),):
         h = sub.add_parser(name, help=hlp)
-        h.add_argument("--run", help="a run id or 'latest'; none: the stub")
+        h.add_argument("--run", help="a run id, 'latest' or 'all' (every run, merged per device class); none: the stub")
         h.set_defaults(fn=fn)
     for sp in (t, sub.choices["heuristics"]):
         sp.add_argument("--db")
@@ -183,7 +207,9 @@ def main(argv=None) -> int:
     r.set_defaults(fn=cmd_runs)
     q = sub.add_parser("report", help="quality of the picks of a run (regret, st-core baseline)")
     q.add_argument("--db")
-    q.add_argument("--run", default="latest")
+    q.add_argument("--run", default="latest", help="a run id, 'latest' or 'all' (a report per device class, its runs "
+                   "merged)")
+    q.add_argument("--device-class", help="with --run all: only this class (keys: GET /api/classes)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=cmd_report)
     args = p.parse_args(argv)

@@ -52,3 +52,33 @@ def test_tune_on_wgpu_stores_the_run_and_writes_compiling_rust(tmp_path):
 def test_tune_on_an_unavailable_backend_says_why(tmp_path):
     r = cli("tune", "--backend", "mps", "--db", str(tmp_path / "x.sqlite3"))
     assert r.returncode == 2 and "mps" in r.stderr and "macOS" in r.stderr
+
+
+def test_report_and_heuristics_of_every_run_merged_per_device_class(tmp_path, monkeypatch):
+    from test_heuristics_classes import two_classes
+
+    from spiraltorch_tuner.settings import Settings
+    from spiraltorch_tuner.store import open_store
+    monkeypatch.delenv("SPIRALTORCH_DATABASE_URL", raising=False)
+    db = tmp_path / "team.sqlite3"
+    store = open_store(Settings.from_env(db_path=str(db)))
+    records = two_classes()
+    for r in records:
+        store.put_run(r["run"])
+    r = cli("report", "--db", str(db), "--run", "all")
+    assert r.returncode == 0, r.stderr
+    heads = [line for line in r.stdout.splitlines() if line.startswith("device class ")]
+    from spiraltorch_tuner.heuristics import adapter_class, class_key
+    keys = [class_key(adapter_class(r["run"])) for r in records]       # google, nvidia, google
+    assert keys[0] == keys[2] != keys[1] and keys[0] < keys[1]
+    assert heads == [f"device class {keys[0]}: 2 runs merged", f"device class {keys[1]}: 1 run merged"]
+    key = heads[1].removeprefix("device class ").split(":")[0]
+    one = json.loads(cli("report", "--db", str(db), "--run", "all", "--device-class", key, "--json").stdout)
+    assert [c["device_class"] for c in one] == [key] and one[0]["runs"] == [records[1]["run_id"]]
+    missing = cli("report", "--db", str(db), "--run", "all", "--device-class", "amd|rdna3|32-64|x")
+    assert missing.returncode == 1 and "amd|rdna3|32-64|x" in missing.stderr
+    assert cli("report", "--db", str(db), "--device-class", key).returncode == 2
+    out = tmp_path / "merged.rs"
+    h = cli("heuristics", "--db", str(db), "--run", "all", "-o", str(out))
+    assert h.returncode == 0 and "from 3 runs merged per device class" in h.stderr
+    assert "Merged: 3 runs in 2 device classes" in out.read_text()
