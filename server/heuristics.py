@@ -14,7 +14,8 @@ where_nd. The same kind of tree over (contiguous, lg numel, ndim) of the measure
 contiguous, neg_stride and broadcast are not), each case weighed once per dtype; its leaves hold (path, wg, vpt).
 
 Device classes. Runs are grouped by adapter class: (vendor, architecture, smallest and largest subgroup size,
-backend; the backend is the adapter's, else the run's source). Several runs of one class are merged into one
+backend; the architecture is the adapter's device name where it reports none, as wgpu-native does, so two GPUs of
+one vendor stay apart; the backend is the adapter's, else the run's source). Several runs of one class are merged into one
 measurement per configuration before the rules above: a measurement is dropped when its spread is over
 OUTLIER_SPREAD (0.5: a noisy timing) or when its timer differs from the class's majority timer for that kernel
 (times of different clocks do not compare; a kernel's configurations are only compared with each other, and the
@@ -332,7 +333,8 @@ def adapter_class(doc: dict | None) -> AdapterClass:
     doc = doc or {}
     a = doc.get("adapter") or {}
     sizes = [int(x) for x in doc.get("subgroup_sizes") or []] or [0]
-    return AdapterClass(str(a.get("vendor", "")), str(a.get("architecture", "")), min(sizes), max(sizes),
+    arch = a.get("architecture") or a.get("device") or ""
+    return AdapterClass(str(a.get("vendor", "")), str(arch), min(sizes), max(sizes),
                         str(a.get("backend") or doc.get("source") or ""))
 
 

@@ -171,8 +171,10 @@ fn legalize(c: TopKChoice, cols: u32, k: u32, grid: &[u32]) -> TopKChoice {
     }
 }
 
-/// A device class: the key tuning runs are grouped by. Build one from your adapter's info (`wgpu::AdapterInfo`
-/// vendor and architecture strings, the subgroup size range, the backend) and pass it to the `_for` choosers.
+/// A device class: the key tuning runs are grouped by. Build one from your adapter's info as the tuning run saw it
+/// (vendor and architecture strings, where the architecture is the device name, `wgpu::AdapterInfo::name`, for
+/// adapters that report no architecture; the subgroup size range; the backend), or take it from `ADAPTER_KEYS`,
+/// and pass it to the `_for` choosers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdapterKey<'a> {
     pub vendor: &'a str,

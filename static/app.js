@@ -501,6 +501,7 @@ async function loadClasses() {
   $("classes").hidden = !classes.length;
   for (const c of classes) {
     const li = node("li");
+    li.dataset.deviceClass = c.device_class;
     const label = classLabel(c.adapter_class);
     li.append(node("span", label), node("span", ` · ${c.runs.length} run${c.runs.length === 1 ? "" : "s"}, ` +
       `${c.n_measurements} measurements · `, "muted"));

@@ -33,6 +33,19 @@ def test_runs_are_grouped_by_vendor_architecture_subgroup_sizes_and_backend():
     assert [len(v) for v in groups.values()] == [2, 1, 1] and list(groups) == sorted(groups)
 
 
+def test_adapters_that_report_no_architecture_are_told_apart_by_their_device_name():
+    """wgpu-native (wgpu-py, native runs) reports an empty architecture: an H100 and an H200 under Vulkan must not
+    merge into one class."""
+    native = [make_run(adapter={"vendor": "NVIDIA", "architecture": "", "device": f"NVIDIA {d}",
+                                "description": "580.159.04", "backend": "wgpu:Vulkan"}, source="native",
+                       subgroup_sizes=[0, 0])
+              for d in ("H100 80GB HBM3", "H200", "H200")]
+    groups = group_by_class(native)
+    assert list(groups) == [AdapterClass("NVIDIA", "NVIDIA H100 80GB HBM3", 0, 0, "wgpu:Vulkan"),
+                            AdapterClass("NVIDIA", "NVIDIA H200", 0, 0, "wgpu:Vulkan")]
+    assert [len(v) for v in groups.values()] == [1, 2]
+
+
 def test_merge_takes_the_median_of_medians_and_drops_noisy_and_foreign_timer_measurements():
     def run(ms, spread=0.1, timer="timestamp"):
         m = _topk(4, 1024, 8, ms)
