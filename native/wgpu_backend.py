@@ -60,6 +60,7 @@ class WgpuBackend:
         self._error = None
         self._pipelines: dict = {}
         self._layouts: dict = {}
+        self.subgroup_sizes: list[int] = []
 
     # -- adapter and device -------------------------------------------------------------------------------
     def _ensure(self):
@@ -92,7 +93,35 @@ class WgpuBackend:
             self._device = adapter.request_device_sync(required_features=feats, required_limits=limits)
             self.features = {"timestamp-query" if f == "timestamp-query" else "subgroups" for f in feats}
             self.limits = {camel: limits[dash] for camel, dash in _LIMITS.items() if dash in limits}
+            self.subgroup_sizes = self._probe_subgroup_sizes() if "subgroups" in self.features else []
             return self._device
+
+    def _probe_subgroup_sizes(self) -> list[int]:
+        """[smallest, largest] subgroup size seen by shaders/subgroup_probe.wgsl at workgroup sizes 32..1024 (wgpu-py
+        reports no subgroup sizes: its adapter info holds the WebGPU spec's defaults, 4 and 128); [] if it fails."""
+        wgpu, dev = self._wgpu, self._device
+        try:
+            module = dev.create_shader_module(code=shaders.read("subgroup_probe.wgsl"))
+            buf = dev.create_buffer_with_data(data=np.array([0xFFFFFFFF, 0], dtype=np.uint32),
+                                              usage=wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC)
+            enc = dev.create_command_encoder()
+            cap = self.limits.get("maxComputeInvocationsPerWorkgroup", 256)
+            for wg in (w for w in (32, 64, 256, 1024) if w <= cap):
+                pipe = dev.create_compute_pipeline(layout="auto", compute={
+                    "module": module, "entry_point": "probe", "constants": {"WG": wg}})
+                bg = dev.create_bind_group(layout=pipe.get_bind_group_layout(0),
+                                           entries=[{"binding": 0, "resource": {"buffer": buf}}])
+                cp = enc.begin_compute_pass()
+                cp.set_pipeline(pipe)
+                cp.set_bind_group(0, bg)
+                cp.dispatch_workgroups(2, 1, 1)
+                cp.end()
+            dev.queue.submit([enc.finish()])
+            lo, hi = (int(v) for v in np.frombuffer(dev.queue.read_buffer(buf), dtype=np.uint32))
+            buf.destroy()
+        except Exception:  # a driver without the builtin: the run then names no subgroup sizes, as before
+            return []
+        return [lo, hi] if 0 < lo <= hi else []
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -108,8 +137,7 @@ class WgpuBackend:
                 "device": ai.get("device", ""), "description": ai.get("description", ""),
                 "backend": ai.get("backend_type", ""), "adapter_type": ai.get("adapter_type", ""),
                 "features": sorted(self.features), "limits": self.limits,
-                "subgroup_sizes": [ai.get("subgroup_min_size", 0), ai.get("subgroup_max_size", 0)]
-                if "subgroups" in self.features else [],
+                "subgroup_sizes": list(self.subgroup_sizes),
                 "timer": "timestamp" if "timestamp-query" in self.features else "wall"}
 
     # -- pipelines ----------------------------------------------------------------------------------------

@@ -194,6 +194,23 @@ def test_backends_report_reasons_and_auto_order():
 
 
 @pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
+def test_wgpu_measures_its_subgroup_sizes_and_a_native_run_records_them():
+    """wgpu-py reports no subgroup sizes (its adapter info holds the spec's defaults, 4 and 128), so the backend
+    measures them with shaders/subgroup_probe.wgsl; they then key the run's device class."""
+    from spiraltorch.tuner import tune
+    from spiraltorch.wgpu_backend import WgpuBackend
+    info = st.backend_for("wgpu").info()
+    if "subgroups" not in info["features"]:
+        pytest.skip("this adapter has no subgroups")
+    lo, hi = info["subgroup_sizes"]
+    assert 4 <= lo <= hi <= 128 and lo & (lo - 1) == 0 and hi & (hi - 1) == 0, (lo, hi)
+    assert WgpuBackend().info()["subgroup_sizes"] == [lo, hi]          # a fresh device measures the same
+    doc = tune("wgpu", "custom", {"seed": 1, "repeats": 1, "warmups": 0, "topk": {
+        "shapes": [[1, 1024, 8]], "params": {"use_2ce": [False], "wg": [64], "kl": [4], "ch": [0], "sg": [True]}}})
+    assert doc["subgroup_sizes"] == [lo, hi] and doc["measurements"][0]["ok"]
+
+
+@pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
 def test_wgpu_rejects_illegal_params_with_reason():
     x = gen.floats(1, (2, 4096))
     with pytest.raises(st.ParamsError, match="ch"):
