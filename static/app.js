@@ -364,7 +364,7 @@ function fillTable(table, cols, rows) {
   }
 }
 
-/** "; worst held out: 64x65536 k=8 (1.396), 1 of 44 over 1.25" for report rows. */
+/** " Worst held out: 64x65536 k=8 (1.396); 1 of 44 over 1.25 (marked)." for report rows. */
 function worstText(rows, label) {
   const held = rows.filter((r) => typeof r.heldout_regret === "number");
   if (!held.length) return "";
@@ -478,7 +478,7 @@ async function loadRuns() {
   loadClasses();
 }
 
-/** "NVIDIA · wgpu:Vulkan · subgroups 32" for an adapter class. */
+/** "NVIDIA · NVIDIA H200 · wgpu:Vulkan · subgroups 32" for an adapter class. */
 function classLabel(c) {
   const sg = c.subgroup_max ? `subgroups ${c.subgroup_min === c.subgroup_max ? c.subgroup_max : `${c.subgroup_min}-${c.subgroup_max}`}`
     : "subgroup sizes not reported";
