@@ -1,0 +1,66 @@
+"""WGSL direct where_nd kernel times (GPU timestamps, inputs resident, as bench/bench_gpu.py times them) over
+wg x vpt, per case, on 2^26 float32, as a fraction of the device copy (CUDA, so CuPy is needed).
+Every result is checked against np.where before its time counts.
+
+    python3 bench/where_kernel_grid.py --out where-kernel-grid.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from _checkout import ensure_spiraltorch
+
+ensure_spiraltorch()
+
+import bench_gpu as B  # noqa: E402
+from spiraltorch import cases  # noqa: E402
+from spiraltorch.cuda import CudaBackend  # noqa: E402
+from spiraltorch.wgpu_backend import WgpuBackend  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--warmups", type=int, default=5)
+    args = ap.parse_args()
+    cb, wb = CudaBackend(), WgpuBackend()
+    numel = int(np.prod(B.WHERE_SHAPE))
+    copy = cb.time_copy(numel * 4, repeats=args.repeats, warmups=args.warmups)
+    gbs = 2 * numel * 4 / (copy.median_ms * 1e-3) / 1e9
+    print(f"device copy of 2^26 float32: {copy.median_ms * 1e3:.1f} us = {gbs:.0f} GB/s", flush=True)
+    out = {"device": wb.info().get("device"), "copy_gbs": gbs, "rows": []}
+    params = space_grid(wb)
+    for case in cases.WHERE_CASES:
+        c, x, y = cases.where_inputs(case, B.WHERE_SHAPE, "float32", seed=1)
+        ref = np.where(c, x, y)
+        nbytes = c.size * c.itemsize + x.size * 4 + y.size * 4 + numel * 4
+        for p in params:
+            t, res = B.wgsl_where_kernel_time(wb, c, x, y, p, args.repeats, args.warmups)
+            if not B.same_bits(res, ref):
+                print(f"{case:<11} {p}: WRONG RESULT", flush=True)
+                continue
+            frac = nbytes / (t.median_ms * 1e-3) / 1e9 / gbs
+            out["rows"].append({"case": case, **p, "us": t.median_ms * 1e3, "of_copy": frac})
+            print(f"{case:<11} wg {p['wg']:<5} vpt {p['vpt']}: {t.median_ms * 1e3:7.1f} us  {frac:.2f} of copy",
+                  flush=True)
+    for case in cases.WHERE_CASES:
+        best = max((r for r in out["rows"] if r["case"] == case), key=lambda r: r["of_copy"])
+        print(f"best {case}: wg {best['wg']} vpt {best['vpt']}, {best['us']:.1f} us, {best['of_copy']:.2f} of copy")
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+    return 0
+
+
+def space_grid(wb) -> list[dict]:
+    """wg 64..1024 (as far as the adapter allows) x vpt 1..8: the full preset's direct-path grid and wg 1024."""
+    cap = wb.info()["limits"].get("maxComputeInvocationsPerWorkgroup", 256)
+    return [{"path": "direct", "wg": wg, "vpt": vpt} for wg in (64, 128, 256, 512, 1024) if wg <= cap
+            for vpt in (1, 2, 4, 8)]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
