@@ -2,7 +2,7 @@
 run posts), to store with `spiraltorch-tuner` and turn into wgpu_heuristics.rs and a quality report:
 
     python3 bench/tune_gpu.py --out run.json            # on the GPU machine
-    curl -X POST localhost:8000/api/runs -H 'content-type: application/json' --data-binary @run.json
+    .venv/bin/spiraltorch-tuner import run.json         # into the database (or POST it to /api/runs)
 
 The space: the "full" preset of shaders/space.json (a grid of 44 TopK shapes, the benchmark's included, about 1,300
 configurations; 142 s on an H100, 91-131 s on an H200), or --preset dense (a 4x lattice of 160 TopK shapes, about

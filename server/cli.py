@@ -144,6 +144,37 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    """Store run documents (bench/tune_gpu.py output, a browser run's JSON) as POST /api/runs would: validated by the
+    same model, idempotent on run_id, a different body under a stored id refused."""
+    from pydantic import ValidationError
+
+    from .models import Run
+    from .store import Conflict
+    store, limit = _store(args), Settings.from_env(db_path=args.db).max_measurements
+    failed = 0
+    for path in args.files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                run = Run.model_validate(json.load(f))
+            if len(run.measurements) > limit:
+                raise ValueError(f"a run may hold at most {limit} measurements; this one has {len(run.measurements)}")
+            created, _ = store.put_run(run.model_dump(mode="json", exclude_unset=True))
+        except (OSError, ValueError, Conflict) as e:     # ValueError: bad JSON, a ValidationError, too many
+            failed += 1
+            if isinstance(e, ValidationError):
+                why = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:5])
+            elif isinstance(e, json.JSONDecodeError):
+                why = f"not a JSON document ({e})"
+            else:
+                why = str(e).splitlines()[0] + ("; give this one a new run_id" if isinstance(e, Conflict) else "")
+            print(f"{path}: not imported: {why}", file=sys.stderr)
+            continue
+        print(f"{path}: run {run.run_id} {'stored' if created else 'already stored'} "
+              f"({len(run.measurements)} measurements)", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_report(args) -> int:
     from .report import format_report, report, report_classes
     store = _store(args)
@@ -205,6 +236,10 @@ def main(argv=None) -> int:
     r.add_argument("--db")
     r.add_argument("--limit", type=int, default=50)
     r.set_defaults(fn=cmd_runs)
+    i = sub.add_parser("import", help="store run documents (JSON files) as POST /api/runs would")
+    i.add_argument("files", nargs="+", metavar="FILE")
+    i.add_argument("--db")
+    i.set_defaults(fn=cmd_import)
     q = sub.add_parser("report", help="quality of the picks of a run (regret, st-core baseline)")
     q.add_argument("--db")
     q.add_argument("--run", default="latest", help="a run id, 'latest' or 'all' (a report per device class, its runs "

@@ -82,3 +82,27 @@ def test_report_and_heuristics_of_every_run_merged_per_device_class(tmp_path, mo
     h = cli("heuristics", "--db", str(db), "--run", "all", "-o", str(out))
     assert h.returncode == 0 and "from 3 runs merged per device class" in h.stderr
     assert "Merged: 3 runs in 2 device classes" in out.read_text()
+
+
+def test_import_stores_run_files_like_the_api_and_says_what_it_refused(tmp_path):
+    from pathlib import Path
+    results = Path(__file__).resolve().parents[1] / "bench" / "results"
+    good = results / "h200-2026-11-29-full-topk.json"
+    doc = json.loads(good.read_text())
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps({**doc, "label": "edited"}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"run_id": "x", "measurements": []}))
+    db = str(tmp_path / "team.sqlite3")
+    r = cli("import", "--db", db, str(good), str(good), str(changed), str(bad),
+            str(results / "h200-2026-11-29-bench.txt"))
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert lines[0].endswith(f"run {doc['run_id']} stored (1315 measurements)")
+    assert lines[1].endswith(f"run {doc['run_id']} already stored (1315 measurements)")
+    assert "already stored with a different body; give this one a new run_id" in lines[2]
+    assert "run_id: String should match pattern" in lines[3]
+    assert "not a JSON document" in lines[4]
+    listed = cli("runs", "--db", db).stdout.splitlines()
+    assert len(listed) == 1 and listed[0].startswith(doc["run_id"]) and "edited" not in listed[0]
+    assert cli("import", "--db", db, str(good)).returncode == 0
