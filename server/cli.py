@@ -145,8 +145,9 @@ def cmd_runs(args) -> int:
 
 
 def cmd_import(args) -> int:
-    """Store run documents (bench/tune_gpu.py output, a browser run's JSON) as POST /api/runs would: validated by the
-    same model, idempotent on run_id, a different body under a stored id refused."""
+    """Store run documents (bench/tune_gpu.py output, a browser run's JSON, or GET /api/runs/{id} of another server)
+    as POST /api/runs would: validated by the same model, idempotent on run_id, a different body under a stored id
+    refused."""
     from pydantic import ValidationError
 
     from .models import Run
@@ -156,7 +157,10 @@ def cmd_import(args) -> int:
     for path in args.files:
         try:
             with open(path, encoding="utf-8") as f:
-                run = Run.model_validate(json.load(f))
+                doc = json.load(f)
+            if isinstance(doc, dict) and isinstance(doc.get("run"), dict) and "created_at" in doc:
+                doc = doc["run"]          # GET /api/runs/{id} (the page's "json" link) wraps the run document
+            run = Run.model_validate(doc)
             if len(run.measurements) > limit:
                 raise ValueError(f"a run may hold at most {limit} measurements; this one has {len(run.measurements)}")
             created, _ = store.put_run(run.model_dump(mode="json", exclude_unset=True))

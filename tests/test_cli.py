@@ -106,3 +106,8 @@ def test_import_stores_run_files_like_the_api_and_says_what_it_refused(tmp_path)
     listed = cli("runs", "--db", db).stdout.splitlines()
     assert len(listed) == 1 and listed[0].startswith(doc["run_id"]) and "edited" not in listed[0]
     assert cli("import", "--db", db, str(good)).returncode == 0
+    wrapped = tmp_path / "from-another-server.json"        # GET /api/runs/{id}: {"run_id", "created_at", "run"}
+    other = {**doc, "run_id": "another-server-run"}
+    wrapped.write_text(json.dumps({"run_id": other["run_id"], "created_at": "2026-11-29T00:00:00+00:00", "run": other}))
+    r = cli("import", "--db", db, str(wrapped))
+    assert r.returncode == 0 and "run another-server-run stored" in r.stderr
