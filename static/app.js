@@ -436,14 +436,20 @@ async function showReport(runId, name = "", deviceClass = null) {
 }
 
 // -- stored runs ----------------------------------------------------------------------------------------------
+/** The JSON body of a GET, or null when the server cannot be reached or does not answer 2xx. */
+async function getJson(url) {
+  try {
+    const r = await fetch(url);
+    return r.ok ? await r.json() : null;
+  } catch (_) {
+    return null;
+  }
+}
+
 async function loadRuns() {
   const body = $("runs").tBodies[0];
-  let runs;
-  try {
-    const r = await fetch("/api/runs?limit=50");
-    if (!r.ok) throw new Error(String(r.status));
-    runs = await r.json();
-  } catch (_) {
+  const runs = await getJson("/api/runs?limit=50");
+  if (!runs) {
     $("runs-empty").hidden = false;
     $("runs-empty").textContent = "Stored runs are not available from this server.";
     return;
@@ -487,12 +493,8 @@ function classLabel(c) {
 
 /** The device classes of the stored runs: each with a report of its runs merged, beside the merged download. */
 async function loadClasses() {
-  let classes;
-  try {
-    const r = await fetch("/api/classes");
-    if (!r.ok) throw new Error(String(r.status));
-    classes = await r.json();
-  } catch (_) {
+  const classes = await getJson("/api/classes");
+  if (!classes) {
     $("classes").hidden = true;
     return;
   }
