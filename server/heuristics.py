@@ -15,8 +15,8 @@ contiguous, neg_stride and broadcast are not), each case weighed once per dtype;
 
 Device classes. Runs are grouped by adapter class: (vendor, architecture, smallest and largest subgroup size,
 backend; the architecture is the adapter's device name where it reports none, as wgpu-native does, so two GPUs of
-one vendor stay apart; the backend is the adapter's, else the run's source). Several runs of one class are merged into one
-measurement per configuration before the rules above: a measurement is dropped when its spread is over
+one vendor stay apart; the backend is the adapter's, else the run's source). Several runs of one class are merged
+into one measurement per configuration before the rules above: a measurement is dropped when its spread is over
 OUTLIER_SPREAD (0.5: a noisy timing) or when its timer differs from the class's majority timer for that kernel
 (times of different clocks do not compare; a kernel's configurations are only compared with each other, and the
 browser times where_nd with a wall clock even where TopK has timestamps); each configuration then gets the median
@@ -124,9 +124,19 @@ WORST_TARGET = 1.25
 WORST_WEIGHT = 4.0
 
 
-def _cost(v: float | None, best: float, worst: float) -> float:
-    r = math.log((v if v is not None else worst) / best)
-    return r + WORST_WEIGHT * max(0.0, r - math.log(WORST_TARGET))
+def _fit(times: dict, keys: list, cands: list, x, order, as_run=lambda c, key: c) -> tuple:
+    """The tree over items `keys` (features `x`, split `order`) of `times` ({item: {configuration: ms}}), leaves
+    holding configurations of `cands`; `as_run(c, item)`: configuration c as it runs on the item (the cost above)."""
+    import numpy as np
+    cost = np.empty((len(cands), len(keys)))
+    for j, key in enumerate(keys):
+        t = times[key]
+        best, worst = min(t.values()), max(t.values())
+        for i, c in enumerate(cands):
+            v = t.get(as_run(c, key))
+            r = math.log((v if v is not None else worst) / best)
+            cost[i, j] = r + WORST_WEIGHT * max(0.0, r - math.log(WORST_TARGET))
+    return _map_leaves(grow_tree(x, cost, order), cands)
 
 
 def grow_tree(x, cost, order) -> tuple:
@@ -167,11 +177,11 @@ def _map_leaves(node, cands):
     return ("split", node[1], node[2], _map_leaves(node[3], cands), _map_leaves(node[4], cands))
 
 
-def grid_configs(shapes: dict, allowed=lambda c: True) -> list:
+def grid_configs(shapes: dict) -> list:
     """The TopK configurations a leaf may pick (MIN_SHARE rule; when none qualifies, as in a run of scattered
     configurations, those with the largest share), sorted."""
     keys = sorted(shapes)
-    seen = Counter(c for key in keys for c in shapes[key] if allowed(c))
+    seen = Counter(c for key in keys for c in shapes[key])
     return _best_shares({c: n / sum(legalize(c, key[1], key[2], None) == c for key in keys)
                          for c, n in seen.items()})
 
@@ -194,7 +204,6 @@ def fit_tree(shapes: dict, allowed, grid: tuple | None = None) -> tuple | None:
     one. `grid`: the chunk sizes picks are made legal with (default: those of the candidates). Nodes: ("leaf",
     configuration) or ("split", feature index into FEATURES, threshold, left, right), where left holds the shapes
     with lg(feature) <= threshold."""
-    import numpy as np
     sub = {key: {c: v for c, v in t.items() if allowed(c)} for key, t in shapes.items()}
     sub = {key: t for key, t in sub.items() if t}
     if not sub:
@@ -202,14 +211,8 @@ def fit_tree(shapes: dict, allowed, grid: tuple | None = None) -> tuple | None:
     keys = sorted(sub)
     cands = grid_configs(sub)
     grid = ch_grid(cands) if grid is None else grid
-    cost = np.empty((len(cands), len(keys)))
-    for j, key in enumerate(keys):
-        t = sub[key]
-        best, worst = min(t.values()), max(t.values())
-        for i, c in enumerate(cands):
-            cost[i, j] = _cost(t.get(legalize(c, key[1], key[2], grid)), best, worst)
-    x = [[lg(v) for v in key] for key in keys]
-    return _map_leaves(grow_tree(x, cost, SPLIT_ORDER), cands)
+    return _fit(sub, keys, cands, [[lg(v) for v in key] for key in keys], SPLIT_ORDER,
+                lambda c, key: legalize(c, key[1], key[2], grid))
 
 
 def descend(tree: tuple, x) -> tuple:
@@ -293,7 +296,6 @@ def where_features(numel: int, ndim: int, contiguous: bool) -> tuple:
 def where_table(measurements, exclude_shape=None) -> WhereModel:
     """The fitted where_nd rule (module docstring); `exclude_shape`: an output shape whose cases are left out, for
     held-out regret."""
-    import numpy as np
     times = where_times(measurements, exclude_shape)
     keys = sorted(times)
     out = WhereModel()
@@ -306,10 +308,8 @@ def where_table(measurements, exclude_shape=None) -> WhereModel:
         return out
     seen = Counter(c for t in times.values() for c in t)
     cands = _best_shares({c: n / len(keys) for c, n in seen.items()})
-    cost = np.array([[_cost(times[key].get(c), min(times[key].values()), max(times[key].values())) for key in keys]
-                     for c in cands])
-    x = [where_features(*where_query(case, shape)) for case, shape, _ in keys]
-    out.tree = _map_leaves(grow_tree(x, cost, WHERE_SPLIT_ORDER), cands)
+    out.tree = _fit(times, keys, cands, [where_features(*where_query(case, shape)) for case, shape, _ in keys],
+                    WHERE_SPLIT_ORDER)
     return out
 
 
