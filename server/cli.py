@@ -150,7 +150,7 @@ def cmd_import(args) -> int:
     refused."""
     from pydantic import ValidationError
 
-    from .models import Run
+    from .models import Run, run_document
     from .store import Conflict
     store, limit = _store(args), Settings.from_env(db_path=args.db).max_measurements
     failed = 0
@@ -161,10 +161,8 @@ def cmd_import(args) -> int:
             if isinstance(doc, dict) and isinstance(doc.get("run"), dict) and "created_at" in doc:
                 doc = doc["run"]          # GET /api/runs/{id} (the page's "json" link) wraps the run document
             run = Run.model_validate(doc)
-            if len(run.measurements) > limit:
-                raise ValueError(f"a run may hold at most {limit} measurements; this one has {len(run.measurements)}")
-            created, _ = store.put_run(run.model_dump(mode="json", exclude_unset=True))
-        except (OSError, ValueError, Conflict) as e:     # ValueError: bad JSON, a ValidationError, too many
+            created, _ = store.put_run(run_document(run, limit))
+        except (OSError, ValueError, Conflict) as e:     # ValueError: bad JSON, a ValidationError, TooManyMeasurements
             failed += 1
             if isinstance(e, ValidationError):
                 why = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:5])

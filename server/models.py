@@ -123,13 +123,25 @@ class Run(Strict):
     finished_at: Annotated[str, Field(max_length=64)] = ""
     duration_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     status: Literal["complete", "cancelled", "failed"] = "complete"
-    measurements: list[Measurement]     # length checked by the route against settings.max_measurements (413)
+    measurements: list[Measurement]     # length checked against settings.max_measurements: run_document
 
     @field_validator("space")
     @classmethod
     def _space_is_plain_json(cls, v):
         check_json_value(v)
         return v
+
+
+class TooManyMeasurements(ValueError):
+    """A run over the server's max_measurements."""
+
+
+def run_document(run: Run, limit: int) -> dict:
+    """What the store keeps of a validated run (POST /api/runs, `spiraltorch-tuner import`): the document as posted
+    (fields left out stay out); TooManyMeasurements when it holds more than `limit` measurements."""
+    if len(run.measurements) > limit:
+        raise TooManyMeasurements(f"a run may hold at most {limit} measurements; this one has {len(run.measurements)}")
+    return run.model_dump(mode="json", exclude_unset=True)
 
 
 class RunCreated(BaseModel):

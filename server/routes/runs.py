@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from spiraltorch.shaders import space as load_space
 
-from ..models import Run, RunCreated
+from ..models import Run, RunCreated, TooManyMeasurements, run_document
 from ..report import class_summaries, report, report_classes
 from ..rustgen import generate, generate_merged
 from ..settings import Settings
@@ -32,10 +32,10 @@ def get_space():
 @router.post("/api/runs", status_code=201, response_model=RunCreated)
 async def post_run(run: Run, store: StoreDep, settings: SettingsDep):
     """Store a run. Idempotent on run_id: the same body again answers 200; another body under the same id, 409."""
-    limit = settings.max_measurements
-    if len(run.measurements) > limit:
-        raise HTTPException(413, f"a run may hold at most {limit} measurements; this one has {len(run.measurements)}")
-    doc = run.model_dump(mode="json", exclude_unset=True)  # what was posted, as posted
+    try:
+        doc = run_document(run, settings.max_measurements)  # what was posted, as posted
+    except TooManyMeasurements as e:
+        raise HTTPException(413, str(e)) from None
     try:
         created, _ = await run_in_threadpool(store.put_run, doc)
     except Conflict:
