@@ -125,10 +125,10 @@ def report_classes(records, device_class: str | None = None) -> dict:
     ({"run_id", "created_at", "run"}), oldest first; `device_class`: only that class (heuristics.class_key), none
     when no run has it."""
     from .rustgen import merged_classes
+    if device_class is not None:        # merge only that class's runs
+        records = [r for r in records if class_key(adapter_class(r["run"])) == device_class]
     out = []
     for c, recs, ms in merged_classes(records):
-        if device_class is not None and class_key(c) != device_class:
-            continue
         r = report(recs[-1]["run"], ms)
         r.update(run_id="all", runs=[x["run_id"] for x in recs], adapter_class=dict(vars(c)),
                  device_class=class_key(c))
@@ -169,16 +169,16 @@ def format_report(r: dict) -> str:
     out.append(f"tuned picks vs st-core fallback: {f(r['speedup_vs_stcore'], '{:.2f}')}x faster (geomean)")
     w = r.get("where_nd")
     if w:
+        def case_name(c):
+            return f"{c['case']} {'x'.join(map(str, c['shape']))} {c['dtype']}"
         out += ["", f"{'where_nd case':<34} {'configs':>7} {'best ms':>9} {'pick':>9} {'held-out':>9}  {'default':>9}"]
         for c in w["cases"]:
-            name = f"{c['case']} {'x'.join(map(str, c['shape']))} {c['dtype']}"
-            out.append(f"{name:<34} {c['configs']:>7} {f(c['best_ms'], '{:.4g}'):>9} {f(c['pick_regret']):>9} "
+            out.append(f"{case_name(c):<34} {c['configs']:>7} {f(c['best_ms'], '{:.4g}'):>9} {f(c['pick_regret']):>9} "
                        f"{f(c['heldout_regret']):>9}{over(c['heldout_regret'])} {f(c['default_regret']):>9}")
         for name, v in w["regret"].items():
             out.append(f"where_nd regret {name:<16} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} "
                        "cases")
-        out += _worst_line(w["cases"], lambda c: f"{c['case']} {'x'.join(map(str, c['shape']))} {c['dtype']}",
-                           "cases")
+        out += _worst_line(w["cases"], case_name, "cases")
     return "\n".join(out)
 
 
