@@ -37,7 +37,6 @@ from spiraltorch.cpu import topk_reference  # noqa: E402
 from spiraltorch.cuda import CudaBackend  # noqa: E402
 from spiraltorch.errors import SpiralTorchError  # noqa: E402
 from spiraltorch.space import stcore_fallback, violations  # noqa: E402
-from spiraltorch.wgpu_backend import _dims, coalesce, strided_view, where_groups, where_uniform  # noqa: E402
 
 TOPK_SHAPES = [(8, 65536, 4096), (8, 65536, 64), (1, 1048576, 1024), (64, 32768, 256), (1024, 65536, 128),
                (256, 4096, 16), (4096, 1024, 8), (16, 1048576, 4096)]
@@ -206,35 +205,6 @@ def bench_topk(args, cb, wb, torch, tt, result):
     result["topk"] = rows_out
 
 
-def wgsl_where_kernel_time(wb, cond, x, y, params, repeats, warmups):
-    """Kernel-only time of the WGSL direct-strided where (timestamp queries around its one compute pass), inputs
-    uploaded once as in WgpuBackend._where_run; returns (Timing, output) so the output can be checked."""
-    wb._ensure()
-    wgpu = wb._wgpu
-    u = wgpu.BufferUsage
-    dev = wb._device
-    out_shape = np.broadcast_shapes(cond.shape, x.shape, y.shape)
-    numel = int(np.prod(out_shape))
-    p = wb._check_params("where_nd", {"ndim": len(out_shape), "numel": numel}, params)
-    views = [strided_view(a, out_shape) for a in (cond, x, y)]
-    ins = [wb._buffer(span, usage=u.STORAGE, align=16) for span, _, _ in views]
-    shape, strides = coalesce(out_shape, [st for _, _, st in views])
-    uni = where_uniform(shape, numel, [(v[1], st) for v, st in zip(views, strides)])
-    ub = wb._buffer(uni, usage=u.UNIFORM)
-    out = wb._buffer(size=numel * 4, usage=u.STORAGE | u.COPY_SRC, align=16)
-    pipe = wb._pipeline("where_nd", "where_strided", p)
-    bgl, _ = wb._layout("where_nd")
-    bg = dev.create_bind_group(layout=bgl, entries=[{"binding": i, "resource": {"buffer": b}}
-                                                    for i, b in enumerate([ub, *ins, out])])
-    gx, gy = _dims(where_groups(numel, p), wb.limits.get("maxComputeWorkgroupsPerDimension", 65535))
-
-    t = wb._timed_submit([(pipe, (gx, gy, 1))], bg, repeats, warmups)
-    res = np.frombuffer(dev.queue.read_buffer(out), dtype=x.dtype)[:numel].reshape(out_shape)
-    for b in (ub, *ins, out):
-        b.destroy()
-    return t, res
-
-
 def bench_where(args, cb, wb, torch, tt, result):
     import cupy as cp
     rep, wu = args.repeats, args.warmups
@@ -277,7 +247,7 @@ def bench_where(args, cb, wb, torch, tt, result):
             for p in ([{"path": "direct", "wg": 256, "vpt": 1}, {"path": "direct", "wg": 256, "vpt": 4}]
                       if not args.quick else [{"path": "direct", "wg": 256, "vpt": 1}]):
                 try:
-                    t, res = wgsl_where_kernel_time(wb, c, x, y, p, rep, wu)
+                    t, res = wb.time_where_kernel(c, x, y, p, rep, wu)
                 except SpiralTorchError as err:
                     log(f"   wgsl direct {p}: {err}")
                     continue

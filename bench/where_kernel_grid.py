@@ -39,7 +39,7 @@ def main() -> int:
         ref = np.where(c, x, y)
         nbytes = c.size * c.itemsize + x.size * 4 + y.size * 4 + numel * 4
         for p in params:
-            t, res = B.wgsl_where_kernel_time(wb, c, x, y, p, args.repeats, args.warmups)
+            t, res = wb.time_where_kernel(c, x, y, p, args.repeats, args.warmups)
             if not B.same_bits(res, ref):
                 print(f"{case:<11} {p}: WRONG RESULT", flush=True)
                 continue

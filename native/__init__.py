@@ -51,5 +51,7 @@ def time_topk2d(x, k, *, device="auto", params=None, repeats=10, warmups=2) -> T
 
 
 def time_where_nd(cond, x, y, *, device="auto", params=None, repeats=10, warmups=2) -> Timing:
+    """Time of where_nd on a backend. wgpu: a call with its uploads on the wall clock, and (with timestamp queries)
+    `kernel_ms`, the kernel alone with the inputs resident; CUDA: the kernel (CUDA events); cpu, mps: wall time."""
     check_where_args(cond, x, y)
     return backend_for(device).time_where_nd(cond, x, y, params, repeats=repeats, warmups=warmups)

@@ -21,10 +21,13 @@ class Timing:
     samples_ms: list = field(default_factory=list)
     chains: int = 1                 # back-to-back copies of the dispatch chain per sample (sample = interval / chains)
     clock: float | None = None      # clock canary's time beside the samples / its best time (1.0: full clock)
+    kernel_ms: float | None = None  # where samples are end to end (uploads included): the kernel's own GPU time
 
     @classmethod
-    def of(cls, timer: str, samples_ms, chains: int = 1, clock: float | None = None) -> "Timing":
-        return cls(timer, [float(s) for s in samples_ms], int(chains), clock)
+    def of(cls, timer: str, samples_ms, chains: int = 1, clock: float | None = None,
+           kernel_ms: float | None = None) -> "Timing":
+        return cls(timer, [float(s) for s in samples_ms], int(chains), clock,
+                   None if kernel_ms is None else float(kernel_ms))
 
     @property
     def median_ms(self) -> float:
@@ -46,6 +49,8 @@ class Timing:
             d["chains"] = self.chains
         if self.clock is not None:
             d["clock"] = self.clock
+        if self.kernel_ms is not None:
+            d["kernel_ms"] = self.kernel_ms
         return d
 
 

@@ -5,6 +5,7 @@ limits raised to the adapter's), one explicit bind group layout per kernel, pipe
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
@@ -421,47 +422,88 @@ class WgpuBackend:
             return out
 
     def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1) -> Timing:
+        """Time per call with the uploads (the segmented path's cost is its many writes), on the wall clock. Where
+        the device has timestamp queries, also `kernel_ms`: the kernel's own GPU time with the inputs resident
+        (time_where_kernel), and the clock canary's ratio beside it as `clock`. The wall clock's noise swamps the
+        differences between one path's workgroup sizes; the kernel time tells them apart."""
         cond, x, y = check_where_args(cond, x, y)
         with self._lock:
-            return self._where_run(cond, x, y, params, repeats, warmups)[1]
+            wall = self._where_run(cond, x, y, params, repeats, warmups)[1]
+            if "timestamp-query" not in self.features or not np.broadcast(cond, x, y).size:
+                return wall
+            kern = self.time_where_kernel(cond, x, y, params, repeats, warmups)[0]
+            return dataclasses.replace(wall, kernel_ms=kern.median_ms, clock=kern.clock)
 
-    def _where_run(self, cond, x, y, params, repeats, warmups):
-        """Upload + kernel, `repeats` times after `warmups`, timed on the wall clock (the segmented path's
-        cost is its many writes, so the uploads belong in the time); returns the last output and the Timing."""
+    def time_where_kernel(self, cond, x, y, params=None, repeats=5, warmups=1) -> tuple[Timing, np.ndarray]:
+        """The where_nd kernel alone: inputs uploaded once as the path uploads them, then timed as TopK is
+        (_timed_submit: timestamps and the clock guard where the device has them, else the wall clock). Returns the
+        Timing and the output (to check)."""
+        cond, x, y = check_where_args(cond, x, y)
+        with self._lock:
+            out_shape, numel, p = self._where_params(cond, x, y, params)
+            if numel == 0:
+                return Timing.of("wall", [0.0]), np.empty(out_shape, dtype=x.dtype)
+            out = self._buffer(size=numel * 4, usage=self._wgpu.BufferUsage.STORAGE | self._wgpu.BufferUsage.COPY_SRC,
+                               align=16)
+            ub, ins, bg = self._where_bind(cond, x, y, out_shape, numel, p, out)
+            try:
+                t = self._timed_submit([(self._where_pipeline(p), self._where_dims(numel, p))], bg, repeats, warmups)
+                res = np.frombuffer(self._device.queue.read_buffer(out), dtype=x.dtype)[:numel]
+                return t, res.reshape(out_shape).copy()
+            finally:
+                for b in (ub, *ins, out):
+                    b.destroy()
+
+    def _where_params(self, cond, x, y, params):
         self._ensure()
         out_shape = np.broadcast_shapes(cond.shape, x.shape, y.shape)
         numel = int(np.prod(out_shape, dtype=np.int64))
-        p = self._check_params("where_nd", {"ndim": len(out_shape), "numel": numel}, params)
+        return out_shape, numel, self._check_params("where_nd", {"ndim": len(out_shape), "numel": numel}, params)
+
+    def _where_pipeline(self, p):
+        return self._pipeline("where_nd", "where_strided" if p["path"] == "direct" else "where_dense", p)
+
+    def _where_dims(self, numel, p):
+        return (*_dims(where_groups(numel, p), self.limits.get("maxComputeWorkgroupsPerDimension", 65535)), 1)
+
+    def _where_bind(self, cond, x, y, out_shape, numel, p, out):
+        """Upload the inputs as the path does (direct: each view's memory span as it is; segmented: written out at
+        the output shape) and bind them: returns (uniform buffer, input buffers, bind group)."""
         u = self._wgpu.BufferUsage
-        dev = self._device
+        if p["path"] == "direct":
+            views = [strided_view(a, out_shape) for a in (cond, x, y)]
+            ins = [self._buffer(span, usage=u.STORAGE, align=16) for span, _, _ in views]
+            shape, strides = coalesce(out_shape, [st for _, _, st in views])
+            uni = where_uniform(shape, numel, [(v[1], st) for v, st in zip(views, strides)])
+        else:
+            ins = [self._segmented_upload(a, out_shape) for a in (cond, x, y)]
+            uni = where_uniform((numel,), numel, None)
+        ub = self._buffer(uni, usage=u.UNIFORM)
+        bgl, _ = self._layout("where_nd")
+        bg = self._device.create_bind_group(layout=bgl, entries=[
+            {"binding": i, "resource": {"buffer": b}} for i, b in enumerate([ub, *ins, out])])
+        return ub, ins, bg
+
+    def _where_run(self, cond, x, y, params, repeats, warmups):
+        """Upload + kernel, `repeats` times after `warmups`, timed on the wall clock; returns the last output and
+        the Timing."""
+        out_shape, numel, p = self._where_params(cond, x, y, params)
         dtype = x.dtype
         if numel == 0:
             return np.empty(out_shape, dtype=dtype), Timing.of("wall", [0.0])
-        groups = where_groups(numel, p)
-        gx, gy = _dims(groups, self.limits.get("maxComputeWorkgroupsPerDimension", 65535))
-        entry = "where_strided" if p["path"] == "direct" else "where_dense"
-        pipe = self._pipeline("where_nd", entry, p)
-        bgl, _ = self._layout("where_nd")
-        out = self._buffer(size=numel * 4, usage=u.STORAGE | u.COPY_SRC, align=16)
+        dev = self._device
+        pipe, dims = self._where_pipeline(p), self._where_dims(numel, p)
+        out = self._buffer(size=numel * 4, usage=self._wgpu.BufferUsage.STORAGE | self._wgpu.BufferUsage.COPY_SRC,
+                           align=16)
         samples, result = [], None
         for it in range(warmups + max(1, repeats)):
             t0 = time.perf_counter()
-            if p["path"] == "direct":
-                views = [strided_view(a, out_shape) for a in (cond, x, y)]
-                ins = [self._buffer(span, usage=u.STORAGE, align=16) for span, _, _ in views]
-                shape, strides = coalesce(out_shape, [st for _, _, st in views])
-                uni = where_uniform(shape, numel, [(v[1], st) for v, st in zip(views, strides)])
-            else:
-                ins = [self._segmented_upload(a, out_shape) for a in (cond, x, y)]
-                uni = where_uniform((numel,), numel, None)
-            ub = self._buffer(uni, usage=u.UNIFORM)
-            bg = dev.create_bind_group(layout=bgl, entries=[
-                {"binding": i, "resource": {"buffer": b}} for i, b in enumerate([ub, *ins, out])])
+            ub, ins, bg = self._where_bind(cond, x, y, out_shape, numel, p, out)
             enc = dev.create_command_encoder()
             cp = enc.begin_compute_pass()
             cp.set_pipeline(pipe)
             cp.set_bind_group(0, bg)
-            cp.dispatch_workgroups(gx, gy, 1)
+            cp.dispatch_workgroups(*dims)
             cp.end()
             dev.queue.submit([enc.finish()])
             self._sync()

@@ -248,6 +248,15 @@ export class Gpu {
   }
 
   whereIteration(pipe, views, items, outShape, numel, params, out) {
+    const { pass, bufs } = this.whereBind(pipe, views, items, outShape, numel, params, out);
+    const enc = this.device.createCommandEncoder();
+    this.encodeChains(enc, [pass]);
+    this.device.queue.submit([enc.finish()]);
+    return bufs;
+  }
+
+  /** Upload the inputs as the path does and bind them: {pass ({pipeline, bindGroup, groups}), bufs (to destroy)}. */
+  whereBind(pipe, views, items, outShape, numel, params, out) {
     const U = GPUBufferUsage;
     let ins, uni;
     if (params.path === "direct") {
@@ -260,19 +269,12 @@ export class Gpu {
       uni = whereUniform([numel], numel, null);
     }
     const ub = this.buffer(uni, U.UNIFORM);
-    const bg = this.device.createBindGroup({ layout: this.layout("where_nd").bgl,
+    const bindGroup = this.device.createBindGroup({ layout: this.layout("where_nd").bgl,
       entries: [ub, ...ins, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
     const groups = whereGroups(numel, params);
     const maxDim = this.limits.maxComputeWorkgroupsPerDimension || 65535;
     const gx = Math.min(groups, maxDim), gy = Math.ceil(groups / gx);
-    const enc = this.device.createCommandEncoder();
-    const cp = enc.beginComputePass();
-    cp.setPipeline(pipe);
-    cp.setBindGroup(0, bg);
-    cp.dispatchWorkgroups(gx, gy, 1);
-    cp.end();
-    this.device.queue.submit([enc.finish()]);
-    return [ub, ...ins];
+    return { pass: { pipeline: pipe, bindGroup, groups: [gx, gy, 1] }, bufs: [ub, ...ins] };
   }
 
   /** The segmented baseline's upload of one input view (cond: bytes, materialised in one copy). */

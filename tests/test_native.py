@@ -117,6 +117,23 @@ def test_where_matches_numpy(device, case):
 
 
 @pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
+@pytest.mark.parametrize("path", ["direct", "segmented"])
+def test_where_timing_carries_the_kernel_time_beside_the_wall_time(path):
+    from spiraltorch.wgpu_backend import WgpuBackend
+    b = st.backend_for("wgpu")
+    assert isinstance(b, WgpuBackend) and "timestamp-query" in b.features     # lavapipe has timestamps
+    c, x, y = cases.where_inputs("broadcast", (64, 1024), "float32", 1)
+    p = {"path": path, "wg": 64, "vpt": 2}
+    t, out = b.time_where_kernel(c, x, y, p, repeats=3, warmups=1)
+    assert t.timer == "timestamp" and len(t.samples_ms) == 3 and same_bits(out, np.where(c, x, y))
+    w = b.time_where_nd(c, x, y, p, repeats=3, warmups=1)
+    d = w.as_dict()
+    assert d["timer"] == "wall" and len(d["samples_ms"]) == 3
+    # the kernel alone takes less than a call with its uploads, and it is a time, not a copy of the wall one
+    assert 0 < d["kernel_ms"] < d["median_ms"] and d["kernel_ms"] not in d["samples_ms"]
+
+
+@pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
 def test_direct_path_does_not_copy_views():
     from spiraltorch.wgpu_backend import strided_view
     base = gen.floats(1, (4, 6, 8))
