@@ -2,7 +2,8 @@
 `python3 bench/tune_gpu.py --out A.json` twice; `--kernels where_nd` for where_nd), prints per kernel and per
 direction the regret of one run's fastest configuration per shape (TopK) or case (where_nd) timed in the other run
 (the noise floor: a perfect rule cannot do better when judged on a fresh run), and of the rule fitted on one run and
-of the fixed default (space.json), judged on the other.
+of the fixed default (space.json), judged on the other; for where_nd runs with kernel times, also on those alone
+(regret: kernel time over the fastest of the same path).
 
     python3 bench/noise.py A.json B.json
 """
@@ -55,6 +56,24 @@ def where(ma, mb):
                     _default("where_nd", H.WHERE_KEYS))
 
 
+def where_kernel(ma, mb):
+    """where_nd kernel times (runs that carry kernel_ms): the regret of a configuration is its kernel time over the
+    fastest kernel time of its path (heuristics.kernel_regret), what wg and vpt change."""
+    rule = H.where_table(ma)
+    ka, kb = H.where_kernel_times(ma), H.where_kernel_times(mb)
+    default = _default("where_nd", H.WHERE_KEYS)
+    out = ([], [], [], [])
+    for key, t in sorted(kb.items()):
+        if key not in ka:
+            continue
+        out[0].append(key)
+        for v, c in zip(out[1:], (min(ka[key], key=ka[key].get),
+                                  H.choose_where(rule, *H.where_query(key[0], key[1])), default)):
+            r = H.kernel_regret(t, c)
+            v.append(math.nan if r is None else r)
+    return out
+
+
 def _line(label, v):
     ok = [x for x in v if not math.isnan(x)]
     missing = f" ({len(v) - len(ok)} not measured in the second run)" if len(ok) < len(v) else ""
@@ -68,7 +87,8 @@ def main() -> int:
     args = ap.parse_args()
     docs = [json.loads(open(p).read()) for p in (args.a, args.b)]
     for (name_a, da), (name_b, db) in (((args.a, docs[0]), (args.b, docs[1])), ((args.b, docs[1]), (args.a, docs[0]))):
-        for kernel, fn, unit in (("TopK", topk, "shapes"), ("where_nd", where, "cases")):
+        for kernel, fn, unit in (("TopK", topk, "shapes"), ("where_nd", where, "cases"),
+                                 ("where_nd kernel time", where_kernel, "cases")):
             keys, floor, fitted, fixed = fn(da["measurements"], db["measurements"])
             if not keys:
                 continue

@@ -12,6 +12,13 @@ So every pick is a configuration of the tuned grid: one a full run measures on a
 
 where_nd. The same kind of tree over (contiguous, lg numel, ndim) of the measured cases (case "contiguous" is
 contiguous, neg_stride and broadcast are not), each case weighed once per dtype; its leaves hold (path, wg, vpt).
+A where_nd measurement's median_ms is the time of a call with its uploads (the segmented path's cost is its many
+writes), on the wall clock, whose noise swamps the differences between one path's workgroup sizes. Where the device
+has timestamps it also carries kernel_ms, the kernel's own GPU time with the inputs resident. When every measurement
+of a case's path carries one, a configuration's time is its kernel_ms plus the path's upload time, pooled: the
+median over that path's measurements of median_ms - kernel_ms (the uploads do not depend on wg or vpt). Then the
+uploads are most of a call's time (the H200: about 0.5 ms against a kernel of a few us), so a configuration's cost
+in the tree also counts its kernel regret: its kernel time over the fastest kernel time of its path on that case.
 
 Device classes. Runs are grouped by adapter class: (vendor, architecture, smallest and largest subgroup size,
 backend; the architecture is the adapter's device name where it reports none, as wgpu-native does, so two GPUs of
@@ -20,7 +27,7 @@ into one measurement per configuration before the rules above: a measurement is 
 OUTLIER_SPREAD (0.5: a noisy timing) or when its timer differs from the class's majority timer for that kernel
 (times of different clocks do not compare; a kernel's configurations are only compared with each other, and the
 browser times where_nd with a wall clock even where TopK has timestamps); each configuration then gets the median
-of its remaining medians over all runs.
+of its remaining medians over all runs (and of their kernel_ms, where each has one).
 """
 from __future__ import annotations
 
@@ -124,9 +131,10 @@ WORST_TARGET = 1.25
 WORST_WEIGHT = 4.0
 
 
-def _fit(times: dict, keys: list, cands: list, x, order, as_run=lambda c, key: c) -> tuple:
+def _fit(times: dict, keys: list, cands: list, x, order, as_run=lambda c, key: c, kernel=None) -> tuple:
     """The tree over items `keys` (features `x`, split `order`) of `times` ({item: {configuration: ms}}), leaves
-    holding configurations of `cands`; `as_run(c, item)`: configuration c as it runs on the item (the cost above)."""
+    holding configurations of `cands`; `as_run(c, item)`: configuration c as it runs on the item (the cost above).
+    `kernel` (where_nd): {item: {configuration: kernel ms}}; where c has one, its cost also counts kernel_regret."""
     import numpy as np
     cost = np.empty((len(cands), len(keys)))
     for j, key in enumerate(keys):
@@ -135,8 +143,20 @@ def _fit(times: dict, keys: list, cands: list, x, order, as_run=lambda c, key: c
         for i, c in enumerate(cands):
             v = t.get(as_run(c, key))
             r = math.log((v if v is not None else worst) / best)
+            if kernel is not None:
+                r += math.log(kernel_regret(kernel.get(key, {}), c) or 1.0)
             cost[i, j] = r + WORST_WEIGHT * max(0.0, r - math.log(WORST_TARGET))
     return _map_leaves(grow_tree(x, cost, order), cands)
+
+
+def kernel_regret(kernel: dict, c: tuple) -> float | None:
+    """where_nd: c's kernel time over the fastest kernel time of its path ({configuration: kernel ms} of one case;
+    None where c has none). The time of a call is mostly its uploads, which wg and vpt do not change; this is what
+    they do change."""
+    v = kernel.get(c)
+    if v is None:
+        return None
+    return v / min(t for o, t in kernel.items() if o[0] == c[0])
 
 
 def grow_tree(x, cost, order) -> tuple:
@@ -270,17 +290,37 @@ class WhereModel(list):
 
 
 def where_times(measurements, exclude_shape=None) -> dict:
-    """{(case, shape, dtype): {configuration: best median ms}} of the correct where_nd measurements."""
-    out: dict = {}
+    """{(case, shape, dtype): {configuration: ms}} of the correct where_nd measurements: each configuration's time
+    per call, uploads included (module docstring: pooled uploads where measurements carry kernel_ms)."""
+    groups: dict = {}
     for m in measurements:
         if m.get("kernel") != "where_nd" or not _ok(m):
             continue
         key = (m["case"], tuple(m["shape"]), m.get("dtype") or "float32")
-        if key[1] == exclude_shape:
-            continue
+        if key[1] != exclude_shape:
+            groups.setdefault((key, m["params"].get("path")), []).append(m)
+    out: dict = {}
+    for (key, _), ms in sorted(groups.items(), key=repr):
+        pooled = all(m.get("kernel_ms") is not None for m in ms)
+        upload = statistics.median(max(0.0, m["median_ms"] - m["kernel_ms"]) for m in ms) if pooled else 0.0
         t = out.setdefault(key, {})
-        c = params_tuple(m["params"], WHERE_KEYS)
-        t[c] = min(t.get(c, math.inf), m["median_ms"])
+        for m in ms:
+            c = params_tuple(m["params"], WHERE_KEYS)
+            t[c] = min(t.get(c, math.inf), upload + m["kernel_ms"] if pooled else m["median_ms"])
+    return out
+
+
+def where_kernel_times(measurements, exclude_shape=None) -> dict:
+    """{(case, shape, dtype): {configuration: best kernel_ms}} of the correct where_nd measurements that carry one."""
+    out: dict = {}
+    for m in measurements:
+        if m.get("kernel") != "where_nd" or not _ok(m) or m.get("kernel_ms") is None:
+            continue
+        key = (m["case"], tuple(m["shape"]), m.get("dtype") or "float32")
+        if key[1] != exclude_shape:
+            t = out.setdefault(key, {})
+            c = params_tuple(m["params"], WHERE_KEYS)
+            t[c] = min(t.get(c, math.inf), max(m["kernel_ms"], 1e-6))
     return out
 
 
@@ -309,7 +349,7 @@ def where_table(measurements, exclude_shape=None) -> WhereModel:
     seen = Counter(c for t in times.values() for c in t)
     cands = _best_shares({c: n / len(keys) for c, n in seen.items()})
     out.tree = _fit(times, keys, cands, [where_features(*where_query(case, shape)) for case, shape, _ in keys],
-                    WHERE_SPLIT_ORDER)
+                    WHERE_SPLIT_ORDER, kernel=where_kernel_times(measurements, exclude_shape))
     return out
 
 
@@ -370,12 +410,16 @@ def merge_measurements(docs) -> list[dict]:
     for m, t in rows:
         if t != timer[m["kernel"]] or (m.get("spread") is not None and m["spread"] > OUTLIER_SPREAD):
             continue
-        g = groups.setdefault(_mkey(m), {"m": m, "ms": []})
+        g = groups.setdefault(_mkey(m), {"m": m, "ms": [], "kernel": []})
         g["ms"].append(m["median_ms"])
+        g["kernel"].append(m.get("kernel_ms"))
     out = []
     for key in sorted(groups, key=repr):
-        m, ms = groups[key]["m"], groups[key]["ms"]
-        out.append({"kernel": m["kernel"], "rows": m.get("rows"), "cols": m.get("cols"), "k": m.get("k"),
-                    "case": m.get("case"), "shape": m.get("shape"), "dtype": m.get("dtype"), "params": m["params"],
-                    "ok": True, "timer": timer[m["kernel"]], "median_ms": statistics.median(ms), "n": len(ms)})
+        m, ms, kernel = groups[key]["m"], groups[key]["ms"], groups[key]["kernel"]
+        row = {"kernel": m["kernel"], "rows": m.get("rows"), "cols": m.get("cols"), "k": m.get("k"),
+               "case": m.get("case"), "shape": m.get("shape"), "dtype": m.get("dtype"), "params": m["params"],
+               "ok": True, "timer": timer[m["kernel"]], "median_ms": statistics.median(ms), "n": len(ms)}
+        if None not in kernel:
+            row["kernel_ms"] = statistics.median(kernel)
+        out.append(row)
     return out

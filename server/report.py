@@ -9,7 +9,8 @@ from spiraltorch.shaders import space
 from spiraltorch.space import stcore_fallback
 
 from .heuristics import (TOPK_KEYS, WHERE_KEYS, WORST_TARGET, adapter_class, choose_topk, choose_where, class_key,
-                         topk_table, topk_times, where_query, where_table, where_times)
+                         kernel_regret, topk_table, topk_times, where_kernel_times, where_query, where_table,
+                         where_times)
 
 
 MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
@@ -94,6 +95,7 @@ def where_report(ms: list) -> dict | None:
     times = where_times(ms)
     if not times:
         return None
+    kernel = where_kernel_times(ms)
     model = where_table(ms)
     default = tuple(space()["where_nd"]["default"][k] for k in WHERE_KEYS)
     held: dict = {}
@@ -111,12 +113,18 @@ def where_report(ms: list) -> dict | None:
                "heldout_pick": dict(zip(WHERE_KEYS, loo)) if loo else None, "heldout_ms": t.get(loo),
                "default": dict(zip(WHERE_KEYS, default)), "default_ms": t.get(default)}
         _add_regrets(row, ("pick", "heldout", "default"), best)
+        k = kernel.get((case, shape, dtype), {})
+        for name, c in (("pick", pick), ("heldout", loo), ("default", default)):
+            row[f"{name}_kernel_regret"] = kernel_regret(k, c) if c else None
         rows.append(row)
-    return {"cases": rows, "regret": {name: _summary(rows, col) for name, col in (
-                ("tuned_measured", "pick_regret"), ("tuned_heldout", "heldout_regret"),
-                ("fixed_default", "default_regret"))},
-            "doc": "where_nd: regret per measured case; tuned_heldout: the rule fitted without every case of that "
-                   "output shape; fixed_default: space.json where_nd.default"}
+    names = [("tuned_measured", "pick"), ("tuned_heldout", "heldout"), ("fixed_default", "default")]
+    regret = {name: _summary(rows, f"{col}_regret") for name, col in names}
+    if kernel:
+        regret.update({f"{name}_kernel": _summary(rows, f"{col}_kernel_regret") for name, col in names})
+    return {"cases": rows, "regret": regret,
+            "doc": "where_nd: regret per measured case (a call's time, uploads included); tuned_heldout: the rule "
+                   "fitted without every case of that output shape; fixed_default: space.json where_nd.default; "
+                   "*_kernel (runs with kernel times): the kernel time over the fastest kernel of the same path"}
 
 
 def report_classes(records, device_class: str | None = None) -> dict:
@@ -176,7 +184,7 @@ def format_report(r: dict) -> str:
             out.append(f"{case_name(c):<34} {c['configs']:>7} {f(c['best_ms'], '{:.4g}'):>9} {f(c['pick_regret']):>9} "
                        f"{f(c['heldout_regret']):>9}{over(c['heldout_regret'])} {f(c['default_regret']):>9}")
         for name, v in w["regret"].items():
-            out.append(f"where_nd regret {name:<16} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} "
+            out.append(f"where_nd regret {name:<22} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} "
                        "cases")
         out += _worst_line(w["cases"], case_name, "cases")
     return "\n".join(out)

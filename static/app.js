@@ -5,7 +5,8 @@
 import { loadSpace, getSpace } from "./space.js";
 import { openGpu, isCpuAdapter, webgpuMissingReason } from "./gpu.js";
 import { Tuner, plan } from "./tuner.js";
-import { drawChart, drawRegretChart, groupKey, paramText, fmtMs, WHERE_REGRET_SERIES } from "./chart.js";
+import { drawChart, drawRegretChart, groupKey, paramText, fmtMs, WHERE_KERNEL_SERIES, WHERE_REGRET_SERIES }
+  from "./chart.js";
 import { initCompare } from "./compare.js";
 import { clockGuardWanted, parseCanary } from "./timing.js";
 
@@ -344,6 +345,7 @@ const REPORT_WHERE_COLS = [
   ["case", "Case"], ["shape", "Shape"], ["dtype", "dtype"], ["configs", "Configs"], ["best_ms", "Best ms"],
   ["best", "Fastest configuration"], ["pick_regret", "Pick regret"], ["heldout_pick", "Held-out pick"],
   ["heldout_regret", "Held-out regret"], ["default_regret", "Default regret"],
+  ["heldout_kernel_regret", "Held-out kernel regret"], ["default_kernel_regret", "Default kernel regret"],
 ];
 
 function fmtRegret(v, unit = "shapes") {
@@ -359,7 +361,8 @@ function fillTable(table, cols, rows) {
   for (const row of rows) {
     const tr = node("tr", "", row.heldout_regret > WORST_TARGET ? "over" : "");
     if (tr.className) tr.title = `held-out regret over ${WORST_TARGET}`;
-    cols.forEach(([k]) => tr.append(node("td", cellText(row[k]), typeof row[k] === "number" ? "num mono" : "mono")));
+    cols.forEach(([k]) => tr.append(node("td", k.endsWith("regret") && typeof row[k] === "number"
+      ? row[k].toFixed(3) : cellText(row[k]), typeof row[k] === "number" ? "num mono" : "mono")));
     body.append(tr);
   }
 }
@@ -414,11 +417,16 @@ async function showReport(runId, name = "", deviceClass = null) {
   $("report-where").hidden = !w;
   if (w) {
     fillTable($("report-where-table"), REPORT_WHERE_COLS, w.cases);
-    drawRegretChart($("report-where-chart"), w.cases, WHERE_REGRET_SERIES, (c) => `${c.case} ${c.shape.join("×")}`);
+    const kernel = w.cases.some((c) => typeof c.heldout_kernel_regret === "number");
+    drawRegretChart($("report-where-chart"), w.cases, kernel ? [...WHERE_REGRET_SERIES, ...WHERE_KERNEL_SERIES]
+      : WHERE_REGRET_SERIES, (c) => `${c.case} ${c.shape.join("×")}`);
     const wg = w.regret || {};
     $("report-where-summary").textContent = `Tuned picks: ${fmtRegret(wg.tuned_measured, "cases")}; held out (rule ` +
       `fitted without that output shape): ${fmtRegret(wg.tuned_heldout, "cases")}; fixed default: ${fmtRegret(wg.fixed_default, "cases")}.` +
-      worstText(w.cases, (c) => `${c.case} ${c.shape.join("×")}`);
+      worstText(w.cases, (c) => `${c.case} ${c.shape.join("×")}`) +
+      (wg.tuned_heldout_kernel ? ` A call's time is mostly its uploads; on the kernel time alone (over the fastest ` +
+        `kernel of the same path), held out: ${fmtRegret(wg.tuned_heldout_kernel, "cases")}; fixed default: ` +
+        `${fmtRegret(wg.fixed_default_kernel, "cases")}.` : "");
   }
   drawRegretChart($("report-chart"), rep.shapes);
   $("report-topk").hidden = !rep.shapes.length;

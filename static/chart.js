@@ -108,6 +108,9 @@ export const TOPK_REGRET_SERIES = [["heldout_regret", "tuned (held out)", "#4a6f
                                    ["default_regret", "fixed default", "#9aa5b8"],
                                    ["stcore_regret", "st-core fallback", "#e0672c"]];
 export const WHERE_REGRET_SERIES = TOPK_REGRET_SERIES.slice(0, 2);
+/** where_nd runs with kernel times: the kernel time alone over the fastest kernel of the same path. */
+export const WHERE_KERNEL_SERIES = [["heldout_kernel_regret", "tuned kernel (held out)", "#2f9e6e"],
+                                    ["default_kernel_regret", "fixed default kernel", "#c9b458"]];
 
 /** The quality report as grouped bars: per row (a measured TopK shape or where_nd case), the regret (chosen time /
  *  fastest time, 1 = perfect) of each series, e.g. the tuned pick fitted without that shape, the fixed default and

@@ -148,6 +148,7 @@ def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page
     kernels = {m["kernel"] for m in results}
     assert kernels == {"topk", "where_nd"}
     assert {m["params"]["path"] for m in results if m["kernel"] == "where_nd"} == {"direct", "segmented"}
+    assert all(m["kernel_ms"] > 0 for m in results if m["kernel"] == "where_nd")     # SwiftShader has timestamps
     assert {m["params"]["use_2ce"] for m in results if m["kernel"] == "topk"} == {False, True}
     assert elapsed < 60, f"tiny space took {elapsed:.1f} s"
     assert "Finished" in page.text_content("#summary")
@@ -155,6 +156,8 @@ def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page
     assert page.locator("#report-table tbody tr").count() == 2
     assert page.locator("#report-where-table tbody tr").count() == 3         # three cases of one shape
     assert "held out" in page.text_content("#report-where-summary")
+    assert "on the kernel time alone" in page.text_content("#report-where-summary")    # kernel_ms were posted
+    assert "Held-out kernel regret" in page.text_content("#report-where-table thead")
     screenshot(page, tmp_path, "tuner.png")
 
     run_id = state["runId"]
@@ -367,8 +370,8 @@ CANARY_SMALL = "groups:16,iters:1024,load_iters:16384,calibrate_ms:50,ramp_ms:20
 @pytest.mark.parametrize("query", ["", f"?clockguard=1&canary={CANARY_SMALL}"], ids=["default", "forced"])
 def test_clock_guard_posts_clock_only_where_it_is_on(page, live_server, tmp_path, query):
     """The clock canary (static/timing.js, as native/wgpu_backend.py): off on SwiftShader by default, so no measurement
-    carries `clock`; forced on with ?clockguard=1, every timestamp-timed measurement carries a finite clock >= 1.0
-    (the canary's time over its best), samples are taken, and the retries ran."""
+    carries `clock`; forced on with ?clockguard=1, every measurement timed by timestamps (TopK; where_nd's kernel_ms)
+    carries a finite clock >= 1.0 (the canary's time over its best), samples are taken, and the retries ran."""
     url = base_url(live_server)
     open_tuner(page, url, query)
     forced = bool(query)
@@ -389,16 +392,18 @@ def test_clock_guard_posts_clock_only_where_it_is_on(page, live_server, tmp_path
     assert ms and all(m["ok"] for m in ms), [m["error"] for m in ms]
     timed = [m for m in ms if m["timer"] == "timestamp"]
     assert timed and {m["kernel"] for m in timed} == {"topk"}
+    # where_nd: a call with its uploads on the wall clock, and its kernel alone timed as TopK is (kernel_ms)
+    wheres = [m for m in ms if m["kernel"] == "where_nd"]
+    assert wheres and all(m["timer"] == "wall" and 0 < m["kernel_ms"] < m["median_ms"] for m in wheres), wheres
     assert all(m["samples_ms"] and all(s > 0 for s in m["samples_ms"]) for m in ms)
     if not forced:
         assert not any("clock" in m for m in ms)
         assert guard["on"] is False and guard["calibrations"] == 0 and guard["load_ms"] == 0
         return
     print(f"\nclock guard forced on: {len(ms)} configurations in {elapsed:.1f} s; guard {guard}")
-    for m in timed:
+    for m in timed + wheres:      # where_nd: the clock beside its kernel time
         assert isinstance(m.get("clock"), float) and math.isfinite(m["clock"]) and m["clock"] >= 1.0, m
         assert len(m["samples_ms"]) == 3
-    assert not any("clock" in m for m in ms if m["timer"] != "timestamp")    # where_nd: the wall clock
     assert guard["on"] and guard["best_ms"] > 0 and guard["calibrations"] == 1 and guard["tolerance"] == 0.5
-    assert guard["retries"] == len(timed) and guard["load_ms"] > 0
+    assert guard["retries"] == len(timed) + len(wheres) and guard["load_ms"] > 0
     assert elapsed < 30, f"forced clock guard run took {elapsed:.1f} s"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _topk, make_run
+from conftest import _topk, _where, make_run
 from spiraltorch_tuner.heuristics import (choose_topk, choose_where, fit_tree, topk_table, topk_times, walk,
-                                          where_table)
+                                          merge_measurements, where_table, where_times)
 from spiraltorch_tuner.report import format_report, report
 from spiraltorch_tuner.rustgen import generate
 
@@ -125,6 +125,35 @@ def test_the_printed_report_names_and_marks_the_shapes_over_the_worst_case_targe
 def test_h200_where_nd_run_held_out_regret_is_what_the_readme_says():
     assert rounded(regret_of("h200-2026-11-29-where-grid.json", "where_nd")) == {
         "tuned_measured": (1.025, 1.392, 42), "tuned_heldout": (1.18, 1.941, 42), "fixed_default": (1.165, 1.81, 42)}
+
+
+def test_h200_where_nd_runs_with_kernel_times_are_what_the_readme_says():
+    """Two runs of the full preset's where_nd space with kernel times (bench/tune_gpu.py --kernels where_nd): the
+    rule's held-out picks are within 1.15 of the fastest kernel of their path; the fixed default is 1.45x slower."""
+    a, b = (rounded(regret_of(f"h200-2026-11-29-where-kt{n}.json", "where_nd")) for n in ("", "-2"))
+    assert a == {"tuned_measured": (1.0, 1.0, 42), "tuned_heldout": (1.005, 1.147, 42),
+                 "fixed_default": (1.015, 1.278, 42), "tuned_measured_kernel": (1.002, 1.025, 42),
+                 "tuned_heldout_kernel": (1.012, 1.148, 42), "fixed_default_kernel": (1.451, 2.414, 42)}
+    assert b["tuned_heldout_kernel"] == (1.003, 1.033, 42) and b["fixed_default_kernel"] == (1.449, 2.418, 42)
+    assert b["tuned_heldout"] == (1.022, 1.486, 42) and b["fixed_default"] == (1.019, 1.486, 42)
+
+
+def test_where_times_pool_the_uploads_where_measurements_carry_the_kernel_time():
+    def m(path, wg, wall, kernel=None):
+        d = _where("broadcast", [64, 1024], wall, path=path, wg=wg)
+        return d if kernel is None else {**d, "kernel_ms": kernel}
+    ms = [m("direct", 64, 1.0, 0.5), m("direct", 256, 2.0, 0.4), m("direct", 128, 1.4, 0.6),
+          m("segmented", 64, 3.0, 0.2), m("segmented", 256, 2.5)]
+    t = where_times(ms)[("broadcast", (64, 1024), "float32")]
+    # direct: uploads = median(0.5, 1.6, 0.8) = 0.8, so wg 256 (the fastest kernel) wins in spite of its wall time
+    assert t[("direct", 256, 1)] == pytest.approx(1.2) and t[("direct", 64, 1)] == pytest.approx(1.3)
+    assert t[("direct", 128, 1)] == pytest.approx(1.4)
+    # segmented: one measurement without kernel_ms, so that path keeps its wall times
+    assert t[("segmented", 64, 1)] == 3.0 and t[("segmented", 256, 1)] == 2.5
+    merged = merge_measurements([make_run(measurements=ms), make_run(measurements=[m("direct", 64, 3.0, 0.7)])])
+    by = {(x["params"]["path"], x["params"]["wg"]): x for x in merged}
+    assert by[("direct", 64)]["kernel_ms"] == pytest.approx(0.6) and by[("direct", 64)]["median_ms"] == 2.0
+    assert "kernel_ms" not in by[("segmented", 256)]
 
 
 def synthetic_where_run():
