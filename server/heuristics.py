@@ -384,6 +384,24 @@ def class_key(c: AdapterClass) -> str:
     return f"{c.vendor}|{c.architecture}|{c.subgroup_min}-{c.subgroup_max}|{c.backend}"
 
 
+def _fold(s: str) -> str:
+    return s.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def class_order(keys, adapter: AdapterClass) -> list[int]:
+    """The classes (indices into `keys`) whose tables may serve `adapter`, best first, as the generated Rust's
+    class_order: those of its vendor and architecture (ASCII case ignored), the equal one first, then those that
+    agree on the backend, then on the subgroup size range; ties: the lower index."""
+    ranked = [(-(4 * (k == adapter) + 2 * (_fold(k.backend) == _fold(adapter.backend))
+                 + ((k.subgroup_min, k.subgroup_max) == (adapter.subgroup_min, adapter.subgroup_max))), i)
+              for i, k in enumerate(keys)
+              if _fold(k.vendor) == _fold(adapter.vendor) and _fold(k.architecture) == _fold(adapter.architecture)]
+    return [i for _, i in sorted(ranked)]
+
+
 def group_by_class(docs) -> dict:
     """{AdapterClass: [run documents, in the given order]}, classes in key order."""
     out: dict = {}

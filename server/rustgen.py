@@ -199,18 +199,37 @@ pub fn choose_where_nd(numel: u64, ndim: u32, contiguous: bool, subgroups: bool)
     WHERE(numel, ndim, contiguous)
 }
 
-/// `choose_topk` with the rule of the given device class; `None` when this file holds no data for that class.
-pub fn choose_topk_for(adapter: &AdapterKey, rows: u32, cols: u32, k: u32, subgroups: bool) -> Option<TopKChoice> {
-    let i = ADAPTER_KEYS.iter().position(|a| a == adapter)?;
-    CLASS_TABLES[i].0(rows, cols, k, subgroups)
+/// The classes of this file (indices into `ADAPTER_KEYS`) whose tables may serve `adapter`, best first: those of
+/// its vendor and architecture (ASCII case ignored), the one equal to it first, then those that agree on the
+/// backend, then on the subgroup size range (ties: the lower index). Other vendors and architectures never serve.
+pub fn class_order(adapter: &AdapterKey) -> Vec<usize> {
+    let mut ranked: Vec<(u32, usize)> = ADAPTER_KEYS
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.vendor.eq_ignore_ascii_case(adapter.vendor)
+                         && a.architecture.eq_ignore_ascii_case(adapter.architecture))
+        .map(|(i, a)| {
+            let same_sg = (a.subgroup_min, a.subgroup_max) == (adapter.subgroup_min, adapter.subgroup_max);
+            (4 * (*a == *adapter) as u32 + 2 * a.backend.eq_ignore_ascii_case(adapter.backend) as u32
+                 + same_sg as u32, i)
+        })
+        .collect();
+    ranked.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+    ranked.into_iter().map(|(_, i)| i).collect()
 }
 
-/// `choose_where_nd` with the tables of the given device class; `None` when this file holds no data for it.
+/// `choose_topk` with the rule of the first class in `class_order(adapter)` that has TopK data (so a device whose
+/// TopK and where_nd runs were recorded with different subgroup sizes or backends is still served); `None` when
+/// no class of its vendor and architecture has any.
+pub fn choose_topk_for(adapter: &AdapterKey, rows: u32, cols: u32, k: u32, subgroups: bool) -> Option<TopKChoice> {
+    class_order(adapter).into_iter().find_map(|i| CLASS_TABLES[i].0(rows, cols, k, subgroups))
+}
+
+/// `choose_where_nd` with the tables of the first class in `class_order(adapter)` that has where_nd data.
 pub fn choose_where_nd_for(adapter: &AdapterKey, numel: u64, ndim: u32, contiguous: bool, subgroups: bool)
     -> Option<WhereChoice> {
     let _ = subgroups;
-    let i = ADAPTER_KEYS.iter().position(|a| a == adapter)?;
-    CLASS_TABLES[i].1(numel, ndim, contiguous)
+    class_order(adapter).into_iter().find_map(|i| CLASS_TABLES[i].1(numel, ndim, contiguous))
 }
 '''
 

@@ -7,9 +7,9 @@ import subprocess
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import _topk, make_run
-from spiraltorch_tuner.heuristics import (AdapterClass, adapter_class, choose_topk, group_by_class,
-                                          merge_measurements, topk_table)
+from conftest import _topk, _where, make_run
+from spiraltorch_tuner.heuristics import (AdapterClass, adapter_class, choose_topk, choose_where, class_order,
+                                          group_by_class, merge_measurements, topk_table, where_table)
 from spiraltorch_tuner.report import report_classes
 from spiraltorch_tuner.rustgen import generate, generate_merged, merged_classes
 from test_rustgen import EVIL, rustc, run_rust_tests
@@ -125,6 +125,47 @@ def test_the_merged_file_compiles_and_each_class_picks_by_its_own_merged_table(t
     merged_sample = next(ms for c, _, ms in merged_classes(records) if c.vendor == "google")
     t = next(m for m in merged_sample if m["kernel"] == "topk" and m["median_ms"] not in (0.9, 1.35))
     assert t["n"] == 2
+
+
+def key_lit(c: AdapterClass) -> str:
+    return (f'h::AdapterKey {{ vendor: "{c.vendor}", architecture: "{c.architecture}", subgroup_min: '
+            f'{c.subgroup_min}, subgroup_max: {c.subgroup_max}, backend: "{c.backend}" }}')
+
+
+@needs_rustc
+def test_a_device_whose_kernels_were_stored_in_two_classes_gets_both_from_the_for_choosers(tmp_path):
+    """One H100 tuned for TopK before its subgroup sizes were recorded and for where_nd after: two classes of one
+    vendor and architecture. Its `_for` choosers take TopK from the one and where_nd from the other (class_order),
+    ignore ASCII case, and never serve another vendor or architecture; Rust and Python agree."""
+    topk = make_run(adapter=NVIDIA, subgroup_sizes=[0, 0], features=["timestamp-query"], measurements=[
+        _topk(8, 65536, 64, 0.2, use_2ce=True, wg=256, kl=8, ch=4096), _topk(8, 65536, 64, 0.4, wg=256)])
+    where = make_run(adapter=NVIDIA, subgroup_sizes=[32, 32], features=["timestamp-query"], measurements=[
+        _where("contiguous", [4, 64, 256], 1.0, wg=64), _where("contiguous", [4, 64, 256], 2.0, wg=256)])
+    records = [rec(d, f"2026-11-25T00:00:0{i}+00:00") for i, d in enumerate([make_run(), topk, where])]
+    classes = merged_classes(records)
+    keys = [c for c, _, _ in classes]
+    a, b = adapter_class(topk), adapter_class(where)
+    loud = AdapterClass("NVIDIA", "Hopper", 32, 32, "Vulkan")
+    assert class_order(keys, b) == [keys.index(b), keys.index(a)] == class_order(keys, loud)
+    assert class_order(keys, a) == [keys.index(a), keys.index(b)]
+    assert class_order(keys, AdapterClass("nvidia", "ampere", 32, 32, "vulkan")) == []
+    assert class_order(keys, AdapterClass("amd", "hopper", 32, 32, "vulkan")) == []
+    tables = {c: (topk_table(ms), where_table(ms)) for c, _, ms in classes}
+    want_topk = choose_topk(tables[a][0], 8, 65536, 64, True)
+    want_where = choose_where(tables[b][1], 4 * 64 * 256, 3, True)
+    assert want_topk == (True, 256, 8, 4096, False, True) and want_where == ("direct", 64, 1)
+    src = generate_merged(records)
+    (tmp_path / "wgpu_heuristics.rs").write_text(src, "utf-8")
+    calls = []
+    for key in (a, b, loud, AdapterClass("nvidia", "ampere", 32, 32, "vulkan")):
+        calls.append(f"    let k = {key_lit(key)};\n"
+                     "    println!(\"{:?} {:?}\", h::choose_topk_for(&k, 8, 65536, 64, true).map(|c| (c.use_2ce, c.wg, "
+                     "c.kl, c.ch)), h::choose_where_nd_for(&k, 65536, 3, true, false).map(|c| (c.wg, c.vpt)));\n")
+    main = '#[allow(dead_code)]\n#[path = "wgpu_heuristics.rs"]\nmod h;\nfn main() {\n' + "".join(calls) + "}\n"
+    rustc(tmp_path, main, "-o", str(tmp_path / "fallback"), name="main.rs")
+    lines = subprocess.run([str(tmp_path / "fallback")], capture_output=True, text=True, check=True).stdout.splitlines()
+    both = "Some((true, 256, 8, 4096)) Some((64, 1))"
+    assert lines == [both, both, both, "None None"]
 
 
 @needs_rustc
