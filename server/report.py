@@ -80,12 +80,29 @@ def report(doc: dict, measurements: list | None = None) -> dict:
             ("tuned_measured", "pick_regret"), ("tuned_heldout", "heldout_regret"),
             ("fixed_default", "default_regret"), ("stcore_fallback", "stcore_regret"))},
         "speedup_vs_stcore": _geo([r["speedup_vs_stcore"] for r in rows]),
+        "heldout_worst": heldout_worst(rows, lambda s: s["shape"]),
         "where_nd": where_report(ms),
         "doc": "regret = time of the chosen configuration / fastest measured time on that shape (1.0 is perfect). "
                "tuned_heldout: the rule fitted without that shape (leave-one-shape-out). fixed_default: "
                "space.json topk.default for every shape. stcore_fallback: st-core's built-in rule. A shape whose "
                "chosen configuration was not measured is left out of that column.",
     }
+
+
+def heldout_worst(rows, name) -> dict | None:
+    """The worst held-out regret of report rows (`name(row)` names it) and how many of them are over the target
+    (WORST_TARGET); None when no row has one."""
+    held = [x for x in rows if x["heldout_regret"] is not None]
+    if not held:
+        return None
+    worst = max(held, key=lambda x: x["heldout_regret"])
+    return {"name": name(worst), "regret": worst["heldout_regret"], "target": WORST_TARGET,
+            "over": sum(x["heldout_regret"] > WORST_TARGET for x in held), "n": len(held)}
+
+
+def case_name(c: dict) -> str:
+    """A where_nd report row as the CLI and the page name it: "broadcast 64x1024 float32"."""
+    return f"{c['case']} {'x'.join(map(str, c['shape']))} {c['dtype']}"
 
 
 def where_report(ms: list) -> dict | None:
@@ -121,7 +138,7 @@ def where_report(ms: list) -> dict | None:
     regret = {name: _summary(rows, f"{col}_regret") for name, col in names}
     if kernel:
         regret.update({f"{name}_kernel": _summary(rows, f"{col}_kernel_regret") for name, col in names})
-    return {"cases": rows, "regret": regret,
+    return {"cases": rows, "regret": regret, "heldout_worst": heldout_worst(rows, case_name),
             "doc": "where_nd: regret per measured case (a call's time, uploads included); tuned_heldout: the rule "
                    "fitted without every case of that output shape; fixed_default: space.json where_nd.default; "
                    "*_kernel (runs with kernel times): the kernel time over the fastest kernel of the same path"}
@@ -173,12 +190,10 @@ def format_report(r: dict) -> str:
     out.append(f"(columns after 'best ms': regret = time / best time; * held-out regret over {WORST_TARGET})")
     for name, v in r["regret"].items():
         out.append(f"regret {name:<16} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} shapes")
-    out += _worst_line(r["shapes"], lambda s: s["shape"], "shapes")
+    out += _worst_line(r.get("heldout_worst"), "shapes")
     out.append(f"tuned picks vs st-core fallback: {f(r['speedup_vs_stcore'], '{:.2f}')}x faster (geomean)")
     w = r.get("where_nd")
     if w:
-        def case_name(c):
-            return f"{c['case']} {'x'.join(map(str, c['shape']))} {c['dtype']}"
         out += ["", f"{'where_nd case':<34} {'configs':>7} {'best ms':>9} {'pick':>9} {'held-out':>9}  {'default':>9}"]
         for c in w["cases"]:
             out.append(f"{case_name(c):<34} {c['configs']:>7} {f(c['best_ms'], '{:.4g}'):>9} {f(c['pick_regret']):>9} "
@@ -186,15 +201,12 @@ def format_report(r: dict) -> str:
         for name, v in w["regret"].items():
             out.append(f"where_nd regret {name:<22} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} "
                        "cases")
-        out += _worst_line(w["cases"], case_name, "cases")
+        out += _worst_line(w.get("heldout_worst"), "cases")
     return "\n".join(out)
 
 
-def _worst_line(rows, name, unit) -> list[str]:
-    held = [x for x in rows if x["heldout_regret"] is not None]
-    if not held:
+def _worst_line(worst: dict | None, unit: str) -> list[str]:
+    if not worst:
         return []
-    worst = max(held, key=lambda x: x["heldout_regret"])
-    over = sum(x["heldout_regret"] > WORST_TARGET for x in held)
-    return [f"worst held out: {name(worst)} ({worst['heldout_regret']:.3f}); {over} of {len(held)} {unit} over "
-            f"{WORST_TARGET}"]
+    return [f"worst held out: {worst['name']} ({worst['regret']:.3f}); {worst['over']} of {worst['n']} {unit} over "
+            f"{worst['target']}"]

@@ -179,6 +179,8 @@ def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page
     rep = httpx.get(f"{url}/api/runs/{run_id}/report").json()                # the page names the worst held-out
     held = [s for s in rep["shapes"] if s["heldout_regret"] is not None]     # shape and marks those over 1.25
     worst = max(held, key=lambda s: s["heldout_regret"])
+    assert rep["heldout_worst"] == {"name": worst["shape"], "regret": worst["heldout_regret"], "target": 1.25,
+                                    "over": sum(s["heldout_regret"] > 1.25 for s in held), "n": len(held)}
     for _ in range(40):
         if "Worst held out" in page.text_content("#report-summary"):
             break

@@ -118,6 +118,9 @@ def test_h200_full_runs_held_out_regret_is_what_the_readme_says():
 def test_the_printed_report_names_and_marks_the_shapes_over_the_worst_case_target():
     text = format_report(report(json.loads((ROOT / "bench/results/h200-2026-11-29-full-topk.json").read_text())))
     assert "worst held out: 64x65536 k=8 (1.396); 1 of 44 shapes over 1.25" in text
+    w = report(json.loads((ROOT / "bench/results/h200-2026-11-29-where-kt-2.json").read_text()))["where_nd"]
+    assert w["heldout_worst"] == {"name": "contiguous 2048x2048 float32", "regret": pytest.approx(1.486, abs=5e-4),
+                                  "target": 1.25, "over": 1, "n": 42}
     marked = [line.split()[0:2] for line in text.splitlines() if "*" in line and "k=" in line]
     assert marked == [["64x65536", "k=8"]]
 
