@@ -396,7 +396,8 @@ def test_clock_guard_posts_clock_only_where_it_is_on(page, live_server, tmp_path
     assert timed and {m["kernel"] for m in timed} == {"topk"}
     # where_nd: a call with its uploads on the wall clock, and its kernel alone timed as TopK is (kernel_ms)
     wheres = [m for m in ms if m["kernel"] == "where_nd"]
-    assert wheres and all(m["timer"] == "wall" and 0 < m["kernel_ms"] < m["median_ms"] for m in wheres), wheres
+    assert wheres and all(m["timer"] == "wall" and m["kernel_ms"] > 0 and m["kernel_ms"] not in m["samples_ms"]
+                          for m in wheres), wheres
     assert all(m["samples_ms"] and all(s > 0 for s in m["samples_ms"]) for m in ms)
     if not forced:
         assert not any("clock" in m for m in ms)
