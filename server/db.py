@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from .store import RUN_COLS, Conflict, Reads, canonical, measurement_rows, run_row
+from .store import V2_UPDATE, RUN_COLS, Conflict, Reads, canonical, measurement_rows, run_row, v2_backfill
 
 # Migrations in order: (version, DDL). A new schema change is a new entry; applied ones never change.
 MIGRATIONS = [
@@ -33,6 +33,11 @@ create table if not exists measurements (
     primary key (run_id, seq)
 );
 create index if not exists runs_created on runs(created_at);
+"""),
+    # the measurements' kernel_ms and clock (server/store.py V2_COLUMNS), filled from the stored run documents
+    (2, """
+alter table measurements add column if not exists kernel_ms double precision;
+alter table measurements add column if not exists clock double precision;
 """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -73,6 +78,10 @@ class PgStore(Reads):
             for version, ddl in MIGRATIONS:
                 if version > have:
                     con.execute(ddl)
+                    if version == 2:
+                        with con.cursor() as cur:
+                            cur.executemany(_pg(V2_UPDATE),
+                                            v2_backfill(con.execute("select run_id, doc_json from runs").fetchall()))
                     con.execute("delete from schema_version")
                     con.execute("insert into schema_version values (%s)", (version,))
                     have = version
@@ -97,7 +106,7 @@ class PgStore(Reads):
                 created = False
             else:
                 with con.cursor() as cur:
-                    cur.executemany(_pg("insert into measurements values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                    cur.executemany(_pg("insert into measurements values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
                                     measurement_rows(doc))
                 created = True
         return created, self.summary(doc["run_id"])

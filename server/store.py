@@ -9,7 +9,7 @@ import json
 import sqlite3
 import threading
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 create table if not exists schema_version (version integer not null);
 create table if not exists runs (
@@ -30,10 +30,14 @@ create table if not exists measurements (
     params_json text not null,
     ok integer not null, error text, timer text,
     median_ms real, min_ms real, spread real,
+    kernel_ms real, clock real,
     primary key (run_id, seq)
 );
 create index if not exists runs_created on runs(created_at);
 """
+# Version 2 added the measurements' kernel_ms (where_nd's kernel alone) and clock (the clock canary's ratio): a
+# version 1 database gets the columns, filled from each stored run document.
+V2_COLUMNS = ("kernel_ms", "clock")
 
 
 class Conflict(Exception):
@@ -58,8 +62,22 @@ def measurement_rows(doc: dict) -> list[tuple]:
     return [(doc["run_id"], i, m["kernel"], m.get("rows"), m.get("cols"), m.get("k"), m.get("case"),
              json.dumps(m.get("shape")) if m.get("shape") is not None else None, m.get("dtype"),
              json.dumps(m.get("params", {}), sort_keys=True), int(bool(m.get("ok"))), m.get("error"),
-             m.get("timer"), m.get("median_ms"), m.get("min_ms"), m.get("spread"))
+             m.get("timer"), m.get("median_ms"), m.get("min_ms"), m.get("spread"), m.get("kernel_ms"), m.get("clock"))
             for i, m in enumerate(doc.get("measurements", []))]
+
+
+def v2_backfill(runs) -> list[tuple]:
+    """(kernel_ms, clock, run_id, seq) of the measurements that have either, from (run_id, doc_json) rows: the
+    schema 2 columns of runs stored before them."""
+    out = []
+    for run_id, doc_json in runs:
+        for i, m in enumerate(json.loads(doc_json).get("measurements", [])):
+            if m.get("kernel_ms") is not None or m.get("clock") is not None:
+                out.append((m.get("kernel_ms"), m.get("clock"), run_id, i))
+    return out
+
+
+V2_UPDATE = "update measurements set kernel_ms = ?, clock = ? where run_id = ? and seq = ?"
 
 
 RUN_COLS = ("run_id, created_at, label, source, status, preset, adapter_json, features_json, n_measurements, n_ok, "
@@ -113,7 +131,7 @@ class Reads:
         return row[0] if row else None
 
     _MCOLS = ("seq", "kernel", "rows", "cols", "k", "case_name", "shape_json", "dtype", "params_json", "ok", "error",
-              "timer", "median_ms", "min_ms", "spread")
+              "timer", "median_ms", "min_ms", "spread", "kernel_ms", "clock")
 
     def measurements(self, run_id: str) -> list[dict]:
         """A run's measurements as rows of the measurements table (in posted order; [] for an unknown run). For
@@ -154,10 +172,28 @@ class Store(Reads):
         self._write = threading.Lock()
         con = self._con()
         with self._write:
-            con.executescript(SCHEMA)
-            if con.execute("select count(*) from schema_version").fetchone()[0] == 0:
-                con.execute("insert into schema_version values (?)", (SCHEMA_VERSION,))
-            con.commit()
+            con.execute("begin immediate")
+            try:
+                fresh = not con.execute("select 1 from sqlite_master where name = 'schema_version'").fetchone()
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        con.execute(statement)
+                have = con.execute("select max(version) from schema_version").fetchone()[0] or 0
+                if not fresh and have < 2:
+                    cols = {r[1] for r in con.execute("pragma table_info(measurements)")}
+                    for c in V2_COLUMNS:
+                        if c not in cols:
+                            con.execute(f"alter table measurements add column {c} real")
+                    runs = con.execute("select run_id, doc_json from runs").fetchall()
+                    con.executemany(V2_UPDATE, v2_backfill(runs))
+                if have != SCHEMA_VERSION:
+                    con.execute("delete from schema_version")
+                    con.execute("insert into schema_version values (?)", (SCHEMA_VERSION,))
+                con.execute("commit")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("rollback")
+                raise
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -186,7 +222,7 @@ class Store(Reads):
                     return False, self.summary(doc["run_id"])
                 con.execute(f"insert into runs ({RUN_COLS}) values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             run_row(doc, sha, body))
-                con.executemany("insert into measurements values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                con.executemany("insert into measurements values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                 measurement_rows(doc))
                 con.execute("commit")
             except Conflict:

@@ -30,6 +30,44 @@ def test_opens_in_wal_mode_with_full_sync_and_a_schema_version(tmp_path):
         [(SCHEMA_VERSION,)]
 
 
+def timed_run(sample_run):
+    """A run whose where_nd measurements carry kernel_ms and clock, as runs on devices with timestamps do."""
+    doc = sample_run()
+    for n, m in enumerate(doc["measurements"]):
+        if m["kernel"] == "where_nd":
+            m.update(kernel_ms=0.001 * (n + 1), clock=1.01)
+    return doc
+
+
+def test_kernel_ms_and_clock_are_columns_of_the_measurements_table(open_store, sample_run):
+    store = open_store()
+    doc = timed_run(sample_run)
+    store.put_run(doc)
+    ms = store.measurements(doc["run_id"])
+    assert [(m.get("kernel_ms"), m.get("clock")) for m in doc["measurements"]] == \
+        [(m["kernel_ms"], m["clock"]) for m in ms]
+    assert any(m["kernel_ms"] for m in ms)
+    assert store.query("select count(*) from measurements where kernel_ms is not null")[0][0] == \
+        sum(m["kernel"] == "where_nd" for m in doc["measurements"])
+
+
+def test_a_version_1_sqlite_file_gets_the_new_columns_filled_from_its_runs(tmp_path, sample_run):
+    path = tmp_path / "v1.sqlite3"
+    doc = timed_run(sample_run)
+    Store(path).put_run(doc)
+    con = sqlite3.connect(path)                         # make it what a version 1 app left: no kernel_ms, clock
+    con.executescript("alter table measurements drop column kernel_ms; alter table measurements drop column clock; "
+                      "update schema_version set version = 1;")
+    con.close()
+    store = Store(path)
+    assert store.query("select version from schema_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 2
+    assert [(m.get("kernel_ms"), m.get("clock")) for m in doc["measurements"]] == \
+        [(m["kernel_ms"], m["clock"]) for m in store.measurements(doc["run_id"])]
+    other = timed_run(sample_run)
+    assert store.put_run(other)[0] and store.measurements(other["run_id"])[-1]["kernel_ms"] is not None
+    assert Store(path).count() == 2                     # opening it again migrates nothing
+
+
 def test_put_is_idempotent_and_a_different_body_conflicts(open_store, sample_run):
     store = open_store()
     doc = sample_run()

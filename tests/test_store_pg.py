@@ -121,3 +121,19 @@ def test_the_app_creates_and_migrates_the_schema_once(pg_url, sample_run):
     assert PgStore(pg_url).count() == 1                                  # migrating again keeps the data
     with psycopg.connect(pg_url) as con:
         assert con.execute("select version from schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_1_database_gets_the_new_columns_filled_from_its_runs(pg_url, sample_run):
+    import psycopg
+    from spiraltorch_tuner.db import SCHEMA_VERSION, PgStore
+    from test_store import timed_run
+    doc = timed_run(sample_run)
+    PgStore(pg_url).put_run(doc)
+    with psycopg.connect(pg_url) as con:                                 # as a version 1 app left it
+        con.execute("alter table measurements drop column kernel_ms, drop column clock")
+        con.execute("update schema_version set version = 1")
+        con.commit()
+    store = PgStore(pg_url)
+    assert store.query("select version from schema_version") == [(SCHEMA_VERSION,)]
+    assert [(m.get("kernel_ms"), m.get("clock")) for m in doc["measurements"]] == \
+        [(m["kernel_ms"], m["clock"]) for m in store.measurements(doc["run_id"])]
