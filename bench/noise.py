@@ -27,17 +27,21 @@ def _default(kernel: str, keys) -> tuple:
     return tuple(json.loads((ROOT / "shaders" / "space.json").read_text())[kernel]["default"][k] for k in keys)
 
 
-def _regrets(ta, tb, pick, default):
-    """(keys, floor, fitted, fixed): per key measured in both runs, the regret in run B of run A's fastest
-    configuration, of `pick(key)` and of `default`."""
+def _time_regret(t: dict, c) -> float | None:
+    return t[c] / min(t.values()) if c in t else None
+
+
+def _regrets(ta, tb, pick, default, regret=_time_regret):
+    """(keys, floor, fitted, fixed): per key measured in both runs, the regret in run B (`regret(B's times of the
+    key, configuration)`, NaN where None) of run A's fastest configuration, of `pick(key)` and of `default`."""
     out = ([], [], [], [])
     for key, t in sorted(tb.items()):
         if key not in ta:
             continue
-        best = min(t.values())
         out[0].append(key)
         for v, c in zip(out[1:], (min(ta[key], key=ta[key].get), pick(key), default)):
-            v.append(t[c] / best if c in t else math.nan)
+            r = regret(t, c)
+            v.append(math.nan if r is None else r)
     return out
 
 
@@ -48,30 +52,17 @@ def topk(ma, mb):
                     _default("topk", H.TOPK_KEYS))
 
 
-def where(ma, mb):
+def where(ma, mb, times=H.where_times, regret=_time_regret):
     """The same for where_nd cases."""
     rule = H.where_table(ma)
-    return _regrets(H.where_times(ma), H.where_times(mb),
-                    lambda key: H.choose_where(rule, *H.where_query(key[0], key[1])),
-                    _default("where_nd", H.WHERE_KEYS))
+    return _regrets(times(ma), times(mb), lambda key: H.choose_where(rule, *H.where_query(key[0], key[1])),
+                    _default("where_nd", H.WHERE_KEYS), regret)
 
 
 def where_kernel(ma, mb):
     """where_nd kernel times (runs that carry kernel_ms): the regret of a configuration is its kernel time over the
     fastest kernel time of its path (heuristics.kernel_regret), what wg and vpt change."""
-    rule = H.where_table(ma)
-    ka, kb = H.where_kernel_times(ma), H.where_kernel_times(mb)
-    default = _default("where_nd", H.WHERE_KEYS)
-    out = ([], [], [], [])
-    for key, t in sorted(kb.items()):
-        if key not in ka:
-            continue
-        out[0].append(key)
-        for v, c in zip(out[1:], (min(ka[key], key=ka[key].get),
-                                  H.choose_where(rule, *H.where_query(key[0], key[1])), default)):
-            r = H.kernel_regret(t, c)
-            v.append(math.nan if r is None else r)
-    return out
+    return where(ma, mb, H.where_kernel_times, H.kernel_regret)
 
 
 def _line(label, v):

@@ -443,8 +443,7 @@ class WgpuBackend:
             out_shape, numel, p = self._where_params(cond, x, y, params)
             if numel == 0:
                 return Timing.of("wall", [0.0]), np.empty(out_shape, dtype=x.dtype)
-            out = self._buffer(size=numel * 4, usage=self._wgpu.BufferUsage.STORAGE | self._wgpu.BufferUsage.COPY_SRC,
-                               align=16)
+            out = self._where_out(numel)
             ub, ins, bg = self._where_bind(cond, x, y, out_shape, numel, p, out)
             try:
                 t = self._timed_submit([(self._where_pipeline(p), self._where_dims(numel, p))], bg, repeats, warmups)
@@ -459,6 +458,10 @@ class WgpuBackend:
         out_shape = np.broadcast_shapes(cond.shape, x.shape, y.shape)
         numel = int(np.prod(out_shape, dtype=np.int64))
         return out_shape, numel, self._check_params("where_nd", {"ndim": len(out_shape), "numel": numel}, params)
+
+    def _where_out(self, numel):
+        u = self._wgpu.BufferUsage
+        return self._buffer(size=numel * 4, usage=u.STORAGE | u.COPY_SRC, align=16)
 
     def _where_pipeline(self, p):
         return self._pipeline("where_nd", "where_strided" if p["path"] == "direct" else "where_dense", p)
@@ -493,8 +496,7 @@ class WgpuBackend:
             return np.empty(out_shape, dtype=dtype), Timing.of("wall", [0.0])
         dev = self._device
         pipe, dims = self._where_pipeline(p), self._where_dims(numel, p)
-        out = self._buffer(size=numel * 4, usage=self._wgpu.BufferUsage.STORAGE | self._wgpu.BufferUsage.COPY_SRC,
-                           align=16)
+        out = self._where_out(numel)
         samples, result = [], None
         for it in range(warmups + max(1, repeats)):
             t0 = time.perf_counter()

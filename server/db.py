@@ -8,7 +8,18 @@ import threading
 
 from .store import V2_UPDATE, RUN_COLS, Conflict, Reads, canonical, measurement_rows, run_row, v2_backfill
 
-# Migrations in order: (version, DDL). A new schema change is a new entry; applied ones never change.
+def _fill_v2(con) -> None:
+    """Schema 2's columns of the runs stored before it, from their documents."""
+    with con.cursor() as cur:
+        cur.executemany(_pg(V2_UPDATE), v2_backfill(con.execute("select run_id, doc_json from runs").fetchall()))
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+# Migrations in order: (version, DDL, then what fills data in, or None). A new schema change is a new entry;
+# applied ones never change.
 MIGRATIONS = [
     (1, """
 create table if not exists runs (
@@ -33,19 +44,15 @@ create table if not exists measurements (
     primary key (run_id, seq)
 );
 create index if not exists runs_created on runs(created_at);
-"""),
+""", None),
     # the measurements' kernel_ms and clock (server/store.py V2_COLUMNS), filled from the stored run documents
     (2, """
 alter table measurements add column if not exists kernel_ms double precision;
 alter table measurements add column if not exists clock double precision;
-"""),
+""", _fill_v2),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _LOCK = 0x5717_7041        # pg_advisory_xact_lock key: app instances starting at once migrate one at a time
-
-
-def _pg(sql: str) -> str:
-    return sql.replace("?", "%s")
 
 
 class PgStore(Reads):
@@ -75,13 +82,11 @@ class PgStore(Reads):
             con.execute("select pg_advisory_xact_lock(%s)", (_LOCK,))
             con.execute("create table if not exists schema_version (version integer not null)")
             have = con.execute("select max(version) from schema_version").fetchone()[0] or 0
-            for version, ddl in MIGRATIONS:
+            for version, ddl, fill in MIGRATIONS:
                 if version > have:
                     con.execute(ddl)
-                    if version == 2:
-                        with con.cursor() as cur:
-                            cur.executemany(_pg(V2_UPDATE),
-                                            v2_backfill(con.execute("select run_id, doc_json from runs").fetchall()))
+                    if fill is not None:
+                        fill(con)
                     con.execute("delete from schema_version")
                     con.execute("insert into schema_version values (%s)", (version,))
                     have = version

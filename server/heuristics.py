@@ -293,12 +293,8 @@ def where_times(measurements, exclude_shape=None) -> dict:
     """{(case, shape, dtype): {configuration: ms}} of the correct where_nd measurements: each configuration's time
     per call, uploads included (module docstring: pooled uploads where measurements carry kernel_ms)."""
     groups: dict = {}
-    for m in measurements:
-        if m.get("kernel") != "where_nd" or not _ok(m):
-            continue
-        key = (m["case"], tuple(m["shape"]), m.get("dtype") or "float32")
-        if key[1] != exclude_shape:
-            groups.setdefault((key, m["params"].get("path")), []).append(m)
+    for key, m in _where_measurements(measurements, exclude_shape):
+        groups.setdefault((key, m["params"].get("path")), []).append(m)
     out: dict = {}
     for (key, _), ms in sorted(groups.items(), key=repr):
         pooled = all(m.get("kernel_ms") is not None for m in ms)
@@ -313,15 +309,21 @@ def where_times(measurements, exclude_shape=None) -> dict:
 def where_kernel_times(measurements, exclude_shape=None) -> dict:
     """{(case, shape, dtype): {configuration: best kernel_ms}} of the correct where_nd measurements that carry one."""
     out: dict = {}
-    for m in measurements:
-        if m.get("kernel") != "where_nd" or not _ok(m) or m.get("kernel_ms") is None:
-            continue
-        key = (m["case"], tuple(m["shape"]), m.get("dtype") or "float32")
-        if key[1] != exclude_shape:
+    for key, m in _where_measurements(measurements, exclude_shape):
+        if m.get("kernel_ms") is not None:
             t = out.setdefault(key, {})
             c = params_tuple(m["params"], WHERE_KEYS)
             t[c] = min(t.get(c, math.inf), max(m["kernel_ms"], 1e-6))
     return out
+
+
+def _where_measurements(measurements, exclude_shape=None):
+    """((case, shape, dtype), measurement) of the correct where_nd measurements, but those of `exclude_shape`."""
+    for m in measurements:
+        if m.get("kernel") == "where_nd" and _ok(m):
+            key = (m["case"], tuple(m["shape"]), m.get("dtype") or "float32")
+            if key[1] != exclude_shape:
+                yield key, m
 
 
 def where_query(case: str, shape) -> tuple:

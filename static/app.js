@@ -338,8 +338,6 @@ const REPORT_COLS = [
   ["default_regret", "Default regret"], ["stcore_regret", "st-core regret"],
 ];
 
-// The worst held-out regret issue #6 aims for: rows over it are marked, the summary counts them.
-
 const REPORT_WHERE_COLS = [
   ["case", "Case"], ["shape", "Shape"], ["dtype", "dtype"], ["configs", "Configs"], ["best_ms", "Best ms"],
   ["best", "Fastest configuration"], ["pick_regret", "Pick regret"], ["heldout_pick", "Held-out pick"],
