@@ -1,18 +1,21 @@
-"""Two probes of the TopK rule's worst held-out regret, on committed run files (no GPU needed):
+"""Probes of the TopK rule on committed run files (no GPU needed). Each prints the leave-one-shape-out regret of a
+rule (as the report computes it), or with --judge its regret on another run's shapes:
 
-1. How much the worst case depends on which shapes a grid holds. `--add-from RUN --add R,C,K ...` adds shapes
-   measured by another run of the same device (the same configurations) to the first run, then prints the
-   leave-one-shape-out regret of the fitted rule (server/heuristics.py, as the report computes it).
-2. `--cost-model`: instead of the decision tree, a learned cost model of the kind autotuners use: gradient-boosted
-   regression trees over features of (shape, configuration) -- lg rows, lg cols, lg k, the configuration's
-   parameters, lg of the elements, of the stage-1 workgroups and of the invocations launched, elements per
-   invocation -- fitted to each measured configuration's log regret; a shape gets the configuration of least
-   predicted regret. It sees what the tree cannot (e.g. how many workgroups a configuration launches on a shape),
-   but its worst held-out regret is not lower on every run.
+- `--rule vote` (default): the rule of wgpu_heuristics.rs (server/heuristics.py: the nearest measured shapes vote).
+- `--rule tree`: the rule before it (up to commit f6fe9aa): a decision tree over the bit lengths of rows, cols and
+  k whose leaves hold one configuration, made legal for the query by moving its chunk size.
+- `--rule cost-model`: a learned cost model of the kind autotuners use: gradient-boosted regression trees over
+  features of (shape, configuration) -- lg rows, lg cols, lg k, the configuration's parameters, lg of the elements,
+  of the stage-1 workgroups and of the invocations launched, elements per invocation -- fitted to each measured
+  configuration's log regret; a shape gets the configuration of least predicted regret.
+- `--judge RUN2`: fit on the whole of RUN, judge on RUN2's shapes (e.g. a run of shapes off RUN's grid:
+  bench/tune_gpu.py --shapes).
+- `--add-from RUN2 --add R,C,K ...`: add shapes measured by another run of the same device (the same
+  configurations) to RUN first: how much the worst case depends on which shapes a grid holds.
 
+    python3 bench/rule_probe.py bench/results/h200-2026-11-29-full-topk.json --rule tree
     python3 bench/rule_probe.py bench/results/h200-2026-11-29-full-topk.json \\
-        --add-from bench/results/h200-2026-11-29-lattice-topk.json --add 256,65536,8
-    python3 bench/rule_probe.py bench/results/h200-2026-11-29-full-topk.json --cost-model
+        --judge bench/results/h200-2026-11-29-offgrid-topk.json
 """
 from __future__ import annotations
 
@@ -28,11 +31,21 @@ ensure_spiraltorch()
 H = heuristics()
 
 
+def vote_rule(train: dict):
+    """The report's rule (heuristics.fit_vote) fitted on {shape: {configuration: ms}}, subgroups allowed."""
+    v = H.fit_vote(train, lambda c: True)
+    return lambda r, c, k: H.vote_pick(v, r, c, k)
+
+
 def tree_rule(train: dict):
-    """The report's rule (heuristics.topk_table) fitted on {shape: {configuration: ms}}, subgroups allowed."""
-    grid = H.ch_grid(H.grid_configs(train))
-    tree = H.fit_tree(train, lambda c: True, grid)
-    return lambda r, c, k: H.legalize(H.walk(tree, r, c, k), c, k, grid)
+    """The rule before the vote: heuristics' tree (grow_tree) over lg rows, lg cols, lg k (split order cols, k,
+    rows); a configuration's cost on a shape is that of it made legal there; the pick is made legal likewise."""
+    cands = H.grid_configs(train)
+    grid, keys = H.ch_grid(cands), sorted(train)
+    cost = np.array([[H.cost_of(H.log_regret(train[key], H.legalize(c, key[1], key[2], grid))) for key in keys]
+                     for c in cands])
+    tree = H._map_leaves(H.grow_tree([[H.lg(v) for v in key] for key in keys], cost, (1, 2, 0)), cands)
+    return lambda r, c, k: H.legalize(H.descend(tree, (H.lg(r), H.lg(c), H.lg(k))), c, k, grid)
 
 
 def _lg2(x: float) -> float:
@@ -110,6 +123,9 @@ def cost_model_rule(train: dict, depth: int = 6, trees: int = 60, rate: float = 
     return choose
 
 
+RULES = {"vote": vote_rule, "tree": tree_rule, "cost-model": cost_model_rule}
+
+
 def held_out(times: dict, rule) -> list[tuple[float, tuple]]:
     """(regret, shape) per shape of the rule fitted without that shape, worst last."""
     out = []
@@ -120,12 +136,20 @@ def held_out(times: dict, rule) -> list[tuple[float, tuple]]:
     return sorted(out)
 
 
+def judged(times: dict, other: dict, rule) -> list[tuple[float, tuple]]:
+    """(regret, shape) per shape of `other` of the rule fitted on all of `times`, worst last (a pick `other` did
+    not measure counts as its slowest)."""
+    choose = rule(times)
+    return sorted((t.get(choose(*shape), max(t.values())) / min(t.values()), shape) for shape, t in other.items())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
     ap.add_argument("--add-from", help="a run of the same device to take the --add shapes from")
     ap.add_argument("--add", nargs="*", default=[], help="shapes ROWS,COLS,K")
-    ap.add_argument("--cost-model", action="store_true")
+    ap.add_argument("--rule", choices=sorted(RULES), default="vote")
+    ap.add_argument("--judge", help="a run whose shapes to judge the rule fitted on RUN on")
     args = ap.parse_args()
     times = H.topk_times(json.loads(open(args.run).read())["measurements"])
     if args.add:
@@ -133,11 +157,16 @@ def main() -> int:
         for text in args.add:
             shape = tuple(int(v) for v in text.split(","))
             times[shape] = other[shape]
-    regrets = held_out(times, cost_model_rule if args.cost_model else tree_rule)
+    if args.judge:
+        regrets = judged(times, H.topk_times(json.loads(open(args.judge).read())["measurements"]), RULES[args.rule])
+        how = f"fitted on {len(times)} shapes, judged on {len(regrets)} others"
+    else:
+        regrets = held_out(times, RULES[args.rule])
+        how = f"{len(regrets)} shapes held out one at a time"
     geo = math.exp(sum(math.log(r) for r, _ in regrets) / len(regrets))
     worst = [f"{s[0]}x{s[1]} k={s[2]} {r:.3f}" for r, s in regrets[-3:][::-1]]
-    print(f"{'cost model' if args.cost_model else 'tree'}, {len(regrets)} shapes held out one at a time: geomean "
-          f"{geo:.3f}, {sum(r > H.WORST_TARGET for r, _ in regrets)} over {H.WORST_TARGET}; worst: {', '.join(worst)}")
+    print(f"{args.rule}, {how}: geomean {geo:.3f}, {sum(r > H.WORST_TARGET for r, _ in regrets)} over "
+          f"{H.WORST_TARGET}; worst: {', '.join(worst)}")
     return 0
 
 

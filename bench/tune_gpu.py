@@ -7,7 +7,9 @@ run posts), to store with `spiraltorch-tuner` and turn into wgpu_heuristics.rs a
 The space: the "full" preset of shaders/space.json (a grid of 44 TopK shapes, the benchmark's included, about 1,300
 configurations; 142 s on an H100, 91-131 s on an H200), or --preset dense (a 4x lattice of 160 TopK shapes, about
 4,450 configurations; 362 s on an H200); --kernels picks which of its kernels to tune (default: TopK only; where_nd's
-cases, 14 shapes of up to 2^24 elements, time uploads on the wall clock: 290 s on an H200).
+cases, 14 shapes of up to 2^24 elements, time uploads on the wall clock: 290 s on an H200). --shapes R,C,K ...
+replaces the preset's TopK shapes (same configurations), e.g. to judge a rule fitted on a full run on shapes off its
+grid (bench/rule_probe.py --judge).
 """
 from __future__ import annotations
 
@@ -29,8 +31,11 @@ def main() -> int:
     ap.add_argument("--device", default="wgpu")
     ap.add_argument("--preset", default="full")
     ap.add_argument("--kernels", default="topk", help="comma-separated: topk, where_nd")
+    ap.add_argument("--shapes", nargs="*", help="TopK shapes ROWS,COLS,K instead of the preset's")
     args = ap.parse_args()
     spec = dict(preset_space(args.preset))
+    if args.shapes:
+        spec["topk"] = {**spec["topk"], "shapes": [[int(v) for v in s.split(",")] for s in args.shapes]}
     for kernel in ("topk", "where_nd"):
         if kernel not in args.kernels.split(","):
             spec.pop(kernel, None)
@@ -42,7 +47,7 @@ def main() -> int:
             print(f"[{i}/{n}] {time.perf_counter() - t0:.0f}s {shape} {m['params']} "
                   f"{m.get('median_ms') or m.get('error')}", file=sys.stderr, flush=True)
     doc = tune(args.device, args.preset, spec, label=f"{args.device} (bench/tune_gpu.py --preset {args.preset} "
-               f"--kernels {args.kernels})", progress=progress)
+               f"--kernels {args.kernels}{' --shapes ...' if args.shapes else ''})", progress=progress)
     with open(args.out, "w") as f:
         json.dump(doc, f)
     ok = sum(m["ok"] for m in doc["measurements"])

@@ -2,16 +2,16 @@
 so the report, the tests and the file agree.
 
 TopK. Only correct measurements (ok, with a time) count, and only those taken at full clock (the clock canary's
-ratio, where the run has one, within space.json canary.tolerance). From them two decision trees are fitted (see
-fit_tree): one over every configuration (for adapters with subgroups), one over sg = false configurations only.
-A query (rows, cols, k, subgroups) walks its tree on lg rows, lg cols, lg k (lg x = bit length of x; Rust:
-u32::BITS - x.leading_zeros()) to a leaf's configuration, which is then made legal for the query (legalize): a 2CE
-choice needs k <= ch < cols, else ch becomes the chunk size of the tuned grid (the ch values of the leaf
-candidates) nearest to it in lg that is legal (ties: the smaller), else the choice falls back to 1CE with ch = 0.
-So every pick is a configuration of the tuned grid: one a full run measures on any shape it holds.
+ratio, where the run has one, within space.json canary.tolerance). From them two votes are fitted (fit_vote): one
+over every configuration (for adapters with subgroups), one over sg = false configurations only. A query (rows,
+cols, k, subgroups) is answered by the measured shapes nearest to it in half-octaves of rows, cols and k: each
+configuration of the tuned grid gets their distance-weighted cost, and the query gets the cheapest one that is
+legal for it as it is (2CE: k <= ch < cols; 1CE always is). So every pick is a configuration of the tuned grid,
+one a full run measures on any shape where it is legal, and runs as it was measured.
 
-where_nd. The same kind of tree over (contiguous, lg numel, ndim) of the measured cases (case "contiguous" is
-contiguous, neg_stride and broadcast are not), each case weighed once per dtype; its leaves hold (path, wg, vpt).
+where_nd. A decision tree over (contiguous, lg numel, ndim) of the measured cases (lg x = bit length of x; case
+"contiguous" is contiguous, neg_stride and broadcast are not), each case weighed once per dtype; its leaves hold
+(path, wg, vpt).
 A where_nd measurement's median_ms is the time of a call with its uploads (the segmented path's cost is its many
 writes), on the wall clock, whose noise swamps the differences between one path's workgroup sizes. Where the device
 has timestamps it also carries kernel_ms, the kernel's own GPU time with the inputs resident. When every measurement
@@ -70,11 +70,9 @@ class TopKEntry:
 
 class TopKModel(list):
     """The TopK rule fitted on a set of measurements: the measured shapes (a list of TopKEntry, in (rows, cols, k)
-    order, each with its fastest configurations) plus the fitted trees: `trees[True]` over every configuration
-    (subgroups available), `trees[False]` over sg = false ones (None when no shape has one); `grid`: the tuned chunk
-    sizes picks are made legal with."""
-    trees: dict
-    grid: tuple
+    order, each with its fastest configurations) plus the fitted votes: `votes[True]` over every configuration
+    (subgroups available), `votes[False]` over sg = false ones (None when no shape has one)."""
+    votes: dict
 
 
 def topk_times(measurements, exclude=None) -> dict:
@@ -102,50 +100,130 @@ def topk_table(measurements, exclude=None) -> TopKModel:
         nosg = [r for r in runs if not r[1][4]]
         out.append(TopKEntry(*key, any=runs[0][1], no_sg=nosg[0][1] if nosg else None, any_ms=runs[0][0],
                              no_sg_ms=nosg[0][0] if nosg else None))
-    out.grid = ch_grid(grid_configs(shapes))
-    out.trees = {True: fit_tree(shapes, lambda c: True, out.grid),
-                 False: fit_tree(shapes, lambda c: not c[4], out.grid)}
+    out.votes = {True: fit_vote(shapes, lambda c: True), False: fit_vote(shapes, lambda c: not c[4])}
     return out
 
 
-# The trees: each node splits its items (TopK: measured shapes; where_nd: measured cases) on one feature at a
-# threshold; each leaf holds the one configuration with the least summed cost over its items. The cost of a
-# configuration on an item is log(time / the item's best time) of the configuration as it runs there (TopK: made
-# legal for the shape, legalize), plus WORST_WEIGHT x the part of it over log(WORST_TARGET) (so one badly served
-# item weighs more than a few slightly slower ones); a configuration not measured there costs log(that item's
-# slowest / best) (the worst it can be). Leaves pick among the configurations measured on at least MIN_SHARE of the
-# items where they are legal as they are (1.0: the search grid; a one-off like st-core's fallback, measured beside
-# the grid where it is not in it, is judged but not picked, and a pick is always one a full run measures).
-# A node is split (greedily, the split with the least cost; ties: the feature order, then the lower threshold)
-# while it holds more than one item, is shallower than MAX_DEPTH, and the split lowers its cost by more than
-# MIN_GAIN.
-FEATURES = ("rows", "cols", "k")
-SPLIT_ORDER = (1, 2, 0)     # ties between splits go to cols, then k, then rows
-WHERE_FEATURES = ("contiguous", "numel", "ndim")
-WHERE_SPLIT_ORDER = (0, 1, 2)
-MAX_DEPTH = 6
-MIN_SHARE = 1.0             # a leaf picks among configurations measured on at least this share of the items
-                            # where they are legal as they are
-MIN_GAIN = 1e-3
+# The cost of a configuration on an item (TopK: a measured shape; where_nd: a measured case) is its log regret there,
+# log(time / the item's best time), where a configuration not measured there (or, TopK, not legal there as it is)
+# counts as the item's slowest; plus WORST_WEIGHT x the part of it over log(WORST_TARGET), so one badly served item
+# weighs more than a few slightly slower ones. Rules pick among the grid: the configurations measured on at least
+# MIN_SHARE of the items where they are legal as they are (1.0: the search grid; a one-off like st-core's fallback,
+# measured beside the grid where it is not in it, is judged but not picked, and a pick is always one a full run
+# measures).
+MIN_SHARE = 1.0
 WORST_TARGET = 1.25
 WORST_WEIGHT = 4.0
 
 
-def _fit(times: dict, keys: list, cands: list, x, order, as_run=lambda c, key: c, kernel=None) -> tuple:
+def log_regret(t: dict, c) -> float:
+    """log(time of c / best time) on an item ({configuration: ms}); c None or not measured: the item's slowest."""
+    v = t.get(c) if c is not None else None
+    return math.log((v if v is not None else max(t.values())) / min(t.values()))
+
+
+def cost_of(r: float) -> float:
+    """The cost of a log regret `r` (above)."""
+    return r + WORST_WEIGHT * max(0.0, r - math.log(WORST_TARGET))
+
+
+# The TopK rule: the measured shapes nearest to the query vote. Shapes are points (ho rows, ho cols, ho k), where
+# ho x = floor(2 log2 x), the half-octave of x, in integers (Rust: the same shift and compare). The distance of a
+# measured shape to the query is |d ho rows| + VOTE_COLS x |d ho cols| + |d ho k| (cols weigh more: a row's length
+# decides the pipeline and the chunking). The shapes within VOTE_SLACK of the nearest vote, each with weight
+# 1 / (2 + distance). Each configuration of the grid (MIN_SHARE rule) gets the weighted sum of its costs on
+# the voters (the cost above, in thousandths, as integers so Rust and Python add the very same numbers), and the
+# query gets the configuration of least sum among those legal for it as they are (2CE: k <= ch < cols; 1CE always);
+# ties: the first in configuration order. A configuration's cost on a shape where it is not legal as it is counts
+# as that shape's slowest: what would run there is another configuration, whose time says nothing about this one.
+# So a pick is always a configuration of the grid, run as it was measured.
+VOTE_COLS = 2
+VOTE_SLACK = 4
+
+
+def ho(x: int) -> int:
+    """floor(2 log2 x) for x >= 1 (x < 1 counts as 1), exactly: the half-octave index of x."""
+    x = max(int(x), 1)
+    b = x.bit_length() - 1
+    return 2 * b + (x * x >= 1 << (2 * b + 1))
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A fitted TopK vote: the measured shapes, their points, the candidate configurations (sorted) and
+    cost[i][j], the cost of configs[i] on shapes[j] in thousandths."""
+    shapes: tuple
+    points: tuple
+    configs: tuple
+    cost: tuple
+    grid: tuple            # the chunk sizes of the grid: a pick is made legal with them when none is legal as is
+
+
+def legal(c: tuple, cols: int, k: int) -> bool:
+    """Whether a TopK configuration runs as it is on a shape (2CE: k <= ch < cols)."""
+    return legalize(c, cols, k, None) == c
+
+
+def fit_vote(shapes: dict, allowed) -> Vote | None:
+    """The vote over the shapes' measured times, among configurations for which `allowed(c)`; None when no shape
+    has one."""
+    sub = {key: {c: v for c, v in t.items() if allowed(c)} for key, t in shapes.items()}
+    sub = {key: t for key, t in sub.items() if t}
+    if not sub:
+        return None
+    keys = sorted(sub)
+    cands = grid_configs(sub)
+
+    def cost(c, key):
+        r = log_regret(sub[key], c if legal(c, key[1], key[2]) else None)
+        return min(65535, round(1000 * cost_of(r)))
+    cost = tuple(tuple(cost(c, key) for key in keys) for c in cands)
+    return Vote(tuple(keys), tuple(tuple(ho(v) for v in key) for key in keys), tuple(cands), cost, ch_grid(cands))
+
+
+def vote_pick(v: Vote, rows: int, cols: int, k: int) -> tuple:
+    """The vote's configuration for a shape (above), made legal for it; the same arithmetic as the Rust."""
+    q = (ho(rows), ho(cols), ho(k))
+    d = [abs(p[0] - q[0]) + VOTE_COLS * abs(p[1] - q[1]) + abs(p[2] - q[2]) for p in v.points]
+    near = min(d) + VOTE_SLACK
+    best = None
+    for only_legal in (True, False):
+        for i, c in enumerate(v.configs):
+            if only_legal and not legal(c, cols, k):
+                continue
+            s = 0.0
+            for j, dj in enumerate(d):
+                if dj <= near:
+                    s += v.cost[i][j] / (2 + dj)
+            if best is None or s < best[0]:
+                best = (s, i)
+        if best is not None:
+            break
+    return legalize(v.configs[best[1]], cols, k, v.grid)
+
+
+# The where_nd tree: each node splits its items (measured cases) on one feature at a threshold; each leaf holds the
+# one configuration of the grid with the least summed cost over its items. A node is split (greedily, the split
+# with the least cost; ties: the feature order, then the lower threshold) while it holds more than one item, is
+# shallower than MAX_DEPTH, and the split lowers its cost by more than MIN_GAIN.
+WHERE_FEATURES = ("contiguous", "numel", "ndim")
+WHERE_SPLIT_ORDER = (0, 1, 2)
+MAX_DEPTH = 6
+MIN_GAIN = 1e-3
+
+
+def _fit(times: dict, keys: list, cands: list, x, order, kernel=None) -> tuple:
     """The tree over items `keys` (features `x`, split `order`) of `times` ({item: {configuration: ms}}), leaves
-    holding configurations of `cands`; `as_run(c, item)`: configuration c as it runs on the item (the cost above).
-    `kernel` (where_nd): {item: {configuration: kernel ms}}; where c has one, its cost also counts kernel_regret."""
+    holding configurations of `cands`. `kernel`: {item: {configuration: kernel ms}}; where c has one, its cost also
+    counts kernel_regret."""
     import numpy as np
     cost = np.empty((len(cands), len(keys)))
     for j, key in enumerate(keys):
-        t = times[key]
-        best, worst = min(t.values()), max(t.values())
         for i, c in enumerate(cands):
-            v = t.get(as_run(c, key))
-            r = math.log((v if v is not None else worst) / best)
+            r = log_regret(times[key], c)
             if kernel is not None:
                 r += math.log(kernel_regret(kernel.get(key, {}), c) or 1.0)
-            cost[i, j] = r + WORST_WEIGHT * max(0.0, r - math.log(WORST_TARGET))
+            cost[i, j] = cost_of(r)
     return _map_leaves(grow_tree(x, cost, order), cands)
 
 
@@ -191,6 +269,13 @@ def grow_tree(x, cost, order) -> tuple:
     return grow(np.arange(len(x)), 0)
 
 
+def descend(tree: tuple, x) -> tuple:
+    """The leaf's configuration for features `x` (as the tree was grown on)."""
+    while tree[0] == "split":
+        tree = tree[3] if x[tree[1]] <= tree[2] else tree[4]
+    return tree[1]
+
+
 def _map_leaves(node, cands):
     if node[0] == "leaf":
         return ("leaf", cands[node[1]])
@@ -198,7 +283,7 @@ def _map_leaves(node, cands):
 
 
 def grid_configs(shapes: dict) -> list:
-    """The TopK configurations a leaf may pick (MIN_SHARE rule; when none qualifies, as in a run of scattered
+    """The TopK configurations the rule may pick (MIN_SHARE rule; when none qualifies, as in a run of scattered
     configurations, those with the largest share), sorted."""
     keys = sorted(shapes)
     seen = Counter(c for key in keys for c in shapes[key])
@@ -219,33 +304,6 @@ def ch_grid(cands) -> tuple:
     return tuple(sorted({c[3] for c in cands if c[0]}))
 
 
-def fit_tree(shapes: dict, allowed, grid: tuple | None = None) -> tuple | None:
-    """A tree over the shapes' measured times, using configurations for which `allowed(c)`; None when no shape has
-    one. `grid`: the chunk sizes picks are made legal with (default: those of the candidates). Nodes: ("leaf",
-    configuration) or ("split", feature index into FEATURES, threshold, left, right), where left holds the shapes
-    with lg(feature) <= threshold."""
-    sub = {key: {c: v for c, v in t.items() if allowed(c)} for key, t in shapes.items()}
-    sub = {key: t for key, t in sub.items() if t}
-    if not sub:
-        return None
-    keys = sorted(sub)
-    cands = grid_configs(sub)
-    grid = ch_grid(cands) if grid is None else grid
-    return _fit(sub, keys, cands, [[lg(v) for v in key] for key in keys], SPLIT_ORDER,
-                lambda c, key: legalize(c, key[1], key[2], grid))
-
-
-def descend(tree: tuple, x) -> tuple:
-    """The leaf's configuration for features `x` (as the tree was grown on)."""
-    while tree[0] == "split":
-        tree = tree[3] if x[tree[1]] <= tree[2] else tree[4]
-    return tree[1]
-
-
-def walk(tree: tuple, rows: int, cols: int, k: int) -> tuple:
-    return descend(tree, (lg(rows), lg(cols), lg(k)))
-
-
 def legalize(c: tuple, cols: int, k: int, grid) -> tuple:
     """`c` made legal for a shape (module docstring). `grid`: the tuned chunk sizes; None: no replacement chunk (the
     configuration as measured, or 1CE)."""
@@ -262,10 +320,8 @@ def legalize(c: tuple, cols: int, k: int, grid) -> tuple:
 
 def choose_topk(model: TopKModel, rows: int, cols: int, k: int, subgroups: bool) -> tuple | None:
     """The fitted rule's configuration for a shape, made legal for it; None without data for the subgroups flag."""
-    tree = model.trees.get(bool(subgroups)) if hasattr(model, "trees") else None
-    if tree is None:
-        return None
-    return legalize(walk(tree, rows, cols, k), cols, k, model.grid)
+    v = model.votes.get(bool(subgroups)) if hasattr(model, "votes") else None
+    return None if v is None else vote_pick(v, rows, cols, k)
 
 
 @dataclass(frozen=True)

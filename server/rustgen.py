@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 from . import __version__
-from .heuristics import (OUTLIER_SPREAD, AdapterClass, adapter_class, choose_topk, choose_where,
-                         group_by_class, merge_measurements, topk_table, where_table)
+from .heuristics import (OUTLIER_SPREAD, VOTE_COLS, VOTE_SLACK, AdapterClass, adapter_class, choose_topk,
+                         choose_where, group_by_class, merge_measurements, topk_table, where_table)
 from .report import usable
 
 FLAVOURS = ("standalone", "st-core")
@@ -68,13 +68,15 @@ def _where_lit(c) -> str:
 
 RULE_LINES = [
     "//",
-    "// Rule (TopK): a decision tree fitted on every correct measurement (server/heuristics.py): nodes split on",
-    "// lr, lc, lk = bit lengths of rows, cols, k at thresholds; each leaf holds the grid configuration with the",
-    "// least summed log-regret over its shapes (regret over 1.25 weighted x5). One tree over all configurations",
-    "// (with subgroups), one over sg = false ones. The pick is then made legal: a 2CE pick needs k <= ch < cols,",
-    "// else ch = the tuned chunk size (the list legalize gets) nearest in bit length that is legal, else 1CE.",
-    "// Rule (where_nd): a decision tree of the same kind over ct = contiguous, ln = bit length of numel, nd = ndim",
-    "// of the measured cases.",
+    "// Rule (TopK): the measured shapes nearest to the query vote (server/heuristics.py). Shapes are points of",
+    "// half-octaves (ho x = floor(2 log2 x)) of rows, cols and k; the distance is",
+    f"// |d rows| + {VOTE_COLS} |d cols| + |d k|; the shapes within {VOTE_SLACK} of the nearest vote, with weight 1 / (2 + distance).",
+    "// Each grid configuration gets the weighted sum of its costs on them (log-regret in thousandths, regret over",
+    "// 1.25 weighted x5; on a shape where it is not legal as it is, that shape's slowest), and the query gets the",
+    "// cheapest one that is legal for it as it is (2CE: k <= ch < cols). One vote over all configurations (with",
+    "// subgroups), one over sg = false ones.",
+    "// Rule (where_nd): a decision tree over ct = contiguous, ln = bit length of numel, nd = ndim of the measured",
+    "// cases; each leaf holds the configuration of least summed cost over its cases.",
     ]
 
 
@@ -138,6 +140,63 @@ type TopKRule = fn(u32, u32, u32, bool) -> Option<TopKChoice>;
 
 /// A fitted where_nd rule: (numel, ndim, contiguous) -> the pick, or `None` without where_nd data.
 type WhereRule = fn(u64, u32, bool) -> Option<WhereChoice>;
+
+/// A fitted TopK vote (the rule above): the measured shapes as points (half-octaves of rows, cols, k), the grid's
+/// configurations, `cost[i * points.len() + j]` = configuration i on shape j, and the grid's chunk sizes.
+#[allow(dead_code)]
+struct Vote {
+    points: &'static [[i64; 3]],
+    configs: &'static [TopKChoice],
+    cost: &'static [u32],
+    grid: &'static [u32],
+}
+
+/// floor(2 log2 x), exactly (x = 0 counts as 1): the half-octave of x.
+#[allow(dead_code)]
+fn ho(x: u32) -> i64 {
+    let x = x.max(1) as u64;
+    let b = 63 - x.leading_zeros() as u64;
+    (2 * b + (x * x >= 1u64 << (2 * b + 1)) as u64) as i64
+}
+
+/// Whether a configuration runs as it is on a shape.
+#[allow(dead_code)]
+fn legal(c: &TopKChoice, cols: u32, k: u32) -> bool {
+    if c.use_2ce { k <= c.ch && c.ch < cols } else { c.ch == 0 }
+}
+
+/// The vote's pick for a shape: the configuration of least distance-weighted cost among those legal as they are
+/// (ties: the first); if none is, the cheapest of all, made legal.
+#[allow(dead_code)]
+fn vote(v: &Vote, rows: u32, cols: u32, k: u32) -> TopKChoice {
+    let q = [ho(rows), ho(cols), ho(k)];
+    let d: Vec<i64> = v.points.iter()
+        .map(|p| (p[0] - q[0]).abs() + VOTE_COLS * (p[1] - q[1]).abs() + (p[2] - q[2]).abs())
+        .collect();
+    let near = d.iter().copied().min().unwrap_or(0) + VOTE_SLACK;
+    let n = d.len();
+    let mut best: Option<(f64, usize)> = None;
+    for only_legal in [true, false] {
+        for (i, c) in v.configs.iter().enumerate() {
+            if only_legal && !legal(c, cols, k) {
+                continue;
+            }
+            let mut s = 0.0f64;
+            for j in 0..n {
+                if d[j] <= near {
+                    s += v.cost[i * n + j] as f64 / (2 + d[j]) as f64;
+                }
+            }
+            if best.map_or(true, |(b, _)| s < b) {
+                best = Some((s, i));
+            }
+        }
+        if best.is_some() {
+            break;
+        }
+    }
+    legalize(v.configs[best.map_or(0, |(_, i)| i)], cols, k, v.grid)
+}
 
 #[allow(dead_code)] // unused in a file without TopK data
 fn lg32(x: u32) -> i64 {
@@ -284,7 +343,7 @@ def _key_lit(c: AdapterClass) -> str:
             f"subgroup_min: {c.subgroup_min}, subgroup_max: {c.subgroup_max}, backend: {rust_str(c.backend)} }}")
 
 
-def _tree_rust(node, indent: str, names=("lr", "lc", "lk"), lit=_topk_lit) -> str:
+def _tree_rust(node, indent: str, names=("ct", "ln", "nd"), lit=_where_lit) -> str:
     if node[0] == "leaf":
         return lit(node[1])
     _, f, thr, left, right = node
@@ -293,21 +352,31 @@ def _tree_rust(node, indent: str, names=("lr", "lc", "lk"), lit=_topk_lit) -> st
             f"{_tree_rust(right, inner, names, lit)}\n{indent}}}")
 
 
+def _vote_rust(v, name: str) -> str:
+    """A fitted vote (heuristics.Vote) as a Rust `const Vote`."""
+    points = "".join(f"        [{p[0]}, {p[1]}, {p[2]}],\n" for p in v.points)
+    configs = "".join(f"        {_topk_lit(c)},\n" for c in v.configs)
+    cost = "".join(f"        {', '.join(map(str, row))},\n" for row in v.cost)
+    return (f"\nconst {name}: Vote = Vote {{\n    points: &[\n{points}    ],\n    configs: &[\n{configs}    ],\n"
+            f"    cost: &[\n{cost}    ],\n    grid: &[{', '.join(map(str, v.grid))}],\n}};\n")
+
+
 def _topk_rule(model, suffix: str) -> str:
-    """The fitted trees of a TopK model as one Rust function of plain `if`s on thresholds."""
+    """The fitted votes of a TopK model as Rust constants and the rule function that asks them."""
     name = f"topk_rule{suffix}"
-    trees = getattr(model, "trees", {})
+    votes = getattr(model, "votes", {})
     head = (f"\n#[allow(unused_variables)]\nfn {name}(rows: u32, cols: u32, k: u32, subgroups: bool) "
             "-> Option<TopKChoice> {\n")
-    if trees.get(True) is None:
+    if votes.get(True) is None:
         return head + "    None\n}\n"
-    no_sg = trees.get(False)
-    ind = " " * 8
-    other = _tree_rust(no_sg, ind) if no_sg is not None else "return None;"
-    grid = ", ".join(str(g) for g in model.grid)
-    return (head + "    let (lr, lc, lk) = (lg32(rows), lg32(cols), lg32(k));\n"
-            f"    let c = if subgroups {{\n{ind}{_tree_rust(trees[True], ind)}\n    }} else {{\n{ind}{other}\n    }};\n"
-            f"    // the tuned chunk sizes\n    Some(legalize(c, cols, k, &[{grid}]))\n}}\n")
+    out = _vote_rust(votes[True], f"TOPK_VOTE{suffix.upper()}")
+    if votes.get(False) is not None:
+        out += _vote_rust(votes[False], f"TOPK_VOTE_NO_SG{suffix.upper()}")
+        other = f"Some(vote(&TOPK_VOTE_NO_SG{suffix.upper()}, rows, cols, k))"
+    else:
+        other = "None"
+    return (out + head + f"    if subgroups {{\n        Some(vote(&TOPK_VOTE{suffix.upper()}, rows, cols, k))\n"
+            f"    }} else {{\n        {other}\n    }}\n}}\n")
 
 
 def _where_rule(model, suffix: str) -> str:
@@ -318,7 +387,7 @@ def _where_rule(model, suffix: str) -> str:
     if tree is None:
         return head + "    None\n}\n"
     return (head + "    let (ct, ln, nd) = (contiguous as i64, lg64(numel), ndim as i64);\n"
-            f"    Some({_tree_rust(tree, '    ', ('ct', 'ln', 'nd'), _where_lit)})\n}}\n")
+            f"    Some({_tree_rust(tree, '    ')})\n}}\n")
 
 
 def _tables(topk, where, suffix: str) -> str:
@@ -347,6 +416,8 @@ def _render(header: str, run_id: str, adapter: dict, classes: list, primary: int
     parts.append(f"/// The device classes this file holds tables for (`choose_topk_for`, `choose_where_nd_for`).\n"
                  f"pub const ADAPTER_KEYS: &[AdapterKey<'static>] = &[{keys}];\n")
     parts.append(CORE)
+    parts.append(f"\n/// The TopK vote's weight of a half-octave of cols, and how far past the nearest shape a shape still votes.\n"
+                 f"#[allow(dead_code)]\nconst VOTE_COLS: i64 = {VOTE_COLS};\n#[allow(dead_code)]\nconst VOTE_SLACK: i64 = {VOTE_SLACK};\n")
     if len(classes) <= 1:
         topk, where = (classes[0][1], classes[0][2]) if classes else ([], [])
         parts.append(_tables(topk, where, ""))
@@ -374,9 +445,9 @@ def generate(doc: dict | None, flavour: str = "standalone", run_id: str | None =
     """The Rust source of wgpu_heuristics.rs for a run document (None: the stub, every chooser returns None).
 
     The rule (server/heuristics.py has the Python of it; report.py judges it): only correct measurements count;
-    TopK: two decision trees fitted on them (all configurations; sg = false ones) over the bit lengths of rows,
-    cols and k, emitted as plain `if`s on thresholds; the pick is then made legal for the query's shape (2CE needs
-    k <= ch < cols). `flavour` "st-core" adds st-core's `choose`, `generated::choose`, `fallback` and `Extras`.
+    TopK: two votes of the nearest measured shapes (all configurations; sg = false ones), emitted as constant
+    tables and the same arithmetic in Rust; the pick is a grid configuration legal for the query's shape as it is
+    (2CE needs k <= ch < cols); where_nd: a decision tree, emitted as plain `if`s on thresholds. `flavour` "st-core" adds st-core's `choose`, `generated::choose`, `fallback` and `Extras`.
     The file holds one device class, the run's (`ADAPTER_KEY`; `choose_topk_for` answers for it alone).
     `created_at` is the date written in the header (the stored run's); nothing here reads the clock."""
     if flavour not in FLAVOURS:

@@ -62,8 +62,8 @@ GRID_MAIN = r'''
 mod h;
 fn main() {
     let rows = [1u32, 2, 3, 8, 64, 1000, 65535];
-    let cols = [1u32, 7, 100, 1023, 1024, 1025, 4096, 5000, 16384, 40000, 65536, 1 << 20];
-    let ks = [1u32, 2, 8, 33, 64, 100, 256, 1000, 4096];
+    let cols = [1u32, 7, 100, 1023, 1024, 1025, 4096, 5000, 16384, 40000, 65536, 92681, 92682, 1 << 20, u32::MAX];
+    let ks = [1u32, 2, 8, 33, 64, 100, 256, 1000, 4096, 92681];
     for &r in rows.iter() { for &c in cols.iter() { for &k in ks.iter() { if k > c { continue; }
         for &sg in [false, true].iter() {
             match h::choose_topk(r, c, k, sg) {
@@ -98,10 +98,11 @@ RUNS = Path(__file__).resolve().parents[1] / "bench" / "results"
 
 
 @pytest.mark.parametrize("data", ["sample", "hostile", "h100-2026-11-25-s4-full-topk.json",
-                                  "h200-2026-11-29-where-grid.json"])
+                                  "h200-2026-11-29-offgrid-topk.json", "h200-2026-11-29-where-grid.json"])
 def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, data):
-    """The sample run, with hostile strings, and real GPU runs whose fitted trees are deep (TopK: 44 shapes; where_nd:
-    42 cases)."""
+    """The sample run, with hostile strings, and real GPU runs whose rules pick many configurations (TopK: 44 shapes
+    of the full grid, 40 off it; where_nd: a deep tree over 42 cases). The grid crosses half-octave boundaries
+    (92681 | 92682) and reaches u32::MAX."""
     doc = sample_run() if data in ("sample", "hostile") else json.loads((RUNS / data).read_text())
     if data == "hostile":
         doc.update(label=EVIL, adapter={"vendor": EVIL, "architecture": "x\ny", "device": "", "description": EVIL})
@@ -126,7 +127,7 @@ def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, da
                                                               b(want[4]), b(want[5])]), line
             n += 1
     assert n > 500 and nw == 32 * 6 * 2
-    if data.endswith(".json"):   # the real runs' trees have many leaves: the grid walks into several of them
+    if data.endswith(".json"):   # the real runs' rules pick many configurations: the grid meets several of them
         kinds = {tuple(ln.split()[4:]) for ln in lines if ln.startswith("w" if "where" in data else tuple("0123456789"))}
         assert len(kinds) >= 4, kinds
     adapters = [bytes.fromhex(line.split(" ", 1)[1] if " " in line else "").decode() for line in lines
@@ -158,7 +159,7 @@ def test_header_comments_hold_the_posted_strings_escaped_and_reversibly(sample_r
     adapter_line = next(ln for ln in header if ln.startswith("// Adapter: vendor "))
     assert comment_safe(EVIL) in adapter_line and unescape_comment(comment_safe(EVIL)) == EVIL
     assert "2026-11-25T07:00:00+00:00" in src and doc["run_id"] in src
-    assert "a decision tree fitted on every correct measurement" in src      # the rule is written into the file
+    assert "Rule (TopK): the measured shapes nearest to the query vote" in src      # the rule is written into the file
 
 
 def test_zero_times_generate_compilable_rust(tmp_path, sample_run):
