@@ -133,15 +133,18 @@ def test_h200_full_runs_held_out_regret_is_what_the_readme_says():
         assert len(floor) == 44 and max(floor) <= 1.023
 
 
-def test_a_rule_fitted_on_a_full_run_serves_shapes_off_its_grid():
-    """40 shapes off the full preset's grid (rows, cols, k not powers of two, e.g. 8x50257 k=40), tuned in their own
-    run: the rule fitted on an H200 full run picks within 1.25 of the fastest on every one."""
+@pytest.mark.parametrize("run, geomean, worst, over", [("h200-2026-11-29-offgrid-topk.json", 1.027, 1.236, 0),
+                                                         ("h200-2026-11-29-offgrid-topk-2.json", 1.066, 1.757, 4)])
+def test_a_rule_fitted_on_a_full_run_serves_shapes_off_its_grid_as_the_readme_says(run, geomean, worst, over):
+    """Two seeded samples of 40 shapes off the full preset's grid (bench/offgrid_shapes.py; no power of two in cols,
+    e.g. 8x50257 k=40), each tuned in its own run, judged by the rule fitted on an H200 full run. The second sample
+    was tuned after the rule was fixed; 4 of its shapes are over 1.25."""
     full, off = (json.loads((ROOT / "bench/results" / n).read_text())["measurements"]
-                 for n in ("h200-2026-11-29-full-topk.json", "h200-2026-11-29-offgrid-topk.json"))
+                 for n in ("h200-2026-11-29-full-topk.json", run))
     model, off = topk_table(full), topk_times(off)
     regret = [off[s][choose_topk(model, *s, True)] / min(off[s].values()) for s in off]
-    assert len(regret) == 40
-    assert round(math.exp(sum(map(math.log, regret)) / 40), 3) == 1.027 and round(max(regret), 3) == 1.236
+    assert len(regret) == 40 and sum(r > 1.25 for r in regret) == over
+    assert round(math.exp(sum(map(math.log, regret)) / 40), 3) == geomean and round(max(regret), 3) == worst
 
 
 def test_the_printed_report_names_and_marks_the_shapes_over_the_worst_case_target():
