@@ -174,10 +174,10 @@ def fit_vote(shapes: dict, allowed) -> Vote | None:
     keys = sorted(sub)
     cands = grid_configs(sub)
 
-    def cost(c, key):
+    def milli(c, key):
         r = log_regret(sub[key], c if legal(c, key[1], key[2]) else None)
         return min(65535, round(1000 * cost_of(r)))
-    cost = tuple(tuple(cost(c, key) for key in keys) for c in cands)
+    cost = tuple(tuple(milli(c, key) for key in keys) for c in cands)
     return Vote(tuple(keys), tuple(tuple(ho(v) for v in key) for key in keys), tuple(cands), cost, ch_grid(cands))
 
 
@@ -305,8 +305,9 @@ def ch_grid(cands) -> tuple:
 
 
 def legalize(c: tuple, cols: int, k: int, grid) -> tuple:
-    """`c` made legal for a shape (module docstring). `grid`: the tuned chunk sizes; None: no replacement chunk (the
-    configuration as measured, or 1CE)."""
+    """`c` made legal for a shape: a 2CE configuration needs k <= ch < cols, else its ch becomes the chunk size of
+    `grid` (the tuned ones) nearest in bit length that is legal (ties: the smaller), else it becomes 1CE with ch = 0.
+    `grid` None: no replacement chunk (the configuration as it is, or 1CE)."""
     use_2ce, wg, kl, ch, sg, ls = c
     if not use_2ce:
         return (False, wg, kl, 0, sg, ls)

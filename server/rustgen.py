@@ -69,8 +69,8 @@ def _where_lit(c) -> str:
 RULE_LINES = [
     "//",
     "// Rule (TopK): the measured shapes nearest to the query vote (server/heuristics.py). Shapes are points of",
-    "// half-octaves (ho x = floor(2 log2 x)) of rows, cols and k; the distance is",
-    f"// |d rows| + {VOTE_COLS} |d cols| + |d k|; the shapes within {VOTE_SLACK} of the nearest vote, with weight 1 / (2 + distance).",
+    f"// half-octaves (ho x = floor(2 log2 x)) of rows, cols and k; the distance is |d rows| + {VOTE_COLS} |d cols| +",
+    f"// |d k|; the shapes within {VOTE_SLACK} of the nearest vote, with weight 1 / (2 + distance).",
     "// Each grid configuration gets the weighted sum of its costs on them (log-regret in thousandths, regret over",
     "// 1.25 weighted x5; on a shape where it is not legal as it is, that shape's slowest), and the query gets the",
     "// cheapest one that is legal for it as it is (2CE: k <= ch < cols). One vote over all configurations (with",
@@ -416,8 +416,9 @@ def _render(header: str, run_id: str, adapter: dict, classes: list, primary: int
     parts.append(f"/// The device classes this file holds tables for (`choose_topk_for`, `choose_where_nd_for`).\n"
                  f"pub const ADAPTER_KEYS: &[AdapterKey<'static>] = &[{keys}];\n")
     parts.append(CORE)
-    parts.append(f"\n/// The TopK vote's weight of a half-octave of cols, and how far past the nearest shape a shape still votes.\n"
-                 f"#[allow(dead_code)]\nconst VOTE_COLS: i64 = {VOTE_COLS};\n#[allow(dead_code)]\nconst VOTE_SLACK: i64 = {VOTE_SLACK};\n")
+    parts.append("\n/// The TopK vote: the weight of a half-octave of cols; how far past the nearest shape one votes.\n"
+                 f"#[allow(dead_code)]\nconst VOTE_COLS: i64 = {VOTE_COLS};\n"
+                 f"#[allow(dead_code)]\nconst VOTE_SLACK: i64 = {VOTE_SLACK};\n")
     if len(classes) <= 1:
         topk, where = (classes[0][1], classes[0][2]) if classes else ([], [])
         parts.append(_tables(topk, where, ""))
@@ -447,7 +448,8 @@ def generate(doc: dict | None, flavour: str = "standalone", run_id: str | None =
     The rule (server/heuristics.py has the Python of it; report.py judges it): only correct measurements count;
     TopK: two votes of the nearest measured shapes (all configurations; sg = false ones), emitted as constant
     tables and the same arithmetic in Rust; the pick is a grid configuration legal for the query's shape as it is
-    (2CE needs k <= ch < cols); where_nd: a decision tree, emitted as plain `if`s on thresholds. `flavour` "st-core" adds st-core's `choose`, `generated::choose`, `fallback` and `Extras`.
+    (2CE needs k <= ch < cols); where_nd: a decision tree, emitted as plain `if`s on thresholds. `flavour`
+    "st-core" adds st-core's `choose`, `generated::choose`, `fallback` and `Extras`.
     The file holds one device class, the run's (`ADAPTER_KEY`; `choose_topk_for` answers for it alone).
     `created_at` is the date written in the header (the stored run's); nothing here reads the clock."""
     if flavour not in FLAVOURS:

@@ -62,7 +62,8 @@ GRID_MAIN = r'''
 mod h;
 fn main() {
     let rows = [1u32, 2, 3, 8, 64, 1000, 65535];
-    let cols = [1u32, 7, 100, 1023, 1024, 1025, 4096, 5000, 16384, 40000, 65536, 92681, 92682, 1 << 20, u32::MAX];
+    let cols = [1u32, 7, 100, 1023, 1024, 1025, 4096, 5000, 16384, 40000, 65536, 92681, 92682, 1 << 20,
+                u32::MAX];
     let ks = [1u32, 2, 8, 33, 64, 100, 256, 1000, 4096, 92681];
     for &r in rows.iter() { for &c in cols.iter() { for &k in ks.iter() { if k > c { continue; }
         for &sg in [false, true].iter() {
