@@ -1,7 +1,7 @@
 """Print a seeded sample of TopK shapes off the full preset's grid, for bench/tune_gpu.py --shapes: log-uniform rows
 in 1..4096, cols in 1024..1048576 and k in 8..2048 (k <= cols / 2, at most 2^24 elements), plus four shapes of
-LLM vocabularies. The committed runs used seed 2026 (bench/results/h200-2026-11-29-offgrid-topk.json) and 2027
-(...-offgrid-topk-2.json):
+LLM vocabularies. The committed runs used seeds 2026 (bench/results/h200-2026-11-29-offgrid-topk.json), 2027
+(...-offgrid-topk-2.json) and 2028 (...-offgrid-topk-3.json):
 
     python3 bench/tune_gpu.py --out run.json --shapes $(python3 bench/offgrid_shapes.py --seed 2027)
 """
