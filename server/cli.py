@@ -207,6 +207,35 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_judge(args) -> int:
+    from .report import NothingToJudge, class_fit, format_judge, judge
+    store = _store(args)
+    on_id = store.latest_run_id() if args.on == "latest" else args.on
+    on = store.get_run(on_id) if on_id else None
+    if on is None:
+        print(f"no run {args.on!r} to judge on", file=sys.stderr)
+        return 1
+    if args.rule == "all":
+        ms, fit_runs = class_fit(store.all_runs(), on["run"])
+    elif args.rule == on_id:
+        print("--rule names the judged run itself; judge on a run the rule was not fitted on (`report` has the "
+              "held-out regret within one run)", file=sys.stderr)
+        return 2
+    else:
+        fit = store.get_run(args.rule)
+        if fit is None:
+            print(f"no run {args.rule!r} to fit the rule on", file=sys.stderr)
+            return 1
+        ms, fit_runs = fit["run"].get("measurements", []), [args.rule]
+    try:
+        r = judge(on["run"], ms, fit_runs)
+    except NothingToJudge as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    print(json.dumps(r, indent=2) if args.json else format_judge(r))
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="spiraltorch-tuner", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -249,5 +278,13 @@ def main(argv=None) -> int:
     q.add_argument("--device-class", help="with --run all: only this class (keys: GET /api/classes)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=cmd_report)
+    j = sub.add_parser("judge", help="how a TopK rule serves shapes it was not fitted on: fit it on some runs, "
+                                     "judge it on another run's shapes")
+    j.add_argument("--db")
+    j.add_argument("--on", default="latest", help="the run whose shapes to judge on: a run id or 'latest'")
+    j.add_argument("--rule", default="all", help="the run to fit the rule on: a run id, or 'all': every other stored "
+                   "run of the judged run's device class, merged (the tables `heuristics --run all` writes for it)")
+    j.add_argument("--json", action="store_true")
+    j.set_defaults(fn=cmd_judge)
     args = p.parse_args(argv)
     return args.fn(args)

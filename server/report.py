@@ -9,8 +9,8 @@ from spiraltorch.shaders import space
 from spiraltorch.space import stcore_fallback
 
 from .heuristics import (TOPK_KEYS, WHERE_KEYS, WORST_TARGET, adapter_class, choose_topk, choose_where, class_key,
-                         kernel_regret, topk_table, topk_times, where_kernel_times, where_query, where_table,
-                         where_times)
+                         class_order, kernel_regret, topk_table, topk_times, where_kernel_times, where_query,
+                         where_table, where_times)
 
 
 MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
@@ -89,15 +89,83 @@ def report(doc: dict, measurements: list | None = None) -> dict:
     }
 
 
-def heldout_worst(rows, name) -> dict | None:
-    """The worst held-out regret of report rows (`name(row)` names it) and how many of them are over the target
-    (WORST_TARGET); None when no row has one."""
-    held = [x for x in rows if x["heldout_regret"] is not None]
+def heldout_worst(rows, name, col: str = "heldout_regret") -> dict | None:
+    """The worst held-out regret of report rows (`name(row)` names it; `col`: the regret column) and how many of
+    them are over the target (WORST_TARGET); None when no row has one."""
+    held = [x for x in rows if x[col] is not None]
     if not held:
         return None
-    worst = max(held, key=lambda x: x["heldout_regret"])
-    return {"name": name(worst), "regret": worst["heldout_regret"], "target": WORST_TARGET,
-            "over": sum(x["heldout_regret"] > WORST_TARGET for x in held), "n": len(held)}
+    worst = max(held, key=lambda x: x[col])
+    return {"name": name(worst), "regret": worst[col], "target": WORST_TARGET,
+            "over": sum(x[col] > WORST_TARGET for x in held), "n": len(held)}
+
+
+class NothingToJudge(ValueError):
+    """A judgement without TopK data to fit the rule on or to judge it on."""
+
+
+def judge(on: dict, fit_measurements: list, fit_runs: list[str]) -> dict:
+    """The TopK rule fitted on `fit_measurements` (from the runs `fit_runs`) judged on the TopK shapes of the run
+    document `on`, which it was not fitted on (e.g. your model's shapes, tuned in their own run): per shape the best
+    configuration and time there, the rule's pick, its time and regret (None where `on` did not measure the pick),
+    the summary and the worst. The subgroups flag is `on`'s adapter's. Raises NothingToJudge without TopK data on
+    either side."""
+    fit_ms, on_ms = usable(fit_measurements), usable(on.get("measurements", []))
+    sg = "subgroups" in on.get("features", [])
+    table, times = topk_table(fit_ms), topk_times(on_ms)
+    if not times:
+        raise NothingToJudge(f"run {on.get('run_id')} holds no correct TopK measurement to judge the rule on")
+    if table.votes[sg] is None:
+        raise NothingToJudge(f"runs {', '.join(fit_runs) or '(none)'} hold no correct TopK measurement"
+                             f"{'' if sg else ' with sg = false'} to fit the rule on")
+    rows = []
+    for key in sorted(times):
+        t = times[key]
+        best = min(t.values())
+        pick = choose_topk(table, *key, sg)
+        row = {"shape": f"{key[0]}x{key[1]} k={key[2]}", "rows": key[0], "cols": key[1], "k": key[2],
+               "configs": len(t), "best": _cfg(min(t, key=t.get)), "best_ms": best, "pick": _cfg(pick),
+               "pick_ms": t.get(pick)}
+        _add_regrets(row, ("pick",), best)
+        rows.append(row)
+    return {"run_id": on.get("run_id"), "fit_runs": list(fit_runs), "subgroups": sg, "shapes": rows,
+            "regret": _summary(rows, "pick_regret"), "worst": heldout_worst(rows, lambda x: x["shape"], "pick_regret"),
+            "unmeasured": sum(r["pick_ms"] is None for r in rows),
+            "doc": "regret = time of the rule's pick / fastest measured time on that shape, the rule fitted on "
+                   "fit_runs only; a pick this run did not measure has no regret (counted in unmeasured)"}
+
+
+def class_fit(records, on: dict) -> tuple[list, list[str]]:
+    """What `judge` fits on for rule "all", the tables a merged file's `choose_topk_for` would use for `on`'s
+    adapter: every stored run (records, oldest first) but `on` itself, merged per device class, and of the classes
+    that may serve `on` (heuristics.class_order: same vendor and architecture, the closest first) the first with TopK
+    data for `on`'s subgroups flag. Returns its merged measurements and run ids ([], [] when none)."""
+    from .rustgen import merged_classes
+    merged = merged_classes([r for r in records if r["run_id"] != on.get("run_id")])
+    sg = "subgroups" in on.get("features", [])
+    for i in class_order([c for c, _, _ in merged], adapter_class(on)):
+        _, recs, ms = merged[i]
+        if any(sg or not c[4] for t in topk_times(usable(ms)).values() for c in t):
+            return ms, [r["run_id"] for r in recs]
+    return [], []
+
+
+def format_judge(r: dict) -> str:
+    """A judgement (judge) as a plain-text table (the CLI prints it)."""
+    out = [f"TopK rule of {', '.join(r['fit_runs'])} judged on run {r['run_id']}",
+           f"{'shape':<22} {'configs':>7} {'best ms':>9} {'pick':>9}"]
+    for s in r["shapes"]:
+        v = s["pick_regret"]
+        out.append(f"{s['shape']:<22} {s['configs']:>7} {s['best_ms']:>9.4g} "
+                   f"{'-' if v is None else format(v, '.3f'):>9}{'*' if v is not None and v > WORST_TARGET else ''}")
+    g = r["regret"]
+    if g["n"]:
+        out.append(f"regret geomean {g['geomean']:.3f}  worst {g['worst']:.3f}  over {g['n']} shapes"
+                   + (f" ({r['unmeasured']} picks not measured in this run)" if r["unmeasured"] else ""))
+    w = r["worst"]
+    if w:
+        out.append(f"worst: {w['name']} ({w['regret']:.3f}); {w['over']} of {w['n']} shapes over {w['target']}")
+    return "\n".join(out)
 
 
 def case_name(c: dict) -> str:

@@ -349,16 +349,17 @@ function fmtRegret(v, unit = "shapes") {
   return v && v.n ? `geomean ${v.geomean.toFixed(3)}, worst ${v.worst.toFixed(3)} (${v.n} ${unit})` : "not measured";
 }
 
-/** Rows as table rows; those whose held-out regret is over `target` (the report's) are marked. */
-function fillTable(table, cols, rows, target = Infinity) {
+/** Rows as table rows; those whose regret in column `mark` (the held-out one) is over `target` (the report's) are
+ *  marked. */
+function fillTable(table, cols, rows, target = Infinity, mark = "heldout_regret") {
   const head = table.tHead, body = table.tBodies[0];
   head.replaceChildren(); body.replaceChildren();
   const htr = node("tr");
   cols.forEach(([, t]) => htr.append(node("th", t)));
   head.append(htr);
   for (const row of rows) {
-    const tr = node("tr", "", row.heldout_regret > target ? "over" : "");
-    if (tr.className) tr.title = `held-out regret over ${target}`;
+    const tr = node("tr", "", row[mark] > target ? "over" : "");
+    if (tr.className) tr.title = `${mark === "heldout_regret" ? "held-out regret" : "regret"} over ${target}`;
     cols.forEach(([k]) => tr.append(node("td", k.endsWith("regret") && typeof row[k] === "number"
       ? row[k].toFixed(3) : cellText(row[k]), typeof row[k] === "number" ? "num mono" : "mono")));
     body.append(tr);
@@ -438,6 +439,43 @@ async function showReport(runId, name = "", deviceClass = null) {
   $("report").hidden = false;
 }
 
+// GET /api/runs/{id}/judge: the TopK rule of the other runs of the class, judged on this run's shapes.
+const JUDGE_COLS = [
+  ["shape", "Shape"], ["configs", "Configs"], ["best_ms", "Best ms"], ["best", "Fastest configuration"],
+  ["pick", "Rule's pick"], ["pick_regret", "Regret"],
+];
+const JUDGE_SERIES = [["pick_regret", "rule of the other runs", "#4a6fdc"]];
+
+/** How the rule of the other stored runs serves a run's TopK shapes, which it was not fitted on, in the report area. */
+async function showJudge(runId, name) {
+  $("report-run").textContent = `· the other runs' rule, judged on ${name}`;
+  $("report-summary").textContent = "Fitting the rule on the other runs…";
+  $("report-chart").replaceChildren();
+  const table = $("report-table");
+  table.tHead.replaceChildren(); table.tBodies[0].replaceChildren();
+  $("report-where").hidden = true;
+  $("report-topk").hidden = true;
+  $("report").hidden = false;
+  let r;
+  try { r = await fetch(`/api/runs/${encodeURIComponent(runId)}/judge`); } catch (_) {
+    $("report-summary").textContent = "The judgement could not be fetched."; return;
+  }
+  const body = await r.json().catch(() => null);
+  if (!r.ok || !body) {   // 422: no TopK data on one side, with the reason
+    $("report-summary").textContent = `Nothing to judge: ${body && typeof body.detail === "string" ? body.detail : `HTTP ${r.status}`}.`;
+    return;
+  }
+  fillTable(table, JUDGE_COLS, body.shapes, body.worst ? body.worst.target : Infinity, "pick_regret");
+  drawRegretChart($("report-chart"), body.shapes, JUDGE_SERIES);
+  $("report-topk").hidden = false;
+  const w = body.worst;
+  $("report-summary").textContent = `Regret = time of the pick / fastest time on this run (1.0 is perfect) of the ` +
+    `rule fitted on ${body.fit_runs.length} other run${body.fit_runs.length === 1 ? "" : "s"} of this GPU, ` +
+    `which never saw these shapes: ${fmtRegret(body.regret)}.` +
+    (w ? ` Worst: ${w.name} (${w.regret.toFixed(3)}); ${w.over} of ${w.n} over ${w.target}${w.over ? " (marked)" : ""}.` : "") +
+    (body.unmeasured ? ` ${body.unmeasured} picks were not measured in this run.` : "");
+}
+
 // -- stored runs ----------------------------------------------------------------------------------------------
 /** The JSON body of a GET, or null when the server cannot be reached or does not answer 2xx. */
 async function getJson(url) {
@@ -480,7 +518,13 @@ async function loadRuns() {
       ev.preventDefault();
       showReport(run.run_id, run.label || run.run_id).then(() => $("report").scrollIntoView({ block: "start" }));
     });
-    dl.append(rep);
+    const jd = link(`/api/runs/${id}/judge`, "judge");
+    jd.title = "the TopK rule of the other runs of this device class, judged on this run's shapes";
+    jd.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      showJudge(run.run_id, run.label || run.run_id).then(() => $("report").scrollIntoView({ block: "start" }));
+    });
+    dl.append(rep, jd);
     tr.append(dl);
     body.append(tr);
   }

@@ -314,3 +314,27 @@ def test_report_holds_out_each_shape_when_judging_the_rule(sample_run):
     assert rep["regret"]["tuned_measured"] == {"geomean": 1.0, "worst": 1.0, "n": 3}
     assert rep["regret"]["tuned_heldout"]["worst"] >= 1.8 - 1e-9
     assert "regret tuned_heldout" in format_report(rep)
+
+
+def test_judge_fits_the_rule_on_other_runs_and_says_what_is_wrong(client, sample_run):
+    """GET /api/runs/{id}/judge: the rule of the other runs of the class judged on this run's shapes; a rule that
+    names the judged run, an unknown run, or a run without TopK data are 4xx with a reason."""
+    a, b = sample_run(label="fit"), sample_run(label="judged")
+    where_only = sample_run(measurements=[m for m in b["measurements"] if m["kernel"] == "where_nd"])
+    for d in (a, b, where_only):
+        assert client.post("/api/runs", json=d).status_code == 201
+    r = client.get(f"/api/runs/{b['run_id']}/judge")
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert j["run_id"] == b["run_id"] and j["fit_runs"] == [a["run_id"], where_only["run_id"]]   # the class, merged
+    assert j["regret"] == {"geomean": 1.0, "worst": 1.0, "n": 3}             # same times: the picks are the best
+    assert [s["shape"] for s in j["shapes"]] == ["2x16384 k=256", "4x1024 k=8", "4x4096 k=64"]
+    one = client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": a["run_id"]}).json()
+    assert one["fit_runs"] == [a["run_id"]] and one["shapes"] == j["shapes"]
+    same = client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": b["run_id"]})
+    assert same.status_code == 422 and "itself" in same.json()["detail"]
+    assert client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": "nope"}).status_code == 404
+    none = client.get(f"/api/runs/{where_only['run_id']}/judge")
+    assert none.status_code == 422 and "no correct TopK measurement to judge" in none.json()["detail"]
+    unfit = client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": where_only["run_id"]})
+    assert unfit.status_code == 422 and "to fit the rule on" in unfit.json()["detail"]

@@ -410,3 +410,38 @@ def test_clock_guard_posts_clock_only_where_it_is_on(page, live_server, tmp_path
     assert guard["on"] and guard["best_ms"] > 0 and guard["calibrations"] == 1 and guard["tolerance"] == 0.5
     assert guard["retries"] == len(timed) + len(wheres) and guard["load_ms"] > 0
     assert elapsed < 30, f"forced clock guard run took {elapsed:.1f} s"
+
+
+def test_a_stored_runs_judge_link_shows_how_the_other_runs_rule_serves_its_shapes(page, live_server, tmp_path):
+    """Two runs of one (made-up) device class, posted: the judged run's `judge` link shows the rule of the other
+    run on its three TopK shapes, as GET /api/runs/{id}/judge has it; a run without TopK data says why there is
+    nothing to judge."""
+    from conftest import make_run
+    url = base_url(live_server)
+    adapter = {"vendor": "judge-test", "architecture": "arch-j", "device": "", "description": ""}
+    fit, judged = make_run(adapter=adapter, label="fit"), make_run(adapter=adapter, label="judged")
+    judged["measurements"] = [{**m, "median_ms": m["median_ms"] * (1.5 if m["params"].get("wg") == 64 else 1.0)}
+                              if m["ok"] else m for m in judged["measurements"]]     # this run's best differs
+    where_only = make_run(adapter={**adapter, "architecture": "arch-w"}, label="where only",
+                          measurements=[m for m in fit["measurements"] if m["kernel"] == "where_nd"])
+    for d in (fit, judged, where_only):
+        assert httpx.post(f"{url}/api/runs", json=d).status_code == 201
+    open_tuner(page, url)
+    page.click(f"#runs td.links a[href='/api/runs/{judged['run_id']}/judge']")
+    page.wait_for_selector("#report-table tbody tr")
+    j = httpx.get(f"{url}/api/runs/{judged['run_id']}/judge").json()
+    assert j["fit_runs"] == [fit["run_id"]]
+    assert page.locator("#report-table tbody tr").count() == len(j["shapes"]) == 3
+    assert "Rule's pick" in page.text_content("#report-table thead")
+    summary = page.text_content("#report-summary")
+    assert "which never saw these shapes" in summary and f"worst {j['regret']['worst']:.3f}" in summary
+    assert page.locator("#report-chart svg").count() == 1
+    assert "judged on judged" in page.text_content("#report-run")
+    screenshot(page, tmp_path, "tuner-judge.png")
+    page.click(f"#runs td.links a[href='/api/runs/{where_only['run_id']}/judge']")
+    for _ in range(40):
+        if page.text_content("#report-summary").startswith("Nothing to judge"):
+            break
+        time.sleep(0.25)
+    assert "no correct TopK measurement to judge" in page.text_content("#report-summary")
+    assert not page.errors, page.errors

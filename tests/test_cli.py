@@ -111,3 +111,28 @@ def test_import_stores_run_files_like_the_api_and_says_what_it_refused(tmp_path)
     wrapped.write_text(json.dumps({"run_id": other["run_id"], "created_at": "2026-11-29T00:00:00+00:00", "run": other}))
     r = cli("import", "--db", db, str(wrapped))
     assert r.returncode == 0 and "run another-server-run stored" in r.stderr
+
+
+def test_judge_fits_the_rule_on_other_runs_and_judges_it_on_a_runs_shapes(tmp_path):
+    """An H200 full run and a run of 40 shapes off its grid (bench/offgrid_shapes.py --seed 2028), imported: the
+    rule of the full run (`--rule all`: every other run of the class) judged on the other's shapes gives the
+    README's figures."""
+    from pathlib import Path
+    results = Path(__file__).resolve().parents[1] / "bench" / "results"
+    full, off = (results / f"h200-2026-11-29-{n}.json" for n in ("full-topk", "offgrid-topk-3"))
+    db = str(tmp_path / "team.sqlite3")
+    assert cli("import", "--db", db, str(full), str(off)).returncode == 0
+    full_id, off_id = (json.loads(p.read_text())["run_id"] for p in (full, off))
+    r = cli("judge", "--db", db, "--on", off_id)
+    assert r.returncode == 0, r.stderr
+    assert f"TopK rule of {full_id} judged on run {off_id}" in r.stdout
+    assert "regret geomean 1.043  worst 1.530  over 40 shapes" in r.stdout
+    assert "worst: 13x36162 k=181 (1.530); 2 of 40 shapes over 1.25" in r.stdout
+    marked = [line.split()[:2] for line in r.stdout.splitlines() if line.endswith("*")]
+    assert marked == [["2x152064", "k=20"], ["13x36162", "k=181"]]
+    same = json.loads(cli("judge", "--db", db, "--on", off_id, "--rule", full_id, "--json").stdout)
+    assert same["fit_runs"] == [full_id] and same["regret"]["n"] == 40
+    assert round(same["regret"]["worst"], 3) == 1.530
+    assert cli("judge", "--db", db, "--on", off_id, "--rule", off_id).returncode == 2
+    missing = cli("judge", "--db", db, "--on", off_id, "--rule", "no-such-run")
+    assert missing.returncode == 1 and "no-such-run" in missing.stderr

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from spiraltorch.shaders import space as load_space
 
 from ..models import Run, RunCreated, TooManyMeasurements, run_document
-from ..report import class_summaries, report, report_classes
+from ..report import NothingToJudge, class_fit, class_summaries, judge, report, report_classes
 from ..rustgen import generate, generate_merged
 from ..settings import Settings
 from ..store import Conflict, Store
@@ -69,6 +69,26 @@ def get_run(run_id: str, store: StoreDep):
 def get_report(run_id: str, store: StoreDep):
     """Quality of the generated picks on this run's measurements (regret, held-out regret, st-core baseline)."""
     return report(_get(store, run_id)["run"])
+
+
+@router.get("/api/runs/{run_id}/judge")
+def get_judge(run_id: str, store: StoreDep,
+              rule: str = Query("all", max_length=200, description="the run to fit the TopK rule on: a run id, or "
+                                "'all': every other stored run of this run's device class, merged")):
+    """The TopK rule fitted on other runs, judged on this run's shapes (regret per shape; shapes it was not fitted
+    on, such as your model's, tuned in their own run)."""
+    on = _get(store, run_id)["run"]
+    if rule == "all":
+        ms, fit_runs = class_fit(store.all_runs(), on)
+    elif rule == run_id:
+        raise HTTPException(422, "rule names the judged run itself; judge on a run the rule was not fitted on "
+                                 "(GET /api/runs/{id}/report has the held-out regret within one run)")
+    else:
+        ms, fit_runs = _get(store, rule)["run"].get("measurements", []), [rule]
+    try:
+        return judge(on, ms, fit_runs)
+    except NothingToJudge as e:
+        raise HTTPException(422, str(e)) from None
 
 
 @router.get("/api/report")
