@@ -1,6 +1,7 @@
 """How good the generated picks are, on a run's own measurements: per shape the best time, our pick's, the fixed
 default's and st-core's fallback rule's; and leave-one-shape-out regret (the rule fitted without a shape, judged on
-it), so the quality on shapes nobody measured is visible."""
+it), so the quality on shapes nobody measured is visible. `judge`: the rule of other runs, judged on a run's
+shapes."""
 from __future__ import annotations
 
 import math
