@@ -366,10 +366,11 @@ function fillTable(table, cols, rows, target = Infinity, mark = "heldout_regret"
   }
 }
 
-/** " Worst held out: 64x65536 k=8 (1.396); 1 of 44 over 1.25 (marked)." from a report's heldout_worst. */
-function worstText(worst) {
+/** " Worst held out: 64x65536 k=8 (1.396); 1 of 44 over 1.25 (marked)." from a report's heldout_worst (a
+ *  judgement's worst: `label` "Worst"). */
+function worstText(worst, label = "Worst held out") {
   if (!worst) return "";
-  return ` Worst held out: ${worst.name} (${worst.regret.toFixed(3)}); ${worst.over} of ${worst.n} over ` +
+  return ` ${label}: ${worst.name} (${worst.regret.toFixed(3)}); ${worst.over} of ${worst.n} over ` +
     `${worst.target}${worst.over ? " (marked)" : ""}.`;
 }
 
@@ -391,15 +392,31 @@ function cellText(v) {
   return String(v);
 }
 
-/** The quality report of a stored run (`runId`), or of one device class's merged runs (`deviceClass`), on the page. */
-async function showReport(runId, name = "", deviceClass = null) {
-  $("report-run").textContent = name ? `· ${name}` : "";
-  $("report-summary").textContent = "Fitting the rule once per held-out shape…";
+/** The report area emptied and shown, titled `title`, saying `status` while its content loads; the TopK part
+ *  hidden until filled when `hideTopk`. */
+function openReport(title, status, hideTopk) {
+  $("report-run").textContent = title;
+  $("report-summary").textContent = status;
   for (const id of ["report-chart", "report-where-chart"]) $(id).replaceChildren();
   for (const id of ["report-table", "report-where-table"]) { $(id).tHead.replaceChildren(); $(id).tBodies[0].replaceChildren(); }
   $("report-where").hidden = true;
-  $("report-topk").hidden = false;
+  $("report-topk").hidden = hideTopk;
   $("report").hidden = false;
+}
+
+/** A link to `href` that, clicked, shows `show()` in the report area and scrolls there instead. */
+function reportLink(href, text, show) {
+  const a = link(href, text);
+  a.addEventListener("click", (ev) => {
+    ev.preventDefault();
+    show().then(() => $("report").scrollIntoView({ block: "start" }));
+  });
+  return a;
+}
+
+/** The quality report of a stored run (`runId`), or of one device class's merged runs (`deviceClass`), on the page. */
+async function showReport(runId, name = "", deviceClass = null) {
+  openReport(name ? `· ${name}` : "", "Fitting the rule once per held-out shape…", false);
   let r;
   const url = deviceClass === null ? `/api/runs/${encodeURIComponent(runId)}/report`
     : `/api/report?run=all&device_class=${encodeURIComponent(deviceClass)}`;
@@ -448,14 +465,7 @@ const JUDGE_SERIES = [["pick_regret", "rule of the other runs", "#4a6fdc"]];
 
 /** How the rule of the other stored runs serves a run's TopK shapes, which it was not fitted on, in the report area. */
 async function showJudge(runId, name) {
-  $("report-run").textContent = `· the other runs' rule, judged on ${name}`;
-  $("report-summary").textContent = "Fitting the rule on the other runs…";
-  $("report-chart").replaceChildren();
-  const table = $("report-table");
-  table.tHead.replaceChildren(); table.tBodies[0].replaceChildren();
-  $("report-where").hidden = true;
-  $("report-topk").hidden = true;
-  $("report").hidden = false;
+  openReport(`· the other runs' rule, judged on ${name}`, "Fitting the rule on the other runs…", true);
   let r;
   try { r = await fetch(`/api/runs/${encodeURIComponent(runId)}/judge`); } catch (_) {
     $("report-summary").textContent = "The judgement could not be fetched."; return;
@@ -465,14 +475,12 @@ async function showJudge(runId, name) {
     $("report-summary").textContent = `Nothing to judge: ${body && typeof body.detail === "string" ? body.detail : `HTTP ${r.status}`}.`;
     return;
   }
-  fillTable(table, JUDGE_COLS, body.shapes, body.worst ? body.worst.target : Infinity, "pick_regret");
+  fillTable($("report-table"), JUDGE_COLS, body.shapes, body.worst ? body.worst.target : Infinity, "pick_regret");
   drawRegretChart($("report-chart"), body.shapes, JUDGE_SERIES);
   $("report-topk").hidden = false;
-  const w = body.worst;
   $("report-summary").textContent = `Regret = time of the pick / fastest time on this run (1.0 is perfect) of the ` +
     `rule fitted on ${body.fit_runs.length} other run${body.fit_runs.length === 1 ? "" : "s"} of this GPU, ` +
-    `which never saw these shapes: ${fmtRegret(body.regret)}.` +
-    (w ? ` Worst: ${w.name} (${w.regret.toFixed(3)}); ${w.over} of ${w.n} over ${w.target}${w.over ? " (marked)" : ""}.` : "") +
+    `which never saw these shapes: ${fmtRegret(body.regret)}.` + worstText(body.worst, "Worst") +
     (body.unmeasured ? ` ${body.unmeasured} picks were not measured in this run.` : "");
 }
 
@@ -513,18 +521,10 @@ async function loadRuns() {
     const id = encodeURIComponent(run.run_id);
     dl.append(link(`/api/runs/${id}/heuristics.rs`, "heuristics.rs"), link(`/api/runs/${id}/heuristics.rs?flavour=st-core`, "st-core"),
               link(`/api/runs/${id}`, "json"));
-    const rep = link(`/api/runs/${id}/report`, "report");
-    rep.addEventListener("click", (ev) => {      // the quality report of a stored run, shown on the page
-      ev.preventDefault();
-      showReport(run.run_id, run.label || run.run_id).then(() => $("report").scrollIntoView({ block: "start" }));
-    });
-    const jd = link(`/api/runs/${id}/judge`, "judge");
+    const name = run.label || run.run_id;
+    const jd = reportLink(`/api/runs/${id}/judge`, "judge", () => showJudge(run.run_id, name));
     jd.title = "the TopK rule of the other runs of this device class, judged on this run's shapes";
-    jd.addEventListener("click", (ev) => {
-      ev.preventDefault();
-      showJudge(run.run_id, run.label || run.run_id).then(() => $("report").scrollIntoView({ block: "start" }));
-    });
-    dl.append(rep, jd);
+    dl.append(reportLink(`/api/runs/${id}/report`, "report", () => showReport(run.run_id, name)), jd);
     tr.append(dl);
     body.append(tr);
   }
@@ -554,12 +554,8 @@ async function loadClasses() {
     const label = classLabel(c.adapter_class);
     li.append(node("span", label), node("span", ` · ${c.runs.length} run${c.runs.length === 1 ? "" : "s"}, ` +
       `${c.n_measurements} measurements · `, "muted"));
-    const a = link(`/api/report?run=all&device_class=${encodeURIComponent(c.device_class)}`, "report");
-    a.addEventListener("click", (ev) => {      // the class's runs merged, judged like one run
-      ev.preventDefault();
-      showReport(null, `all runs of ${label}, merged`, c.device_class).then(() => $("report").scrollIntoView({ block: "start" }));
-    });
-    li.append(a);
+    li.append(reportLink(`/api/report?run=all&device_class=${encodeURIComponent(c.device_class)}`, "report",
+                         () => showReport(null, `all runs of ${label}, merged`, c.device_class)));   // judged like one run
     list.append(li);
   }
 }
