@@ -208,27 +208,21 @@ def cmd_report(args) -> int:
 
 
 def cmd_judge(args) -> int:
-    from .report import NothingToJudge, class_fit, format_judge, judge
+    from .report import NothingToJudge, RuleIsJudgedRun, UnknownRun, format_judge, judge, rule_fit
     store = _store(args)
     on_id = store.latest_run_id() if args.on == "latest" else args.on
     on = store.get_run(on_id) if on_id else None
     if on is None:
         print(f"no run {args.on!r} to judge on", file=sys.stderr)
         return 1
-    if args.rule == "all":
-        ms, fit_runs = class_fit(store.all_runs(), on["run"])
-    elif args.rule == on_id:
-        print("--rule names the judged run itself; judge on a run the rule was not fitted on (`report` has the "
-              "held-out regret within one run)", file=sys.stderr)
-        return 2
-    else:
-        fit = store.get_run(args.rule)
-        if fit is None:
-            print(f"no run {args.rule!r} to fit the rule on", file=sys.stderr)
-            return 1
-        ms, fit_runs = fit["run"].get("measurements", []), [args.rule]
     try:
-        r = judge(on["run"], ms, fit_runs)
+        r = judge(on["run"], *rule_fit(store, on["run"], args.rule))
+    except RuleIsJudgedRun as e:
+        print(f"--rule: {e}", file=sys.stderr)
+        return 2
+    except UnknownRun:
+        print(f"no run {args.rule!r} to fit the rule on", file=sys.stderr)
+        return 1
     except NothingToJudge as e:
         print(str(e), file=sys.stderr)
         return 1

@@ -150,9 +150,8 @@ def ho(x: int) -> int:
 
 @dataclass(frozen=True)
 class Vote:
-    """A fitted TopK vote: the measured shapes, their points, the candidate configurations (sorted) and
-    cost[i][j], the cost of configs[i] on shapes[j] in thousandths."""
-    shapes: tuple
+    """A fitted TopK vote: the measured shapes' points (ho rows, ho cols, ho k), the candidate configurations
+    (sorted) and cost[i][j], the cost of configs[i] on the j-th shape in thousandths."""
     points: tuple
     configs: tuple
     cost: tuple
@@ -178,7 +177,7 @@ def fit_vote(shapes: dict, allowed) -> Vote | None:
         r = log_regret(sub[key], c if legal(c, key[1], key[2]) else None)
         return min(65535, round(1000 * cost_of(r)))
     cost = tuple(tuple(milli(c, key) for key in keys) for c in cands)
-    return Vote(tuple(keys), tuple(tuple(ho(v) for v in key) for key in keys), tuple(cands), cost, ch_grid(cands))
+    return Vote(tuple(tuple(ho(v) for v in key) for key in keys), tuple(cands), cost, ch_grid(cands))
 
 
 def vote_pick(v: Vote, rows: int, cols: int, k: int) -> tuple:

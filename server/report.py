@@ -81,7 +81,7 @@ def report(doc: dict, measurements: list | None = None) -> dict:
             ("tuned_measured", "pick_regret"), ("tuned_heldout", "heldout_regret"),
             ("fixed_default", "default_regret"), ("stcore_fallback", "stcore_regret"))},
         "speedup_vs_stcore": _geo([r["speedup_vs_stcore"] for r in rows]),
-        "heldout_worst": heldout_worst(rows, lambda s: s["shape"]),
+        "heldout_worst": worst_of(rows, lambda s: s["shape"]),
         "where_nd": where_report(ms),
         "doc": "regret = time of the chosen configuration / fastest measured time on that shape (1.0 is perfect). "
                "tuned_heldout: the rule fitted without that shape (leave-one-shape-out). fixed_default: "
@@ -90,9 +90,9 @@ def report(doc: dict, measurements: list | None = None) -> dict:
     }
 
 
-def heldout_worst(rows, name, col: str = "heldout_regret") -> dict | None:
-    """The worst held-out regret of report rows (`name(row)` names it; `col`: the regret column) and how many of
-    them are over the target (WORST_TARGET); None when no row has one."""
+def worst_of(rows, name, col: str = "heldout_regret") -> dict | None:
+    """The worst regret in column `col` (default: the held-out one) of report rows (`name(row)` names it) and how
+    many of them are over the target (WORST_TARGET); None when no row has one."""
     held = [x for x in rows if x[col] is not None]
     if not held:
         return None
@@ -130,7 +130,7 @@ def judge(on: dict, fit_measurements: list, fit_runs: list[str]) -> dict:
         _add_regrets(row, ("pick",), best)
         rows.append(row)
     return {"run_id": on.get("run_id"), "fit_runs": list(fit_runs), "subgroups": sg, "shapes": rows,
-            "regret": _summary(rows, "pick_regret"), "worst": heldout_worst(rows, lambda x: x["shape"], "pick_regret"),
+            "regret": _summary(rows, "pick_regret"), "worst": worst_of(rows, lambda x: x["shape"], "pick_regret"),
             "unmeasured": sum(r["pick_ms"] is None for r in rows),
             "doc": "regret = time of the rule's pick / fastest measured time on that shape, the rule fitted on "
                    "fit_runs only; a pick this run did not measure has no regret (counted in unmeasured)"}
@@ -151,22 +151,42 @@ def class_fit(records, on: dict) -> tuple[list, list[str]]:
     return [], []
 
 
+class RuleIsJudgedRun(ValueError):
+    """A judgement asked to fit the rule on the very run it judges."""
+
+
+class UnknownRun(LookupError):
+    """A run id the store does not hold."""
+
+
+def rule_fit(store, on: dict, rule: str) -> tuple[list, list[str]]:
+    """The measurements and run ids `judge` fits on for `rule`: "all" (class_fit over every stored run), or one
+    stored run's id. Raises UnknownRun for a run the store (Store.get_run, Store.all_runs) does not hold and
+    RuleIsJudgedRun when `rule` is `on` itself."""
+    if rule == "all":
+        return class_fit(store.all_runs(), on)
+    if rule == on.get("run_id"):
+        raise RuleIsJudgedRun("the rule's run is the judged run itself; judge on a run the rule was not fitted on "
+                              "(the report has the held-out regret within one run)")
+    fit = store.get_run(rule)
+    if fit is None:
+        raise UnknownRun(rule)
+    return fit["run"].get("measurements", []), [rule]
+
+
 def format_judge(r: dict) -> str:
     """A judgement (judge) as a plain-text table (the CLI prints it)."""
     out = [f"TopK rule of {', '.join(r['fit_runs'])} judged on run {r['run_id']}",
            f"{'shape':<22} {'configs':>7} {'best ms':>9} {'pick':>9}"]
     for s in r["shapes"]:
         v = s["pick_regret"]
-        out.append(f"{s['shape']:<22} {s['configs']:>7} {s['best_ms']:>9.4g} "
-                   f"{'-' if v is None else format(v, '.3f'):>9}{'*' if v is not None and v > WORST_TARGET else ''}")
+        out.append(f"{s['shape']:<22} {s['configs']:>7} {_fmt(s['best_ms'], '{:.4g}'):>9} {_fmt(v):>9}{_over(v)}"
+                   .rstrip())
     g = r["regret"]
     if g["n"]:
         out.append(f"regret geomean {g['geomean']:.3f}  worst {g['worst']:.3f}  over {g['n']} shapes"
                    + (f" ({r['unmeasured']} picks not measured in this run)" if r["unmeasured"] else ""))
-    w = r["worst"]
-    if w:
-        out.append(f"worst: {w['name']} ({w['regret']:.3f}); {w['over']} of {w['n']} shapes over {w['target']}")
-    return "\n".join(out)
+    return "\n".join(out + _worst_line(r["worst"], "shapes", "worst"))
 
 
 def case_name(c: dict) -> str:
@@ -207,7 +227,7 @@ def where_report(ms: list) -> dict | None:
     regret = {name: _summary(rows, f"{col}_regret") for name, col in names}
     if kernel:
         regret.update({f"{name}_kernel": _summary(rows, f"{col}_kernel_regret") for name, col in names})
-    return {"cases": rows, "regret": regret, "heldout_worst": heldout_worst(rows, case_name),
+    return {"cases": rows, "regret": regret, "heldout_worst": worst_of(rows, case_name),
             "doc": "where_nd: regret per measured case (a call's time, uploads included); tuned_heldout: the rule "
                    "fitted without every case of that output shape; fixed_default: space.json where_nd.default; "
                    "*_kernel (runs with kernel times): the kernel time over the fastest kernel of the same path"}
@@ -244,38 +264,44 @@ def class_summaries(records) -> list[dict]:
     return [out[c] for c in sorted(out)]
 
 
+def _fmt(v, fmt="{:.3f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _over(v) -> str:
+    """The mark of a regret over the worst-case target in the printed tables."""
+    return "*" if v is not None and v > WORST_TARGET else " "
+
+
 def format_report(r: dict) -> str:
     """The report as a plain-text table (the CLI prints it)."""
-    def f(v, fmt="{:.3f}"):
-        return "-" if v is None else fmt.format(v)
-    def over(v):
-        return "*" if v is not None and v > WORST_TARGET else " "
     out = [f"{'shape':<22} {'configs':>7} {'best ms':>9} {'pick':>9} {'held-out':>9}  {'default':>9} "
            f"{'st-core':>9}"]
     for s in r["shapes"]:
-        out.append(f"{s['shape']:<22} {s['configs']:>7} {f(s['best_ms'], '{:.4g}'):>9} {f(s['pick_regret']):>9} "
-                   f"{f(s['heldout_regret']):>9}{over(s['heldout_regret'])} {f(s['default_regret']):>9} "
-                   f"{f(s['stcore_regret']):>9}")
+        out.append(f"{s['shape']:<22} {s['configs']:>7} {_fmt(s['best_ms'], '{:.4g}'):>9} "
+                   f"{_fmt(s['pick_regret']):>9} {_fmt(s['heldout_regret']):>9}{_over(s['heldout_regret'])} "
+                   f"{_fmt(s['default_regret']):>9} {_fmt(s['stcore_regret']):>9}")
     out.append(f"(columns after 'best ms': regret = time / best time; * held-out regret over {WORST_TARGET})")
     for name, v in r["regret"].items():
-        out.append(f"regret {name:<16} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} shapes")
+        out.append(f"regret {name:<16} geomean {_fmt(v['geomean'])}  worst {_fmt(v['worst'])}  over {v['n']} shapes")
     out += _worst_line(r.get("heldout_worst"), "shapes")
-    out.append(f"tuned picks vs st-core fallback: {f(r['speedup_vs_stcore'], '{:.2f}')}x faster (geomean)")
+    out.append(f"tuned picks vs st-core fallback: {_fmt(r['speedup_vs_stcore'], '{:.2f}')}x faster (geomean)")
     w = r.get("where_nd")
     if w:
         out += ["", f"{'where_nd case':<34} {'configs':>7} {'best ms':>9} {'pick':>9} {'held-out':>9}  {'default':>9}"]
         for c in w["cases"]:
-            out.append(f"{case_name(c):<34} {c['configs']:>7} {f(c['best_ms'], '{:.4g}'):>9} {f(c['pick_regret']):>9} "
-                       f"{f(c['heldout_regret']):>9}{over(c['heldout_regret'])} {f(c['default_regret']):>9}")
+            out.append(f"{case_name(c):<34} {c['configs']:>7} {_fmt(c['best_ms'], '{:.4g}'):>9} "
+                       f"{_fmt(c['pick_regret']):>9} {_fmt(c['heldout_regret']):>9}{_over(c['heldout_regret'])} "
+                       f"{_fmt(c['default_regret']):>9}")
         for name, v in w["regret"].items():
-            out.append(f"where_nd regret {name:<22} geomean {f(v['geomean'])}  worst {f(v['worst'])}  over {v['n']} "
-                       "cases")
+            out.append(f"where_nd regret {name:<22} geomean {_fmt(v['geomean'])}  worst {_fmt(v['worst'])}  "
+                       f"over {v['n']} cases")
         out += _worst_line(w.get("heldout_worst"), "cases")
     return "\n".join(out)
 
 
-def _worst_line(worst: dict | None, unit: str) -> list[str]:
+def _worst_line(worst: dict | None, unit: str, label: str = "worst held out") -> list[str]:
     if not worst:
         return []
-    return [f"worst held out: {worst['name']} ({worst['regret']:.3f}); {worst['over']} of {worst['n']} {unit} over "
+    return [f"{label}: {worst['name']} ({worst['regret']:.3f}); {worst['over']} of {worst['n']} {unit} over "
             f"{worst['target']}"]

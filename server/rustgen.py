@@ -369,13 +369,14 @@ def _topk_rule(model, suffix: str) -> str:
             "-> Option<TopKChoice> {\n")
     if votes.get(True) is None:
         return head + "    None\n}\n"
-    out = _vote_rust(votes[True], f"TOPK_VOTE{suffix.upper()}")
+    sg, no_sg = f"TOPK_VOTE{suffix.upper()}", f"TOPK_VOTE_NO_SG{suffix.upper()}"
+    out = _vote_rust(votes[True], sg)
     if votes.get(False) is not None:
-        out += _vote_rust(votes[False], f"TOPK_VOTE_NO_SG{suffix.upper()}")
-        other = f"Some(vote(&TOPK_VOTE_NO_SG{suffix.upper()}, rows, cols, k))"
+        out += _vote_rust(votes[False], no_sg)
+        other = f"Some(vote(&{no_sg}, rows, cols, k))"
     else:
         other = "None"
-    return (out + head + f"    if subgroups {{\n        Some(vote(&TOPK_VOTE{suffix.upper()}, rows, cols, k))\n"
+    return (out + head + f"    if subgroups {{\n        Some(vote(&{sg}, rows, cols, k))\n"
             f"    }} else {{\n        {other}\n    }}\n}}\n")
 
 

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from spiraltorch.shaders import space as load_space
 
 from ..models import Run, RunCreated, TooManyMeasurements, run_document
-from ..report import NothingToJudge, class_fit, class_summaries, judge, report, report_classes
+from ..report import (NothingToJudge, RuleIsJudgedRun, UnknownRun, class_summaries, judge, report, report_classes,
+                      rule_fit)
 from ..rustgen import generate, generate_merged
 from ..settings import Settings
 from ..store import Conflict, Store
@@ -52,10 +53,14 @@ def list_runs(store: StoreDep, limit: int = Query(100, ge=1, le=1000), offset: i
     return store.list_runs(limit, offset)
 
 
+def _no_run(run_id: str) -> HTTPException:
+    return HTTPException(404, f"no run with id {json.dumps(run_id)}; GET /api/runs lists the stored runs")
+
+
 def _get(store: Store, run_id: str) -> dict:
     rec = store.get_run(run_id)
     if rec is None:
-        raise HTTPException(404, f"no run with id {json.dumps(run_id)}; GET /api/runs lists the stored runs")
+        raise _no_run(run_id)
     return rec
 
 
@@ -78,15 +83,12 @@ def get_judge(run_id: str, store: StoreDep,
     """The TopK rule fitted on other runs, judged on this run's shapes (regret per shape; shapes it was not fitted
     on, such as your model's, tuned in their own run)."""
     on = _get(store, run_id)["run"]
-    if rule == "all":
-        ms, fit_runs = class_fit(store.all_runs(), on)
-    elif rule == run_id:
-        raise HTTPException(422, "rule names the judged run itself; judge on a run the rule was not fitted on "
-                                 "(GET /api/runs/{id}/report has the held-out regret within one run)")
-    else:
-        ms, fit_runs = _get(store, rule)["run"].get("measurements", []), [rule]
     try:
-        return judge(on, ms, fit_runs)
+        return judge(on, *rule_fit(store, on, rule))
+    except RuleIsJudgedRun as e:
+        raise HTTPException(422, f"rule: {e}") from None
+    except UnknownRun:
+        raise _no_run(rule) from None
     except NothingToJudge as e:
         raise HTTPException(422, str(e)) from None
 
