@@ -1,6 +1,6 @@
-"""Imports for the bench scripts when they run from a checkout (`python3 bench/NAME.py`) where the packages are not
-installed, as on the lent GPU machine: native/ loaded under its package name `spiraltorch`, and the heuristics rule
-(server/heuristics.py, standard library only) without the web server's dependencies."""
+"""Imports for the bench scripts when they run from a checkout (`python3 bench/NAME.py`) where the package is not
+installed, as on the lent GPU machine: native/ loaded under its package name `spiraltorch_tuner` (NumPy is its only
+hard dependency; the web server under spiraltorch_tuner.server is not needed)."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,28 +10,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(name: str, path: Path, package_dir: Path | None = None):
-    spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=[str(package_dir)] if package_dir else None)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def ensure_spiraltorch():
-    """`import spiraltorch`, from the install or else from native/."""
+def ensure_package():
+    """`import spiraltorch_tuner`, from the install or else from native/."""
     try:
-        import spiraltorch
+        import spiraltorch_tuner
     except ImportError:
-        spiraltorch = _load("spiraltorch", ROOT / "native" / "__init__.py", ROOT / "native")
-    return spiraltorch
+        spec = importlib.util.spec_from_file_location("spiraltorch_tuner", ROOT / "native" / "__init__.py",
+                                                      submodule_search_locations=[str(ROOT / "native")])
+        spiraltorch_tuner = importlib.util.module_from_spec(spec)
+        sys.modules["spiraltorch_tuner"] = spiraltorch_tuner
+        spec.loader.exec_module(spiraltorch_tuner)
+    return spiraltorch_tuner
 
 
 def heuristics():
-    """The module of the wgpu_heuristics.rs rule: spiraltorch_tuner.heuristics, or server/heuristics.py directly."""
-    try:
-        from spiraltorch_tuner import heuristics as mod
-    except ImportError:
-        mod = _load("st_heuristics", ROOT / "server" / "heuristics.py")
+    """The module of the wgpu_heuristics.rs rule (spiraltorch_tuner.heuristics)."""
+    ensure_package()
+    from spiraltorch_tuner import heuristics as mod
     return mod

@@ -4,7 +4,7 @@
     python3 bench/bench_gpu.py --quick --only topk                       # fewer repeats and candidates
 
 Needs an NVIDIA GPU with CuPy and PyTorch; WGSL columns need wgpu-py and a Vulkan adapter (else they say why).
-Every result is checked against the NumPy oracle (spiraltorch.cpu.topk_reference / np.where) before its time counts;
+Every result is checked against the NumPy oracle (spiraltorch_tuner.cpu.topk_reference / np.where) before its time counts;
 torch is only timed. Times are medians of >= 50 repeats after warm-ups: CUDA and torch between two CUDA events, each
 sample preceded by a spin kernel that keeps the GPU busy while the host enqueues (so host launch overhead is left out
 for both); WGSL between the timestamp queries of its compute passes. The same input buffer is reused across repeats
@@ -28,15 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from _checkout import ensure_spiraltorch, heuristics  # noqa: E402
+from _checkout import ensure_package, heuristics  # noqa: E402
 
-ensure_spiraltorch()
+ensure_package()
 
-from spiraltorch import cases  # noqa: E402
-from spiraltorch.cpu import topk_reference  # noqa: E402
-from spiraltorch.cuda import CudaBackend  # noqa: E402
-from spiraltorch.errors import SpiralTorchError  # noqa: E402
-from spiraltorch.space import stcore_fallback, violations  # noqa: E402
+from spiraltorch_tuner import cases  # noqa: E402
+from spiraltorch_tuner.cpu import topk_reference  # noqa: E402
+from spiraltorch_tuner.cuda import CudaBackend  # noqa: E402
+from spiraltorch_tuner.errors import SpiralTorchError  # noqa: E402
+from spiraltorch_tuner.space import stcore_fallback, violations  # noqa: E402
 
 TOPK_SHAPES = [(8, 65536, 4096), (8, 65536, 64), (1, 1048576, 1024), (64, 32768, 256), (1024, 65536, 128),
                (256, 4096, 16), (4096, 1024, 8), (16, 1048576, 4096)]
@@ -75,7 +75,7 @@ def med(t):
 
 def heuristics_picker(run_doc):
     """pick(rows, cols, k, sg): the configuration our generated heuristics pick for a shape, with the rule fitted once
-    on a tuning run document (the same rule as wgpu_heuristics.rs: server/heuristics.py, importable without the web
+    on a tuning run document (the same rule as wgpu_heuristics.rs: native/heuristics.py, importable without the web
     server's dependencies); None without a run document."""
     if run_doc is None:
         return lambda rows, cols, k, sg: None
@@ -358,7 +358,7 @@ def main(argv=None):
     wb = None
     wgsl_why = "disabled (--no-wgsl)"
     if not args.no_wgsl:
-        from spiraltorch.wgpu_backend import WgpuBackend
+        from spiraltorch_tuner.wgpu_backend import WgpuBackend
         wb = WgpuBackend()
         okw, wgsl_why = wb.available()
         if not okw:

@@ -10,12 +10,12 @@ import argparse
 import json
 import statistics
 
-from _checkout import ensure_spiraltorch
+from _checkout import ensure_package
 
-ensure_spiraltorch()
+ensure_package()
 
-from spiraltorch import cases  # noqa: E402
-from spiraltorch.cuda import CudaBackend  # noqa: E402
+from spiraltorch_tuner import cases  # noqa: E402
+from spiraltorch_tuner.cuda import CudaBackend  # noqa: E402
 
 
 def main():

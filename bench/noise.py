@@ -13,9 +13,9 @@ import argparse
 import json
 import math
 
-from _checkout import ROOT, ensure_spiraltorch, heuristics
+from _checkout import ROOT, ensure_package, heuristics
 
-ensure_spiraltorch()
+ensure_package()
 H = heuristics()
 
 

@@ -1,7 +1,7 @@
 """Probes of the TopK rule on committed run files (no GPU needed). Each prints the leave-one-shape-out regret of a
 rule (as the report computes it), or with --judge its regret on another run's shapes:
 
-- `--rule vote` (default): the rule of wgpu_heuristics.rs (server/heuristics.py: the nearest measured shapes vote).
+- `--rule vote` (default): the rule of wgpu_heuristics.rs (native/heuristics.py: the nearest measured shapes vote).
 - `--rule tree`: the rule before it (up to commit f6fe9aa): a decision tree over the bit lengths of rows, cols and
   k whose leaves hold one configuration, made legal for the query by moving its chunk size.
 - `--rule cost-model`: a learned cost model of the kind autotuners use: gradient-boosted regression trees over
@@ -25,9 +25,9 @@ import math
 
 import numpy as np
 
-from _checkout import ensure_spiraltorch, heuristics
+from _checkout import ensure_package, heuristics
 
-ensure_spiraltorch()
+ensure_package()
 H = heuristics()
 
 

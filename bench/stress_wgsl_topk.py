@@ -10,12 +10,12 @@ each result compared bit for bit with the NumPy oracle. Written to catch races s
 On the lent GPU machine (with wgpu-py and the Vulkan loader carried in .gpu/, as for bench/bench_gpu.py):
 
     for f in .gpu/deb/*.deb; do dpkg -x $f /; done; ldconfig; python3 -m pip install -q --no-index --no-deps \
-      --no-compile --target /tmp/site .gpu/whl/*.whl; mkdir -p /tmp/pkg; ln -sfn $PWD/native /tmp/pkg/spiraltorch; \
+      --no-compile --target /tmp/site .gpu/whl/*.whl; mkdir -p /tmp/pkg; ln -sfn $PWD/native /tmp/pkg/spiraltorch_tuner; \
       export PYTHONPATH=/tmp/site:/tmp/pkg XDG_RUNTIME_DIR=/tmp; python3 bench/stress_wgsl_topk.py | tee $OUT/stress.txt
 
 Grid: use_2ce True/False, wg 256/1024, kl 4, ch 4096/8192 (and ch 0, the only legal value for 1CE), sg False/True;
-only the configurations spiraltorch.space.configurations calls legal for the shape and this adapter's limits and
-features are run. Input: spiraltorch.gen.floats(seed 1, (rows, cols)). Prints one line per configuration
+only the configurations spiraltorch_tuner.space.configurations calls legal for the shape and this adapter's limits and
+features are run. Input: spiraltorch_tuner.gen.floats(seed 1, (rows, cols)). Prints one line per configuration
 ("ok N/RUNS"), then the total of wrong results; exits 1 if any result was wrong (or a run raised).
 """
 from __future__ import annotations
@@ -27,14 +27,14 @@ import time
 
 import numpy as np
 
-from _checkout import ensure_spiraltorch  # noqa: E402
+from _checkout import ensure_package  # noqa: E402
 
-ensure_spiraltorch()
+ensure_package()
 
-from spiraltorch import gen  # noqa: E402
-from spiraltorch.cpu import topk_reference  # noqa: E402
-from spiraltorch.errors import SpiralTorchError  # noqa: E402
-from spiraltorch.space import configurations  # noqa: E402
+from spiraltorch_tuner import gen  # noqa: E402
+from spiraltorch_tuner.cpu import topk_reference  # noqa: E402
+from spiraltorch_tuner.errors import SpiralTorchError  # noqa: E402
+from spiraltorch_tuner.space import configurations  # noqa: E402
 
 SHAPES = [(16, 1048576, 4096), (8, 65536, 4096), (64, 32768, 256)]
 GRID = {"use_2ce": [True, False], "wg": [256, 1024], "kl": [4], "ch": [0, 4096, 8192], "sg": [False, True]}
@@ -54,10 +54,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     if args.backend == "wgpu":
-        from spiraltorch.wgpu_backend import WgpuBackend
+        from spiraltorch_tuner.wgpu_backend import WgpuBackend
         be = WgpuBackend()
     else:
-        from spiraltorch.cpu import CpuBackend
+        from spiraltorch_tuner.cpu import CpuBackend
         be = CpuBackend()
     ok, why = be.available()
     if not ok:

@@ -18,11 +18,11 @@ import json
 import sys
 import time
 
-from _checkout import ensure_spiraltorch
+from _checkout import ensure_package
 
-ensure_spiraltorch()
+ensure_package()
 
-from spiraltorch.tuner import preset_space, tune  # noqa: E402
+from spiraltorch_tuner.tuner import preset_space, tune  # noqa: E402
 
 
 def main() -> int:

@@ -11,14 +11,14 @@ import json
 
 import numpy as np
 
-from _checkout import ensure_spiraltorch
+from _checkout import ensure_package
 
-ensure_spiraltorch()
+ensure_package()
 
 import bench_gpu as B  # noqa: E402
-from spiraltorch import cases  # noqa: E402
-from spiraltorch.cuda import CudaBackend  # noqa: E402
-from spiraltorch.wgpu_backend import WgpuBackend  # noqa: E402
+from spiraltorch_tuner import cases  # noqa: E402
+from spiraltorch_tuner.cuda import CudaBackend  # noqa: E402
+from spiraltorch_tuner.wgpu_backend import WgpuBackend  # noqa: E402
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
-"""spiraltorch: row-wise TopK and N-d where on CUDA (CuPy), MPS, WebGPU (wgpu-py) and NumPy, with one API.
+"""spiraltorch_tuner: row-wise TopK and N-d where on CUDA (CuPy), MPS, WebGPU (wgpu-py) and NumPy, with one API.
 
-    import spiraltorch as st
+    import spiraltorch_tuner as st
     values, indices = st.topk2d(x, k, device="auto")    # x: float32 [rows, cols]
     out = st.where_nd(cond, x, y, device="auto")         # NumPy broadcasting, any strides
 

@@ -1,5 +1,5 @@
 """CUDA backend: TopK and where_nd kernels written for this project in CUDA C++, compiled at first use with NVRTC
-through CuPy (cupy.RawModule). `import cupy` happens only inside methods, so `import spiraltorch` works everywhere.
+through CuPy (cupy.RawModule). `import cupy` happens only inside methods, so `import spiraltorch_tuner` works everywhere.
 
 TopK (same semantics as cpu.topk_reference, bit for bit: the k largest of each row sorted descending, ties to the
 lower column, NaN above every number, -0.0 below +0.0). Every element gets the 64-bit composite key

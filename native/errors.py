@@ -1,8 +1,8 @@
-"""Exceptions of the spiraltorch API: precise types whose messages say what was wrong and what is allowed."""
+"""Exceptions of the spiraltorch_tuner API: precise types whose messages say what was wrong and what is allowed."""
 
 
 class SpiralTorchError(Exception):
-    """Base class of every error raised on purpose by spiraltorch."""
+    """Base class of every error raised on purpose by spiraltorch_tuner."""
 
 
 class ShapeError(SpiralTorchError, ValueError):

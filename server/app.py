@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spiraltorch.paths import SHADERS, STATIC
+from spiraltorch_tuner.paths import SHADERS, STATIC
 
 from . import __version__
 from .routes import get_settings, get_store, native, pages, runs, validation_message  # noqa: F401  (get_*: Depends)

@@ -32,7 +32,7 @@ def cmd_serve(args) -> int:
         if s.token:
             os.environ["SPIRALTORCH_TOKEN"] = s.token
         here = Path(__file__).resolve().parent
-        uvicorn.run("spiraltorch_tuner.app:create_app", factory=True, host=s.host, port=s.port, log_level="info",
+        uvicorn.run("spiraltorch_tuner.server.app:create_app", factory=True, host=s.host, port=s.port, log_level="info",
                     reload=True, reload_dirs=[str(here), str(here.parent / "native")])
     else:
         uvicorn.run(create_app(s), host=s.host, port=s.port, log_level="info")
@@ -40,8 +40,8 @@ def cmd_serve(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from spiraltorch.errors import SpiralTorchError
-    from spiraltorch.tuner import tune
+    from spiraltorch_tuner.errors import SpiralTorchError
+    from spiraltorch_tuner.tuner import tune
 
     bar = _Progress(sys.stderr)
     try:
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     s.add_argument("--token", help="API token for write/native endpoints (required off loopback)")
     s.add_argument("--reload", action="store_true", help="restart when server/ or native/ changes (development)")
     s.set_defaults(fn=cmd_serve)
-    # `tune` (the lead's): native tuning through spiraltorch.tuner; more subcommands go here, each a cmd_* above.
+    # `tune` (the lead's): native tuning through spiraltorch_tuner.tuner; more subcommands go here, each a cmd_* above.
     t = sub.add_parser("tune", help="tune natively (wgpu-py, CUDA, ...) and store the run like a browser run")
     t.add_argument("--backend", "--device", dest="device", default="wgpu",
                    choices=["auto", "cuda", "mps", "wgpu", "cpu"], help="where to run the kernels (default wgpu)")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import math
 
-from spiraltorch.shaders import space
-from spiraltorch.space import stcore_fallback
+from spiraltorch_tuner.shaders import space
+from spiraltorch_tuner.space import stcore_fallback
 
-from .heuristics import (TOPK_KEYS, WHERE_KEYS, WORST_TARGET, adapter_class, choose_topk, choose_where, class_key,
+from spiraltorch_tuner.heuristics import (TOPK_KEYS, WHERE_KEYS, WORST_TARGET, adapter_class, choose_topk, choose_where, class_key,
                          class_order, kernel_regret, topk_table, topk_times, where_kernel_times, where_query,
                          where_table, where_times)
 

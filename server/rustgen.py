@@ -1,5 +1,5 @@
 """Generates wgpu_heuristics.rs from a stored run, or from every stored run merged per device class
-(`generate_merged`): a template plus the tables of server/heuristics.py.
+(`generate_merged`): a template plus the tables of native/heuristics.py.
 
 Deterministic: the same run gives the same bytes (the date is the run's, never the clock's). Every string that came
 from a browser is escaped for where it lands (a `//` comment or a string literal), so posted text cannot change
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from . import __version__
-from .heuristics import (OUTLIER_SPREAD, VOTE_COLS, VOTE_SLACK, AdapterClass, adapter_class, choose_topk,
+from spiraltorch_tuner.heuristics import (OUTLIER_SPREAD, VOTE_COLS, VOTE_SLACK, AdapterClass, adapter_class, choose_topk,
                          choose_where, group_by_class, merge_measurements, topk_table, where_table)
 from .report import usable
 
@@ -68,7 +68,7 @@ def _where_lit(c) -> str:
 
 RULE_LINES = [
     "//",
-    "// Rule (TopK): the measured shapes nearest to the query vote (server/heuristics.py). Shapes are points of",
+    "// Rule (TopK): the measured shapes nearest to the query vote (native/heuristics.py). Shapes are points of",
     f"// half-octaves (ho x = floor(2 log2 x)) of rows, cols and k; the distance is |d rows| + {VOTE_COLS} |d cols| +",
     f"// |d k|; the shapes within {VOTE_SLACK} of the nearest vote, with weight 1 / (2 + distance).",
     "// Each grid configuration gets the weighted sum of its costs on them (log-regret in thousandths, regret over",
@@ -446,7 +446,7 @@ def generate(doc: dict | None, flavour: str = "standalone", run_id: str | None =
              created_at: str | None = None) -> str:
     """The Rust source of wgpu_heuristics.rs for a run document (None: the stub, every chooser returns None).
 
-    The rule (server/heuristics.py has the Python of it; report.py judges it): only correct measurements count;
+    The rule (native/heuristics.py has the Python of it; report.py judges it): only correct measurements count;
     TopK: two votes of the nearest measured shapes (all configurations; sg = false ones), emitted as constant
     tables and the same arithmetic in Rust; the pick is a grid configuration legal for the query's shape as it is
     (2CE needs k <= ch < cols); where_nd: a decision tree, emitted as plain `if`s on thresholds. `flavour`

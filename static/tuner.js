@@ -226,7 +226,7 @@ export class Tuner {
       let kernel_ms;
       if (this.timer.kind === "timestamp") {
         // the kernel alone, inputs resident, timed as TopK is (clock guard included): it tells one path's
-        // configurations apart where the wall clock's noise cannot (server/heuristics.py pools the uploads)
+        // configurations apart where the wall clock's noise cannot (native/heuristics.py pools the uploads)
         const { pass, bufs } = gpu.whereBind(pipe, views, items, outShape, numel, p, out);
         try {
           const k = await this.timer.time([pass], { repeats, warmups });

@@ -26,8 +26,8 @@ import uvicorn
 
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg-"))
 
-from spiraltorch_tuner.app import create_app  # noqa: E402
-from spiraltorch_tuner.settings import Settings  # noqa: E402
+from spiraltorch_tuner.server.app import create_app  # noqa: E402
+from spiraltorch_tuner.server.settings import Settings  # noqa: E402
 
 
 def free_port() -> int:

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-import spiraltorch as st
-from spiraltorch import cases, gen
-from spiraltorch.cpu import topk_reference
-from spiraltorch.tuner import topk_checksum
-from spiraltorch_tuner.app import create_app
-from spiraltorch_tuner.settings import Settings
+import spiraltorch_tuner as st
+from spiraltorch_tuner import cases, gen
+from spiraltorch_tuner.cpu import topk_reference
+from spiraltorch_tuner.tuner import topk_checksum
+from spiraltorch_tuner.server.app import create_app
+from spiraltorch_tuner.server.settings import Settings
 
 WGPU = any(b["name"] == "wgpu" and b["available"] for b in st.backends())
 

@@ -5,8 +5,8 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
-from spiraltorch_tuner.app import create_app
-from spiraltorch_tuner.settings import Settings
+from spiraltorch_tuner.server.app import create_app
+from spiraltorch_tuner.server.settings import Settings
 
 
 @pytest.fixture()
@@ -169,7 +169,7 @@ def test_token_guards_writes_and_native_but_not_reads(make_app, tmp_path, sample
 
 
 def test_serve_refuses_a_public_address_without_token(capsys):
-    from spiraltorch_tuner.cli import main
+    from spiraltorch_tuner.server.cli import main
     assert main(["serve", "--host", "0.0.0.0", "--port", "1"]) == 2
     assert "token" in capsys.readouterr().err
 
@@ -268,8 +268,8 @@ def test_live_server_speaks_http(live_server, sample_run):
 
 
 def test_cli_writes_heuristics_lists_runs_and_reports(tmp_path, sample_run, capsys):
-    from spiraltorch_tuner.cli import main
-    from spiraltorch_tuner.store import Store
+    from spiraltorch_tuner.server.cli import main
+    from spiraltorch_tuner.server.store import Store
     db = str(tmp_path / "cli.sqlite3")
     doc = sample_run(label="from the cli")
     Store(db).put_run(doc)
@@ -303,7 +303,7 @@ def test_token_guards_compare_and_lets_cors_preflights_through(make_app, tmp_pat
 
 
 def test_report_holds_out_each_shape_when_judging_the_rule(sample_run):
-    from spiraltorch_tuner.report import format_report, report
+    from spiraltorch_tuner.server.report import format_report, report
     rep = report(sample_run())
     s = {r["shape"]: r for r in rep["shapes"]}["4x1024 k=8"]
     assert s["pick"] == {"use_2ce": False, "wg": 64, "kl": 4, "ch": 0, "sg": True, "ls": True} and s["pick_regret"] == 1.0

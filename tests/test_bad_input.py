@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-import spiraltorch as st
+import spiraltorch_tuner as st
 
 
 @pytest.fixture()

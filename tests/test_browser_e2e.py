@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from spiraltorch.paths import ROOT
+from spiraltorch_tuner.paths import ROOT
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -272,7 +272,7 @@ def test_without_webgpu_the_page_explains_and_disables_run(pw, live_server, tmp_
 def test_browser_run_replays_natively_with_identical_results(page, live_server, tmp_path):
     """A real browser run, then POST /api/runs/{id}/compare on wgpu-py: same inputs rebuilt from the seed, every
     configuration's result identical (browser checksum == native checksum), times side by side on the page."""
-    from spiraltorch import backends
+    from spiraltorch_tuner import backends
     if not any(b["name"] == "wgpu" and b["available"] for b in backends()):
         pytest.skip("no wgpu-py adapter here")
     url = base_url(live_server)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-import spiraltorch as st
+import spiraltorch_tuner as st
 
 WGPU = any(b["name"] == "wgpu" and b["available"] for b in st.backends())
 TINY = {"seed": 3, "repeats": 2, "warmups": 1,
@@ -18,7 +18,7 @@ TINY = {"seed": 3, "repeats": 2, "warmups": 1,
 
 
 def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "spiraltorch_tuner", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "spiraltorch_tuner.server", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -57,8 +57,8 @@ def test_tune_on_an_unavailable_backend_says_why(tmp_path):
 def test_report_and_heuristics_of_every_run_merged_per_device_class(tmp_path, monkeypatch):
     from test_heuristics_classes import two_classes
 
-    from spiraltorch_tuner.settings import Settings
-    from spiraltorch_tuner.store import open_store
+    from spiraltorch_tuner.server.settings import Settings
+    from spiraltorch_tuner.server.store import open_store
     monkeypatch.delenv("SPIRALTORCH_DATABASE_URL", raising=False)
     db = tmp_path / "team.sqlite3"
     store = open_store(Settings.from_env(db_path=str(db)))

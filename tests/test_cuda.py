@@ -3,10 +3,10 @@ odd sizes, both pipelines and their variants) and where_nd over views. Skipped w
 import numpy as np
 import pytest
 
-from spiraltorch import gen
-from spiraltorch.cpu import topk_reference
-from spiraltorch.cuda import CudaBackend
-from spiraltorch.errors import ParamsError
+from spiraltorch_tuner import gen
+from spiraltorch_tuner.cpu import topk_reference
+from spiraltorch_tuner.cuda import CudaBackend
+from spiraltorch_tuner.errors import ParamsError
 
 _B = CudaBackend()
 _OK, _WHY = _B.available()

@@ -8,8 +8,8 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from spiraltorch_tuner.app import create_app  # noqa: E402
-from spiraltorch_tuner.settings import Settings  # noqa: E402
+from spiraltorch_tuner.server.app import create_app  # noqa: E402
+from spiraltorch_tuner.server.settings import Settings  # noqa: E402
 
 APP = create_app(Settings(db_path=str(Path(tempfile.mkdtemp()) / "fuzz.sqlite3"), max_elements=1 << 16,
                           native_timeout_s=20))

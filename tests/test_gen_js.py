@@ -9,8 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from spiraltorch import gen
-from spiraltorch.paths import ROOT
+from spiraltorch_tuner import gen
+from spiraltorch_tuner.paths import ROOT
 
 GEN_JS = (ROOT / "static" / "gen.js").as_uri()
 

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from conftest import _topk, _where, make_run
 from spiraltorch_tuner.heuristics import (AdapterClass, adapter_class, choose_topk, choose_where, class_order,
                                           group_by_class, merge_measurements, topk_table, where_table)
-from spiraltorch_tuner.report import report_classes
-from spiraltorch_tuner.rustgen import generate, generate_merged, merged_classes
+from spiraltorch_tuner.server.report import report_classes
+from spiraltorch_tuner.server.rustgen import generate, generate_merged, merged_classes
 from test_rustgen import EVIL, rustc, run_rust_tests
 
 needs_rustc = pytest.mark.skipif(shutil.which("rustc") is None, reason="rustc is not installed")

@@ -11,8 +11,8 @@ import pytest
 from conftest import _topk, _where, make_run
 from spiraltorch_tuner.heuristics import (choose_topk, choose_where, fit_vote, ho, merge_measurements, topk_table,
                                           topk_times, where_table, where_times)
-from spiraltorch_tuner.report import format_report, report
-from spiraltorch_tuner.rustgen import generate
+from spiraltorch_tuner.server.report import format_report, report
+from spiraltorch_tuner.server.rustgen import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-import spiraltorch as st
-from spiraltorch import cases, gen
-from spiraltorch.cpu import topk_reference
-from spiraltorch.space import configurations, stcore_fallback
+import spiraltorch_tuner as st
+from spiraltorch_tuner import cases, gen
+from spiraltorch_tuner.cpu import topk_reference
+from spiraltorch_tuner.space import configurations, stcore_fallback
 
 AVAILABLE = [b["name"] for b in st.backends() if b["available"]]
 GPU_LIKE = [n for n in AVAILABLE if n != "cpu"]
@@ -119,7 +119,7 @@ def test_where_matches_numpy(device, case):
 @pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
 @pytest.mark.parametrize("path", ["direct", "segmented"])
 def test_where_timing_carries_the_kernel_time_beside_the_wall_time(path):
-    from spiraltorch.wgpu_backend import WgpuBackend
+    from spiraltorch_tuner.wgpu_backend import WgpuBackend
     b = st.backend_for("wgpu")
     assert isinstance(b, WgpuBackend) and "timestamp-query" in b.features     # lavapipe has timestamps
     c, x, y = cases.where_inputs("broadcast", (64, 1024), "float32", 1)
@@ -137,7 +137,7 @@ def test_where_timing_carries_the_kernel_time_beside_the_wall_time(path):
 
 @pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
 def test_direct_path_does_not_copy_views():
-    from spiraltorch.wgpu_backend import strided_view
+    from spiraltorch_tuner.wgpu_backend import strided_view
     base = gen.floats(1, (4, 6, 8))
     view = base[:, ::-1, ::2]
     span, offset, strides = strided_view(view, view.shape)
@@ -147,7 +147,7 @@ def test_direct_path_does_not_copy_views():
 
 @pytest.mark.parametrize("case", list(where_cases()))
 def test_where_runs_of_4_only_where_every_input_allows_16_byte_loads(case):
-    from spiraltorch.wgpu_backend import coalesce, strided_view, where_runs
+    from spiraltorch_tuner.wgpu_backend import coalesce, strided_view, where_runs
     c, x, y = where_cases()[case]
     out_shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
     views = [strided_view(a, out_shape) for a in (c, x, y)]
@@ -159,7 +159,7 @@ def test_where_runs_of_4_only_where_every_input_allows_16_byte_loads(case):
 
 @pytest.mark.parametrize("case", cases.WHERE_CASES)
 def test_where_bench_cases_take_the_16_byte_runs(case):
-    from spiraltorch.wgpu_backend import coalesce, strided_view, where_uniform
+    from spiraltorch_tuner.wgpu_backend import coalesce, strided_view, where_uniform
     c, x, y = cases.where_inputs(case, (4, 6, 8, 16), "float32")
     out_shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
     views = [strided_view(a, out_shape) for a in (c, x, y)]
@@ -216,8 +216,8 @@ def test_backends_report_reasons_and_auto_order():
 def test_wgpu_measures_its_subgroup_sizes_and_a_native_run_records_them():
     """wgpu-py reports no subgroup sizes (its adapter info holds the spec's defaults, 4 and 128), so the backend
     measures them with shaders/subgroup_probe.wgsl; they then key the run's device class."""
-    from spiraltorch.tuner import tune
-    from spiraltorch.wgpu_backend import WgpuBackend
+    from spiraltorch_tuner.tuner import tune
+    from spiraltorch_tuner.wgpu_backend import WgpuBackend
     info = st.backend_for("wgpu").info()
     if "subgroups" not in info["features"]:
         pytest.skip("this adapter has no subgroups")
@@ -245,7 +245,7 @@ def test_wgpu_timing_keeps_the_gpu_busy_and_checks_the_clock():
     """Samples are back to back in one submission (several chains each when a chain is short) and, with the clock
     guard on, carry the canary's time over its best: 1.0 at full clock. (On lavapipe the guard is forced on: a CPU
     adapter leaves it off by default.)"""
-    from spiraltorch.wgpu_backend import WgpuBackend
+    from spiraltorch_tuner.wgpu_backend import WgpuBackend
     x = cases.topk_input(1, 2, 1024, "uniform")
     auto = WgpuBackend()
     if "timestamp-query" not in auto.info()["features"]:

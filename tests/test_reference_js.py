@@ -10,12 +10,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from spiraltorch import cases
-from spiraltorch.cpu import topk_reference
-from spiraltorch.paths import ROOT
-from spiraltorch.space import configurations, stcore_fallback, violations
-from spiraltorch.shaders import space
-from spiraltorch.wgpu_backend import coalesce, strided_view, where_uniform
+from spiraltorch_tuner import cases
+from spiraltorch_tuner.cpu import topk_reference
+from spiraltorch_tuner.paths import ROOT
+from spiraltorch_tuner.space import configurations, stcore_fallback, violations
+from spiraltorch_tuner.shaders import space
+from spiraltorch_tuner.wgpu_backend import coalesce, strided_view, where_uniform
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
@@ -145,7 +145,7 @@ def test_space_configurations_and_fallback_match_native_space(features):
 
 
 def test_tuner_plan_matches_native_plan():
-    from spiraltorch.tuner import plan
+    from spiraltorch_tuner.tuner import plan
     spec = space()["presets"]["quick"]
     feats = ["subgroups", "timestamp-query"]
     got = run_js("space.setSpace(input.space); console.log(JSON.stringify(tuner.plan(input.spec, input.limits, input.features)"

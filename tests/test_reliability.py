@@ -34,7 +34,7 @@ def wait_up(url, proc=None, timeout=30):
 
 
 def serve(db, port):
-    return subprocess.Popen([sys.executable, "-m", "spiraltorch_tuner", "serve", "--port", str(port), "--db", str(db)],
+    return subprocess.Popen([sys.executable, "-m", "spiraltorch_tuner.server", "serve", "--port", str(port), "--db", str(db)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -125,7 +125,7 @@ def test_32_clients_by_20_runs_store_each_exactly_once(tmp_path, sample_run):
 
 def test_a_busy_device_answers_503_with_retry_after_and_recovers(make_app, tmp_path):
     app = make_app(tmp_path, native_concurrency=1, native_timeout_s=0.5)
-    from spiraltorch_tuner.routes import native
+    from spiraltorch_tuner.server.routes import native
     with TestClient(app) as c:
         gate = native._gate(type("R", (), {"app": app})(), "cpu")
         gate.acquire()               # the device is busy with another request

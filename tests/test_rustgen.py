@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from spiraltorch_tuner.heuristics import choose_topk, choose_where, topk_table, where_table
-from spiraltorch_tuner.report import usable
-from spiraltorch_tuner.rustgen import generate
+from spiraltorch_tuner.server.report import usable
+from spiraltorch_tuner.server.rustgen import generate
 
 pytestmark = pytest.mark.skipif(shutil.which("rustc") is None, reason="rustc is not installed")
 
@@ -152,7 +152,7 @@ def test_hostile_strings_stay_inside_comments_and_literals(tmp_path, sample_run)
 
 
 def test_header_comments_hold_the_posted_strings_escaped_and_reversibly(sample_run):
-    from spiraltorch_tuner.rustgen import comment_safe, unescape_comment
+    from spiraltorch_tuner.server.rustgen import comment_safe, unescape_comment
     doc = sample_run(adapter={"vendor": EVIL, "architecture": "arch */ x", "device": "", "description": "d"})
     src = generate(doc, run_id=doc["run_id"], created_at="2026-11-25T07:00:00+00:00")
     header = [ln for ln in src.splitlines() if ln.startswith("//")]

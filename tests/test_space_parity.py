@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from spiraltorch.paths import STATIC
-from spiraltorch.space import sort_cap
+from spiraltorch_tuner.paths import STATIC
+from spiraltorch_tuner.space import sort_cap
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from spiraltorch_tuner.store import SCHEMA_VERSION, Conflict, Store
+from spiraltorch_tuner.server.store import SCHEMA_VERSION, Conflict, Store
 from test_store_pg import pg_cluster
 
 
@@ -16,7 +16,7 @@ def open_store(request, tmp_path):
     if request.param == "sqlite":
         return lambda name="s": Store(tmp_path / f"{name}.sqlite3")
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')")
-    from spiraltorch_tuner.db import PgStore
+    from spiraltorch_tuner.server.db import PgStore
     urls = {}
     return lambda name="s": PgStore(urls.setdefault(name, pg_cluster().new_database()))
 

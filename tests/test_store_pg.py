@@ -100,7 +100,7 @@ def test_the_app_on_a_database_url_answers_201_200_409(tmp_path, make_app, sampl
 
 
 def test_settings_read_the_database_url_from_the_environment(monkeypatch):
-    from spiraltorch_tuner.settings import Settings
+    from spiraltorch_tuner.server.settings import Settings
     monkeypatch.setenv("SPIRALTORCH_DATABASE_URL", "postgresql://u@h/db")
     assert Settings.from_env().database_url == "postgresql://u@h/db"
     monkeypatch.delenv("SPIRALTORCH_DATABASE_URL")
@@ -109,7 +109,7 @@ def test_settings_read_the_database_url_from_the_environment(monkeypatch):
 
 def test_the_app_creates_and_migrates_the_schema_once(pg_url, sample_run):
     import psycopg
-    from spiraltorch_tuner.db import SCHEMA_VERSION, PgStore
+    from spiraltorch_tuner.server.db import SCHEMA_VERSION, PgStore
     a = PgStore(pg_url)
     a.put_run(sample_run())
     b = PgStore(pg_url)                                                  # a second app on the same database
@@ -125,7 +125,7 @@ def test_the_app_creates_and_migrates_the_schema_once(pg_url, sample_run):
 
 def test_a_version_1_database_gets_the_new_columns_filled_from_its_runs(pg_url, sample_run):
     import psycopg
-    from spiraltorch_tuner.db import SCHEMA_VERSION, PgStore
+    from spiraltorch_tuner.server.db import SCHEMA_VERSION, PgStore
     from test_store import timed_run
     doc = timed_run(sample_run)
     PgStore(pg_url).put_run(doc)

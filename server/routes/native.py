@@ -1,4 +1,4 @@
-"""REST endpoints that run the kernels natively (wgpu-py, CUDA, MPS, NumPy) through `spiraltorch`.
+"""REST endpoints that run the kernels natively (wgpu-py, CUDA, MPS, NumPy) through `spiraltorch_tuner`.
 
 Inputs are explicit (JSON arrays for small inputs, an .npy / .npz body for large ones) or rebuilt from a seed with
 the shared generator, so a browser run's inputs can be replayed exactly. GPU work is bounded: at most
@@ -20,9 +20,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-import spiraltorch as st
-from spiraltorch import cases
-from spiraltorch.tuner import result_sha256, topk_checksum
+import spiraltorch_tuner as st
+from spiraltorch_tuner import cases
+from spiraltorch_tuner.tuner import result_sha256, topk_checksum
 
 from . import get_settings, validation_message
 
@@ -344,7 +344,7 @@ def _safe_info(b):
 
 
 def _replay(b, seed, m, repeats):
-    from spiraltorch.tuner import topk_job, where_job
+    from spiraltorch_tuner.tuner import topk_job, where_job
     params = m.get("params") or {}
     if m["kernel"] == "topk":
         key = {"kernel": "topk", "rows": m["rows"], "cols": m["cols"], "k": m["k"], "params": params}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from spiraltorch.shaders import space as load_space
+from spiraltorch_tuner.shaders import space as load_space
 
 from ..models import Run, RunCreated, TooManyMeasurements, run_document
 from ..report import (NothingToJudge, RuleIsJudgedRun, UnknownRun, class_summaries, judge, report, report_classes,

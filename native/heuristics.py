@@ -36,7 +36,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-from spiraltorch.shaders import space
+from .shaders import space
 
 TOPK_KEYS = ("use_2ce", "wg", "kl", "ch", "sg", "ls")
 TOPK_DEFAULTS = {"sg": False, "ls": True}   # parameters that runs made before they existed did not post
