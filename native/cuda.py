@@ -734,6 +734,12 @@ class CudaBackend:
                 return dict(p)
         raise AssertionError("DEFAULT_TABLE has a catch-all row")
 
+    def fixed_default(self, kernel: str, query: tuple) -> dict:
+        """The configuration of params="default": DEFAULT_TABLE's row for TopK, direct wg 256 vpt 4 for where_nd."""
+        if kernel == "topk":
+            return self.default_params(*query)
+        return {**space_defaults("where_nd"), "wg": 256, "vpt": 4}
+
     def _resolve_params(self, rows, cols, k, params):
         if params is None:
             return self.default_params(rows, cols, k)

@@ -45,6 +45,19 @@ OUTLIER_SPREAD = 0.5
 CLOCK_TOLERANCE = space()["canary"]["tolerance"]
 
 
+MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
+
+
+def usable(measurements) -> list[dict]:
+    """The measurements the rule and the report work on: times of 0 raised to MIN_MS (everything else as is; the
+    rule itself skips measurements that failed or have no time). rustgen feeds the rule the same list."""
+    out = []
+    for m in measurements:
+        t = m.get("median_ms")
+        out.append({**m, "median_ms": MIN_MS} if t is not None and t < MIN_MS else m)
+    return out
+
+
 def lg(x: int) -> int:
     return int(x).bit_length()
 

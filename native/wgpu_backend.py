@@ -168,6 +168,11 @@ class WgpuBackend:
                 raise KernelError(f"pipeline {entry} {params} failed to build: {e}") from None
         return self._pipelines[key]
 
+    @staticmethod
+    def fixed_default(kernel: str, query: tuple) -> dict:
+        """The configuration of params="default": space.json's default for the kernel."""
+        return default_params(kernel)
+
     def _check_params(self, kernel: str, shape: dict, params: dict | None) -> dict:
         p = default_params(kernel)
         if params:

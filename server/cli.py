@@ -98,26 +98,31 @@ class _Progress:
             self.stream.write("\n")
 
 
+def _output(args, export) -> str:
+    """Write an export where -o says (default: the flavour's own file name); returns the path."""
+    path = args.output or export.filename
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(export.text)
+    return path
+
+
 def _heuristics_and_report(args, run_id) -> int:
+    from .exports import export_run
     from .report import format_report, report
-    from .rustgen import generate
     rec = _store(args).get_run(run_id)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(generate(rec["run"], args.flavour, run_id=run_id, created_at=rec["created_at"]))
-        print(f"wrote {args.output} ({args.flavour} flavour) from run {run_id}", file=sys.stderr)
+    path = _output(args, export_run(rec["run"], args.flavour, run_id=run_id, created_at=rec["created_at"]))
+    print(f"wrote {path} ({args.flavour} flavour) from run {run_id}", file=sys.stderr)
     print(format_report(report(rec["run"])), file=sys.stderr)
     return 0
 
 
 def cmd_heuristics(args) -> int:
-    from .rustgen import generate, generate_merged
+    from .exports import export_merged, export_run
     store = _store(args)
     if args.run == "all":
         records = store.all_runs()
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(generate_merged(records, args.flavour))
-        print(f"wrote {args.output} ({args.flavour} flavour) from {len(records)} runs merged per device class",
+        path = _output(args, export_merged(records, args.flavour))
+        print(f"wrote {path} ({args.flavour} flavour) from {len(records)} runs merged per device class",
               file=sys.stderr)
         return 0 if records else 1
     run_id = store.latest_run_id() if args.run == "latest" else args.run
@@ -125,10 +130,7 @@ def cmd_heuristics(args) -> int:
         print("no run stored yet", file=sys.stderr)
         return 1
     if run_id is None:
-        text = generate(None, args.flavour)
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
-        print(f"wrote the stub to {args.output}", file=sys.stderr)
+        print(f"wrote the stub to {_output(args, export_run(None, args.flavour))}", file=sys.stderr)
         return 0
     if store.get_run(run_id) is None:
         print(f"no run {run_id!r}", file=sys.stderr)
@@ -231,6 +233,7 @@ def cmd_judge(args) -> int:
 
 
 def main(argv=None) -> int:
+    from .exports import FLAVOURS
     p = argparse.ArgumentParser(prog="spiraltorch-tuner", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="serve the tuner page and the API")
@@ -254,9 +257,12 @@ def main(argv=None) -> int:
         h.set_defaults(fn=fn)
     for sp in (t, sub.choices["heuristics"]):
         sp.add_argument("--db")
-        sp.add_argument("--flavour", default="standalone", choices=["standalone", "st-core"])
+        sp.add_argument("--flavour", default="standalone", choices=FLAVOURS,
+                        help="standalone | st-core (SpiralTorch's wgpu_heuristics_generated.rs, 11-field Choice) | "
+                        "st-core-v1.3 | wasm-table (SpiralTorch's tuner_results.json) | rules (for "
+                        "SPIRALTORCH_TUNER_HEURISTICS)")
         sp.add_argument("-o", "--out", "--output", dest="output",
-                        default="wgpu_heuristics.rs", help="where to write the Rust file")
+                        help="where to write the file (default: the flavour's file name, e.g. wgpu_heuristics.rs)")
     r = sub.add_parser("runs", help="list stored runs")
     r.add_argument("--db")
     r.add_argument("--limit", type=int, default=50)

@@ -9,22 +9,9 @@ import math
 from spiraltorch_tuner.shaders import space
 from spiraltorch_tuner.space import stcore_fallback
 
-from spiraltorch_tuner.heuristics import (TOPK_KEYS, WHERE_KEYS, WORST_TARGET, adapter_class, choose_topk, choose_where, class_key,
-                         class_order, kernel_regret, topk_table, topk_times, where_kernel_times, where_query,
-                         where_table, where_times)
-
-
-MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
-
-
-def usable(measurements) -> list[dict]:
-    """The measurements the rule and the report work on: times of 0 raised to MIN_MS (everything else as is; the
-    rule itself skips measurements that failed or have no time). rustgen feeds the rule the same list."""
-    out = []
-    for m in measurements:
-        t = m.get("median_ms")
-        out.append({**m, "median_ms": MIN_MS} if t is not None and t < MIN_MS else m)
-    return out
+from spiraltorch_tuner.heuristics import (MIN_MS, TOPK_KEYS, WHERE_KEYS, WORST_TARGET, adapter_class, choose_topk,  # noqa: F401
+                                          choose_where, class_key, class_order, kernel_regret, topk_table, topk_times,
+                                          usable, where_kernel_times, where_query, where_table, where_times)
 
 
 def _geo(xs):

@@ -136,16 +136,26 @@ def test_static_and_shaders_are_served_with_types_and_security_headers(client):
 def test_heuristics_downloads_are_attachments(client, sample_run):
     doc = sample_run()
     client.post("/api/runs", json=doc)
-    for url in (f"/api/runs/{doc['run_id']}/heuristics.rs", "/api/heuristics.rs", "/api/heuristics.rs?run=latest",
-                f"/api/runs/{doc['run_id']}/heuristics.rs?flavour=st-core"):
+    for url, name, kind in ((f"/api/runs/{doc['run_id']}/heuristics.rs", "wgpu_heuristics.rs", "text/x-rust"),
+                            ("/api/heuristics.rs", "wgpu_heuristics.rs", "text/x-rust"),
+                            ("/api/heuristics.rs?run=latest", "wgpu_heuristics.rs", "text/x-rust"),
+                            (f"/api/runs/{doc['run_id']}/heuristics.rs?flavour=st-core-v1.3", "wgpu_heuristics.rs",
+                             "text/x-rust"),
+                            (f"/api/runs/{doc['run_id']}/heuristics.rs?flavour=st-core",
+                             "wgpu_heuristics_generated.rs", "text/x-rust"),
+                            ("/api/heuristics.rs?run=all&flavour=wasm-table", "tuner_results.json", "application/json"),
+                            (f"/api/runs/{doc['run_id']}/heuristics.rs?flavour=rules", "spiraltorch_tuner_rules.json",
+                             "application/json")):
         r = client.get(url)
         assert r.status_code == 200, url
-        assert r.headers["content-disposition"] == 'attachment; filename="wgpu_heuristics.rs"'
-        assert r.headers["content-type"].startswith("text/x-rust")
+        assert r.headers["content-disposition"] == f'attachment; filename="{name}"', url
+        assert r.headers["content-type"].startswith(kind), url
     assert "Stub" in client.get("/api/heuristics.rs").text
+    assert client.get("/api/heuristics.rs?flavour=wasm-table").json() == []
     assert doc["run_id"] in client.get("/api/heuristics.rs?run=latest").text
     r = client.get(f"/api/runs/{doc['run_id']}/heuristics.rs?flavour=cobol")
-    assert r.status_code == 422 and "st-core" in r.json()["detail"]
+    detail = r.json()["detail"]
+    assert r.status_code == 422 and all(f in detail for f in ("st-core-v1.3", "wasm-table", "rules")), detail
 
 
 def test_report_compares_picks_with_default_and_stcore(client, sample_run):
@@ -274,7 +284,7 @@ def test_cli_writes_heuristics_lists_runs_and_reports(tmp_path, sample_run, caps
     doc = sample_run(label="from the cli")
     Store(db).put_run(doc)
     out = tmp_path / "h.rs"
-    assert main(["heuristics", "--db", db, "--run", "latest", "--flavour", "st-core", "-o", str(out)]) == 0
+    assert main(["heuristics", "--db", db, "--run", "latest", "--flavour", "st-core-v1.3", "-o", str(out)]) == 0
     assert "pub mod generated" in out.read_text() and doc["run_id"] in out.read_text()
     assert "regret" in capsys.readouterr().err
     assert main(["heuristics", "--db", db, "-o", str(out)]) == 0 and "Stub" in out.read_text()

@@ -46,7 +46,10 @@ def test_tune_on_wgpu_stores_the_run_and_writes_compiling_rust(tmp_path):
     assert {(s["rows"], s["cols"], s["k"]) for s in shapes} == {(2, 2048, 16), (1, 8192, 64)}
     st_core = cli("heuristics", "--db", str(db), "--run", "latest", "--flavour", "st-core", "-o",
                   str(tmp_path / "st.rs"))
-    assert st_core.returncode == 0 and "pub use super::Choice;" in (tmp_path / "st.rs").read_text()
+    assert st_core.returncode == 0 and "-> Option<crate::backend::wgpu_heuristics::Choice>" in (tmp_path / "st.rs").read_text()
+    v13 = cli("heuristics", "--db", str(db), "--run", "latest", "--flavour", "st-core-v1.3", "-o",
+              str(tmp_path / "v13.rs"))
+    assert v13.returncode == 0 and "pub use super::Choice;" in (tmp_path / "v13.rs").read_text()
 
 
 def test_tune_on_an_unavailable_backend_says_why(tmp_path):

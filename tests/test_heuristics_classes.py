@@ -171,8 +171,9 @@ def test_a_device_whose_kernels_were_stored_in_two_classes_gets_both_from_the_fo
 @needs_rustc
 def test_the_st_core_flavour_of_the_merged_file_compiles_and_the_plain_chooser_uses_the_newest_runs_class(tmp_path):
     records = two_classes()
-    src = generate_merged(records, "st-core")
+    src = generate_merged(records, "st-core-v1.3")
     assert "pub fn choose_extras" in src and "pub mod generated" in src
+    assert "pub mod spiraltorch_tuner {" in generate_merged(records, "st-core")
     newest = adapter_class(records[-1]["run"])
     assert f'pub const ADAPTER_KEY: AdapterKey<\'static> = AdapterKey {{ vendor: "{newest.vendor}"' in src
     src = generate_merged(records)

@@ -168,7 +168,7 @@ def test_zero_times_generate_compilable_rust(tmp_path, sample_run):
     for m in doc["measurements"]:
         if m.get("median_ms") is not None:
             m["median_ms"] = 0.0
-    src = generate(doc, "st-core", run_id=doc["run_id"], created_at="2026-11-25")
+    src = generate(doc, "st-core-v1.3", run_id=doc["run_id"], created_at="2026-11-25")
     assert "pub mod generated" in src
     src = generate(doc, run_id=doc["run_id"], created_at="2026-11-25")
     rustc(tmp_path, src, "--crate-type", "lib", "-o", str(tmp_path / "lib.rlib"))

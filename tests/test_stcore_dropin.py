@@ -1,5 +1,8 @@
-"""The st-core flavour dropped into a crate laid out like SpiralTorch's st-core, built and tested with cargo
-offline: st-core's Choice, both choose signatures, the fallback rule, our extras."""
+"""The st-core flavours dropped into crates laid out like SpiralTorch's st-core, built and tested with cargo offline.
+Today's layout (flavour st-core): backend/wgpu_heuristics.rs defines the 11-field `Choice`, asks
+`wgpu_heuristics_generated::choose` as a module and also `include!`s the file (as SpiralTorch's own does), so the
+generated file must compile both ways. v1.3's layout (flavour st-core-v1.3): the 4-field `Choice` in backend/mod.rs,
+both choose signatures, the fallback rule, our extras."""
 import shutil
 import subprocess
 
@@ -50,13 +53,73 @@ fn stub_falls_back() {
 """
 
 
-def make_crate(root, heuristics_rs, test_rs):
+TODAY_MOD_RS = "pub mod wgpu_heuristics;\npub mod wgpu_heuristics_generated;\n"
+
+# The shape of SpiralTorch's backend/wgpu_heuristics.rs today: the 11-field Choice (field names and types as
+# there), the generated module asked by path, the same file include!d at the end.
+TODAY_HEURISTICS_RS = """
+use crate::backend::wgpu_heuristics_generated as gen;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Choice {
+    pub use_2ce: bool,
+    pub wg: u32,
+    pub kl: u32,
+    pub ch: u32,
+    pub algo_topk: u8,
+    pub ctile: u32,
+    pub mode_midk: u8,
+    pub mode_bottomk: u8,
+    pub tile_cols: u32,
+    pub radix: u32,
+    pub segments: u32,
+}
+
+pub fn choose_topk(rows: u32, cols: u32, k: u32, subgroup: bool) -> Option<Choice> {
+    gen::choose(rows as usize, cols as usize, k as usize, subgroup)
+}
+
+include!("wgpu_heuristics_generated.rs");
+"""
+
+TODAY_TEST_RS = """
+use st_core::backend::wgpu_heuristics as h;
+#[test]
+fn picks() {
+    let c = h::choose_topk(4, 1024, 8, true).expect("a tuned choice");
+    assert_eq!((c.use_2ce, c.wg, c.kl, c.ch), (false, 64, 4, 0));
+    assert_eq!((c.algo_topk, c.ctile, c.mode_midk, c.mode_bottomk, c.tile_cols, c.radix, c.segments),
+               (0, 256, 0, 0, 1024, 4, 1));
+    let i = h::choose(4, 1024, 8, true).unwrap();   // the include!d copy answers the same
+    assert_eq!((i.use_2ce, i.wg, i.kl, i.ch), (c.use_2ce, c.wg, c.kl, c.ch));
+    let p = h::choose_topk(2, 16384, 256, true).unwrap();
+    assert_eq!((p.use_2ce, p.wg, p.kl, p.ch, p.ctile, p.segments), (true, 128, 4, 4096, 512, 1));
+    let t = h::spiraltorch_tuner::choose_topk(4, 1024, 8, true).unwrap();
+    assert!(t.sg && t.ls);
+}
+"""
+
+TODAY_STUB_RS = """
+use st_core::backend::wgpu_heuristics as h;
+#[test]
+fn stub_is_none() {
+    assert!(h::choose_topk(8, 65536, 4096, true).is_none());
+}
+"""
+
+
+def make_today_crate(root, generated_rs, test_rs):
+    make_crate(root, TODAY_HEURISTICS_RS, test_rs, mod_rs=TODAY_MOD_RS)
+    (root / "src" / "backend" / "wgpu_heuristics_generated.rs").write_text(generated_rs, encoding="utf-8")
+
+
+def make_crate(root, heuristics_rs, test_rs, mod_rs=MOD_RS):
     (root / "src" / "backend").mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "Cargo.toml").write_text('[package]\nname = "st-core"\nversion = "0.0.0"\nedition = "2021"\n'
                                      '[lib]\nname = "st_core"\npath = "src/lib.rs"\n')
     (root / "src" / "lib.rs").write_text("pub mod backend;\n")
-    (root / "src" / "backend" / "mod.rs").write_text(MOD_RS)
+    (root / "src" / "backend" / "mod.rs").write_text(mod_rs)
     (root / "src" / "backend" / "wgpu_heuristics.rs").write_text(heuristics_rs, encoding="utf-8")
     (root / "tests" / "picks.rs").write_text(test_rs)
 
@@ -70,12 +133,27 @@ def cargo_test(root):
 
 
 @pytest.mark.parametrize("stub", [False, True])
-def test_downloaded_stcore_file_drops_into_an_stcore_layout(make_app, tmp_path, sample_run, stub):
+def test_downloaded_stcore_file_drops_into_todays_stcore_layout(make_app, tmp_path, sample_run, stub):
     with TestClient(make_app(tmp_path)) as c:
         doc = sample_run()
         assert c.post("/api/runs", json=doc).status_code == 201
         r = c.get("/api/heuristics.rs" if stub else f"/api/runs/{doc['run_id']}/heuristics.rs",
                   params={"flavour": "st-core"})
+        assert r.status_code == 200
+        assert 'filename="wgpu_heuristics_generated.rs"' in r.headers["content-disposition"]
+    crate = tmp_path / "st-core"
+    make_today_crate(crate, r.text, TODAY_STUB_RS if stub else TODAY_TEST_RS)
+    out = cargo_test(crate)
+    assert "test result: ok" in out
+
+
+@pytest.mark.parametrize("stub", [False, True])
+def test_downloaded_v13_file_drops_into_a_v13_stcore_layout(make_app, tmp_path, sample_run, stub):
+    with TestClient(make_app(tmp_path)) as c:
+        doc = sample_run()
+        assert c.post("/api/runs", json=doc).status_code == 201
+        r = c.get("/api/heuristics.rs" if stub else f"/api/runs/{doc['run_id']}/heuristics.rs",
+                  params={"flavour": "st-core-v1.3"})
         assert r.status_code == 200
     crate = tmp_path / "st-core"
     make_crate(crate, r.text, STUB_RS if stub else CHECK_RS)

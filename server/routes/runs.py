@@ -13,13 +13,13 @@ from spiraltorch_tuner.shaders import space as load_space
 from ..models import Run, RunCreated, TooManyMeasurements, run_document
 from ..report import (NothingToJudge, RuleIsJudgedRun, UnknownRun, class_summaries, judge, report, report_classes,
                       rule_fit)
-from ..rustgen import generate, generate_merged
+from ..exports import Export, export_merged, export_run
 from ..settings import Settings
 from ..store import Conflict, Store
 from . import get_settings, get_store
 
 router = APIRouter()
-Flavour = Literal["standalone", "st-core"]
+Flavour = Literal["standalone", "st-core", "st-core-v1.3", "wasm-table", "rules"]   # exports.FLAVOURS
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -114,16 +114,18 @@ def get_classes(store: StoreDep):
     return class_summaries(store.all_runs())
 
 
-def _rust(text: str) -> Response:
-    return Response(text, media_type="text/x-rust; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="wgpu_heuristics.rs"'})
+def _download(e: Export) -> Response:
+    return Response(e.text, media_type=e.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{e.filename}"'})
 
 
 @router.get("/api/runs/{run_id}/heuristics.rs")
 def run_heuristics(run_id: str, store: StoreDep, flavour: Flavour = "standalone"):
-    """wgpu_heuristics.rs generated from this run (flavour standalone or st-core), as a download."""
+    """The rule fitted on this run, as a download: wgpu_heuristics.rs (flavour standalone; st-core: SpiralTorch's
+    wgpu_heuristics_generated.rs with its 11-field Choice; st-core-v1.3: v1.3's 4-field module), SpiralTorch's
+    tuner_results.json (wasm-table) or our rules file (rules, for SPIRALTORCH_TUNER_HEURISTICS)."""
     rec = _get(store, run_id)
-    return _rust(generate(rec["run"], flavour, run_id=run_id, created_at=rec["created_at"]))
+    return _download(export_run(rec["run"], flavour, run_id=run_id, created_at=rec["created_at"]))
 
 
 @router.get("/api/heuristics.rs")
@@ -131,16 +133,16 @@ def heuristics(store: StoreDep,
                run: str | None = Query(None, max_length=64, description="'latest', 'all' (every run, merged per "
                                        "device class) or a run id; none: the stub"),
                flavour: Flavour = "standalone"):
-    """wgpu_heuristics.rs from the latest run, a given run, every stored run (`run=all`: one table per device class,
-    each merged from that class's runs; `choose_topk_for` picks the class), or (no `run`) the stub whose choosers
-    return None."""
+    """The rule (flavours as for /api/runs/{id}/heuristics.rs) from the latest run, a given run, every stored run
+    (`run=all`: one table per device class, each merged from that class's runs; `choose_topk_for` picks the class;
+    wasm-table: the newest run's class), or (no `run`) the stub whose choosers return None."""
     if run is None:
-        return _rust(generate(None, flavour))
+        return _download(export_run(None, flavour))
     if run == "all":
-        return _rust(generate_merged(store.all_runs(), flavour))
+        return _download(export_merged(store.all_runs(), flavour))
     if run == "latest":
         run = store.latest_run_id()
         if run is None:
             raise HTTPException(404, "no run stored yet; the stub is at /api/heuristics.rs without ?run=")
     rec = _get(store, run)
-    return _rust(generate(rec["run"], flavour, run_id=run, created_at=rec["created_at"]))
+    return _download(export_run(rec["run"], flavour, run_id=run, created_at=rec["created_at"]))
