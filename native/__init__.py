@@ -27,7 +27,7 @@ from .rules import Choice, HeuristicsError
 __all__ = ["topk2d", "where_nd", "backends", "backend_for", "time_topk2d", "time_where_nd", "gen", "Timing",
            "SpiralTorchError", "ShapeError", "DTypeError", "ParamsError", "BackendUnavailable", "KernelError",
            "HeuristicsError", "DEVICES", "AUTO_ORDER", "Choice", "last_choice", "choose_topk", "choose_where_nd",
-           "set_heuristics"]
+           "set_heuristics", "choose", "where_query"]
 
 _last = threading.local()
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from spiraltorch_tuner import rules
 from spiraltorch_tuner.paths import SHADERS, STATIC
 
 from . import __version__
@@ -109,6 +110,7 @@ async def _reply(send, status: int, detail: str):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    rules.BOOK.user()    # a bad SPIRALTORCH_TUNER_HEURISTICS fails here, naming the path (HeuristicsError)
     app = FastAPI(title="SpiralTorch Tuner", version=__version__,
                   description="Tune WGSL TopK and where_nd kernels in the browser's WebGPU; run them natively; "
                               "generate wgpu_heuristics.rs.")

@@ -17,8 +17,15 @@ def _store(args):
 def cmd_serve(args) -> int:
     import uvicorn
 
+    from spiraltorch_tuner import HeuristicsError, rules
+
     from .app import create_app
     s = Settings.from_env(host=args.host, port=args.port, db_path=args.db, token=args.token)
+    try:
+        rules.BOOK.user()
+    except HeuristicsError as e:
+        print(f"refusing to start: {rules.ENV} points to a bad heuristics source: {e}", file=sys.stderr)
+        return 2
     if not s.loopback and not s.token:
         print(f"refusing to bind {s.host}: a non-loopback address needs an API token "
               "(--token or SPIRALTORCH_TOKEN)", file=sys.stderr)

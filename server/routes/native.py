@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import math
 import threading
 import time
@@ -21,12 +22,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 import spiraltorch_tuner as st
-from spiraltorch_tuner import cases
+from spiraltorch_tuner import cases, rules
 from spiraltorch_tuner.tuner import result_sha256, topk_checksum
 
 from . import get_settings, validation_message
 
 router = APIRouter()
+log = logging.getLogger("spiraltorch_tuner")
 
 Device = Literal["auto", "cuda", "mps", "wgpu", "cpu"]
 MAX_REPEATS = 1000
@@ -40,7 +42,8 @@ class TopKRequest(BaseModel):
     shape: list[int] | None = Field(None, min_length=2, max_length=2, description="[rows, cols] with seed")
     dist: Literal["uniform", "ties"] = "uniform"
     device: Device = "auto"
-    params: dict[str, Any] | None = None
+    params: dict[str, Any] | Literal["default"] | None = Field(
+        None, description="a configuration; null: the tuned rule for this device; \"default\": the fixed default")
     repeats: int = Field(0, ge=0, le=MAX_REPEATS, description="timed repeats; 0 = no timing")
     warmups: int = Field(1, ge=0, le=100)
     result: Literal["full", "checksum"] = "full"
@@ -56,7 +59,7 @@ class WhereRequest(BaseModel):
     shape: list[int] | None = Field(None, min_length=1, max_length=6)
     case: Literal["contiguous", "neg_stride", "broadcast"] = "contiguous"
     device: Device = "auto"
-    params: dict[str, Any] | None = None
+    params: dict[str, Any] | Literal["default"] | None = None
     repeats: int = Field(0, ge=0, le=MAX_REPEATS)
     warmups: int = Field(1, ge=0, le=100)
     result: Literal["full", "checksum"] = "full"
@@ -106,6 +109,8 @@ async def _run_native(request: Request, device: str, fn):
     except asyncio.TimeoutError:
         raise HTTPException(503, f"the request ran past its {timeout:g} s limit on {backend.name}",
                             headers={"Retry-After": str(max(1, int(timeout)))}) from None
+    except st.HeuristicsError as e:
+        raise HTTPException(503, f"the tuned defaults cannot be read: {e}; pass params (or \"default\")") from None
     except (st.ShapeError, st.ParamsError) as e:
         raise HTTPException(422, str(e)) from None
     except st.DTypeError as e:
@@ -156,15 +161,36 @@ def _load_npz(body: bytes) -> dict:
 
 
 def _params_query(p: str | None):
-    if p is None:
-        return None
+    if p is None or p == "default":
+        return p
     try:
         v = json.loads(p)
     except json.JSONDecodeError as e:
         raise HTTPException(422, f"params must be a JSON object: {e}") from None
     if not isinstance(v, dict):
-        raise HTTPException(422, "params must be a JSON object")
+        raise HTTPException(422, "params must be a JSON object or \"default\"")
     return v
+
+
+def _db_rules(request: Request):
+    """The rules of every stored run, merged per device class (what `?run=all` downloads), refitted when a run is
+    stored: the server's own heuristics source, after SPIRALTORCH_TUNER_HEURISTICS. None without runs or when the
+    database cannot be read (the call then goes on with the shipped rules)."""
+    state, store = request.app.state, request.app.state.store
+    try:
+        key = store.latest_run_id()
+        cached = getattr(state, "db_rules", None)
+        if cached is None or cached[0] != key:
+            docs = [{**r["run"], "run_id": r["run_id"]} for r in store.all_runs()] if key else []
+            cached = state.db_rules = (key, rules.fit_runs(docs, "database") if docs else None)
+        return cached[1]
+    except Exception as e:     # the database is down or damaged: serve without it
+        log.warning("native call without the database's rules: %s", e)
+        return None
+
+
+def _choice_fields(c) -> dict:
+    return {"params": c.params or None, "source": c.source, "rule": c.rule, "note": c.note}
 
 
 def _timing(t):
@@ -231,14 +257,17 @@ async def native_topk(request: Request, k: int | None = Query(None, ge=1), devic
     if kk > x.shape[1]:
         raise HTTPException(422, f"k must satisfy 1 <= k <= cols = {x.shape[1]}; got k={kk}")
 
+    db = await run_in_threadpool(_db_rules, request) if req.params is None else None
+
     def work(b):
+        c = st.choose("topk", b, (*x.shape, kk), req.params, extra=db)
         t0 = time.perf_counter()
-        v, i = b.topk2d(x, kk, req.params)
+        v, i = b.topk2d(x, kk, c.params or None)
         wall = (time.perf_counter() - t0) * 1e3
-        t = b.time_topk2d(x, kk, req.params, repeats=req.repeats, warmups=req.warmups) if req.repeats else None
-        return b, v, i, wall, t
-    b, v, i, wall, t = await _run_native(request, req.device, work)
-    out = {"backend": b.name, "shape": list(x.shape), "k": kk, "params": req.params, "wall_ms": wall,
+        t = b.time_topk2d(x, kk, c.params or None, repeats=req.repeats, warmups=req.warmups) if req.repeats else None
+        return b, c, v, i, wall, t
+    b, c, v, i, wall, t = await _run_native(request, req.device, work)
+    out = {"backend": b.name, "shape": list(x.shape), "k": kk, **_choice_fields(c), "wall_ms": wall,
            "timing": _timing(t), "checksum": topk_checksum(v, i)}
     if req.result == "full":
         out["values"] = _jsonable(v.tolist())
@@ -295,14 +324,18 @@ async def native_where(request: Request, device: Device | None = None, params: s
         raise HTTPException(422, f"at most 6 dimensions are supported; the broadcast shape has {len(shape)}")
     _limit_elements(request, int(np.prod(shape)), "the output")
 
+    db = await run_in_threadpool(_db_rules, request) if req.params is None else None
+
     def work(b):
+        ch = st.choose("where_nd", b, st.where_query(c, x, y), req.params, extra=db)
         t0 = time.perf_counter()
-        o = b.where_nd(c, x, y, req.params)
+        o = b.where_nd(c, x, y, ch.params or None)
         wall = (time.perf_counter() - t0) * 1e3
-        t = b.time_where_nd(c, x, y, req.params, repeats=req.repeats, warmups=req.warmups) if req.repeats else None
-        return b, o, wall, t
-    b, o, wall, t = await _run_native(request, req.device, work)
-    out = {"backend": b.name, "shape": list(o.shape), "dtype": str(o.dtype), "params": req.params, "wall_ms": wall,
+        t = (b.time_where_nd(c, x, y, ch.params or None, repeats=req.repeats, warmups=req.warmups)
+             if req.repeats else None)
+        return b, ch, o, wall, t
+    b, ch, o, wall, t = await _run_native(request, req.device, work)
+    out = {"backend": b.name, "shape": list(o.shape), "dtype": str(o.dtype), **_choice_fields(ch), "wall_ms": wall,
            "timing": _timing(t), "checksum": result_sha256(o)}
     if req.result == "full":
         out["out"] = _jsonable(o.tolist())

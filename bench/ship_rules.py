@@ -1,0 +1,51 @@
+"""Write native/shipped_rules.json: the rules the package uses when the user points to none, fitted on committed
+tuning runs of bench/results (merged per device class, as `spiraltorch-tuner heuristics --run all --flavour rules`
+does). Re-run after committing new runs or changing the rule; tests/test_tuned_defaults.py checks the file is what
+these runs give.
+
+    python3 bench/ship_rules.py            # rewrites native/shipped_rules.json
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+OUT = ROOT / "native" / "shipped_rules.json"
+
+# The newest full runs of each GPU with today's kernels (TopK: the full preset, the dense lattice and the off-grid
+# samples; where_nd: the runs with kernel times). Older H100 runs measured kernels that have since changed.
+SHIPPED_RUNS = [
+    "h100-2026-11-25-s4-full-topk.json",
+    "h200-2026-11-29-full-topk.json", "h200-2026-11-29-full-topk-2.json", "h200-2026-11-29-full-topk-3.json",
+    "h200-2026-11-29-full-topk-4.json", "h200-2026-11-29-lattice-topk.json", "h200-2026-11-29-offgrid-topk.json",
+    "h200-2026-11-29-offgrid-topk-2.json", "h200-2026-11-29-offgrid-topk-3.json",
+    "h200-2026-11-29-where-kt.json", "h200-2026-11-29-where-kt-2.json",
+]
+
+
+def records():
+    """The runs as stored records (oldest first by file name), the input of exports.export_merged."""
+    out = []
+    for name in SHIPPED_RUNS:
+        doc = json.loads((RESULTS / name).read_text())
+        out.append({"run_id": doc["run_id"], "created_at": doc.get("finished_at"), "run": doc})
+    return out
+
+
+def shipped_text() -> str:
+    from spiraltorch_tuner.server.exports import export_merged
+    return export_merged(records(), "rules").text
+
+
+def main() -> int:
+    text = shipped_text()
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUT.relative_to(ROOT)} ({len(text)} bytes) from {len(SHIPPED_RUNS)} runs", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
