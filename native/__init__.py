@@ -20,13 +20,14 @@ import numpy as np
 
 from . import gen, rules
 from .backend import Timing, check_topk_args, check_where_args
-from .errors import BackendUnavailable, DTypeError, KernelError, ParamsError, ShapeError, SpiralTorchError
+from .errors import (BackendUnavailable, DTypeError, KernelError, ParamsError, ShapeError, SpiralTorchError,
+                     Unsupported)
 from .registry import AUTO_ORDER, DEVICES, backends, resolve
 from .rules import Choice, HeuristicsError
 
 __all__ = ["topk2d", "where_nd", "backends", "backend_for", "time_topk2d", "time_where_nd", "gen", "Timing",
            "SpiralTorchError", "ShapeError", "DTypeError", "ParamsError", "BackendUnavailable", "KernelError",
-           "HeuristicsError", "DEVICES", "AUTO_ORDER", "Choice", "last_choice", "choose_topk", "choose_where_nd",
+           "HeuristicsError", "Unsupported", "DEVICES", "AUTO_ORDER", "Choice", "last_choice", "choose_topk", "choose_where_nd",
            "set_heuristics", "choose", "where_query"]
 
 _last = threading.local()

@@ -21,5 +21,9 @@ class BackendUnavailable(SpiralTorchError, RuntimeError):
     """The requested backend cannot run here; the message says why."""
 
 
+class Unsupported(SpiralTorchError, ValueError):
+    """An operation this backend does not have (SpiralTorch's peer backend has no where_nd)."""
+
+
 class KernelError(SpiralTorchError, RuntimeError):
     """A kernel failed on the device (pipeline error, device lost, out of memory)."""

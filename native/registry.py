@@ -1,4 +1,5 @@
-"""The backends by name, created lazily, and the `device="auto"` order (CUDA > MPS > WGPU > CPU)."""
+"""The backends by name, created lazily, and the `device="auto"` order (CUDA > MPS > WGPU > CPU). PEERS are other
+projects' kernels run beside ours (SpiralTorch's wheel): listed and selectable by name, never picked by "auto"."""
 from __future__ import annotations
 
 import importlib
@@ -8,9 +9,11 @@ from .errors import BackendUnavailable
 
 # name -> (module, class). Modules import their heavy dependency (cupy, torch, wgpu) only when first used.
 _CLASSES = {"cuda": ("cuda", "CudaBackend"), "mps": ("mps", "MpsBackend"),
-            "wgpu": ("wgpu_backend", "WgpuBackend"), "cpu": ("cpu", "CpuBackend")}
+            "wgpu": ("wgpu_backend", "WgpuBackend"), "cpu": ("cpu", "CpuBackend"),
+            "spiraltorch": ("spiraltorch_peer", "SpiralTorchBackend")}
 AUTO_ORDER = ("cuda", "mps", "wgpu", "cpu")
-DEVICES = ("auto",) + AUTO_ORDER
+PEERS = ("spiraltorch",)
+DEVICES = ("auto",) + AUTO_ORDER + PEERS
 
 _lock = threading.Lock()
 _instances: dict = {}
@@ -47,9 +50,10 @@ def resolve(device: str = "auto"):
 
 
 def backends() -> list[dict]:
-    """Every backend with its availability, the reason when unavailable, and its device description."""
+    """Every backend with its availability, the reason when unavailable, and its device description (ours in
+    AUTO_ORDER, then the peers)."""
     out = []
-    for name in AUTO_ORDER:
+    for name in AUTO_ORDER + PEERS:
         b = get(name)
         ok, why = b.available()
         entry = {"name": name, "available": ok, "reason": why or None}

@@ -58,6 +58,32 @@ def _measure(fn_run, fn_check, fn_time) -> dict:
         return {"ok": False, "error": f"{type(e).__name__}: {e}"}
 
 
+def describe_topk_difference(x, rv, ri, v, i, limit: int = 4) -> str | None:
+    """How a TopK answer (v, i) differs from the oracle's (rv, ri) on input x, row by row, or None when identical:
+    NaN ranked differently (the oracle ranks NaN above every number), equal values in another order (ties), or
+    other values. Names the first `limit` differing rows."""
+    notes = []
+    for r in range(rv.shape[0]):
+        if np.array_equal(i[r], ri[r]) and np.array_equal(v[r].view(np.uint32), rv[r].view(np.uint32)):
+            continue
+        nan_ref, nan_got = int(np.isnan(rv[r]).sum()), int(np.isnan(v[r]).sum())
+        same_values = np.array_equal(np.sort(v[r].view(np.uint32)), np.sort(rv[r].view(np.uint32)))
+        if nan_ref != nan_got:
+            notes.append(f"row {r}: {nan_ref} NaN in the oracle's top {rv.shape[1]} (NaN ranks largest), {nan_got} "
+                         "here")
+        elif same_values and np.array_equal(x[r, np.clip(i[r], 0, x.shape[1] - 1)].view(np.uint32),
+                                            v[r].view(np.uint32)):
+            notes.append(f"row {r}: the same values, equal ones in another order of indices "
+                         f"({int((i[r] != ri[r]).sum())} positions; the oracle puts the lower index first)")
+        else:
+            notes.append(f"row {r}: {int((v[r].view(np.uint32) != rv[r].view(np.uint32)).sum())} values and "
+                         f"{int((i[r] != ri[r]).sum())} indices differ")
+    if not notes:
+        return None
+    more = f"; and {len(notes) - limit} more rows" if len(notes) > limit else ""
+    return "; ".join(notes[:limit]) + more
+
+
 @functools.lru_cache(maxsize=2)
 def _topk_case(seed, rows, cols, k, dist):
     """The input and the oracle's answer of a TopK shape, kept while its configurations are measured."""
@@ -70,11 +96,7 @@ def topk_job(backend, seed, rows, cols, k, params, repeats, warmups, dist="unifo
 
     def check(out):
         v, i = out
-        if not np.array_equal(i, ri):
-            return f"{int((i != ri).sum())} of {ri.size} indices differ"
-        if not np.array_equal(v.view(np.uint32), rv.view(np.uint32)):
-            return "values differ"
-        return None
+        return describe_topk_difference(x, rv, ri, v, i)
     m = _measure(lambda: backend.topk2d(x, k, params), check,
                  lambda: backend.time_topk2d(x, k, params, repeats=repeats, warmups=warmups))
     if m["ok"]:

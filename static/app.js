@@ -290,6 +290,7 @@ async function runTuner() {
     const reply = await postRun(doc);
     $("download").href = reply.heuristics_url || `/api/runs/${runId}/heuristics.rs`;
     $("download-stcore").href = `/api/runs/${runId}/heuristics.rs?flavour=st-core`;
+    $("download-wasm").href = `/api/runs/${runId}/heuristics.rs?flavour=wasm-table`;
     $("run-json").href = `/api/runs/${runId}`;
     $("downloads").hidden = false;
     await showReport(runId);
@@ -520,6 +521,7 @@ async function loadRuns() {
     const dl = node("td", null, "links");
     const id = encodeURIComponent(run.run_id);
     dl.append(link(`/api/runs/${id}/heuristics.rs`, "heuristics.rs"), link(`/api/runs/${id}/heuristics.rs?flavour=st-core`, "st-core"),
+              link(`/api/runs/${id}/heuristics.rs?flavour=wasm-table`, "tuner_results.json"),
               link(`/api/runs/${id}`, "json"));
     const name = run.label || run.run_id;
     const jd = reportLink(`/api/runs/${id}/judge`, "judge", () => showJudge(run.run_id, name));

@@ -34,7 +34,7 @@ def test_backends_lists_all_with_reasons(client):
     assert r.status_code == 200
     body = r.json()
     names = [b["name"] for b in body["backends"]]
-    assert names == ["cuda", "mps", "wgpu", "cpu"]
+    assert names == ["cuda", "mps", "wgpu", "cpu", "spiraltorch"]   # ours in auto order, then the peer
     assert body["auto"] in names
     for b in body["backends"]:
         assert b["available"] or b["reason"]

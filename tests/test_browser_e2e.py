@@ -216,7 +216,11 @@ def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page
     st_href = page.get_attribute("#download-stcore", "href")
     assert "flavour=st-core" in st_href
     r2 = httpx.get(url + st_href)
-    assert r2.status_code == 200 and 'filename="wgpu_heuristics.rs"' in r2.headers["content-disposition"]
+    assert r2.status_code == 200 and 'filename="wgpu_heuristics_generated.rs"' in r2.headers["content-disposition"]
+    wasm = httpx.get(url + page.get_attribute("#download-wasm", "href"))
+    assert wasm.status_code == 200 and 'filename="tuner_results.json"' in wasm.headers["content-disposition"]
+    assert all({"rows_min", "cols_max", "k_max", "subgroup", "use_2ce", "wg", "kl", "ch"} <= set(r)
+               for r in wasm.json()) and wasm.json()
 
     if shutil.which("rustc") is None:
         pytest.skip("rustc is not installed: the downloaded file was not compiled")

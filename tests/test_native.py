@@ -7,7 +7,7 @@ from spiraltorch_tuner import cases, gen
 from spiraltorch_tuner.cpu import topk_reference
 from spiraltorch_tuner.space import configurations, stcore_fallback
 
-AVAILABLE = [b["name"] for b in st.backends() if b["available"]]
+AVAILABLE = [b["name"] for b in st.backends() if b["available"] and b["name"] in st.AUTO_ORDER]   # ours, not peers
 GPU_LIKE = [n for n in AVAILABLE if n != "cpu"]
 
 
@@ -201,9 +201,10 @@ def test_bad_input_raises_precise_errors():
 
 def test_backends_report_reasons_and_auto_order():
     rows = st.backends()
-    assert [r["name"] for r in rows] == ["cuda", "mps", "wgpu", "cpu"]
+    assert [r["name"] for r in rows] == ["cuda", "mps", "wgpu", "cpu", "spiraltorch"]
     for r in rows:
         assert r["available"] or r["reason"]
+    rows = rows[:4]
     first = next(r["name"] for r in rows if r["available"])
     assert st.backend_for("auto").name == first
     for r in rows:

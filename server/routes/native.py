@@ -30,7 +30,7 @@ from . import get_settings, validation_message
 router = APIRouter()
 log = logging.getLogger("spiraltorch_tuner")
 
-Device = Literal["auto", "cuda", "mps", "wgpu", "cpu"]
+Device = Literal["auto", "cuda", "mps", "wgpu", "cpu", "spiraltorch"]   # spiraltorch_tuner.DEVICES
 MAX_REPEATS = 1000
 
 
@@ -111,7 +111,7 @@ async def _run_native(request: Request, device: str, fn):
                             headers={"Retry-After": str(max(1, int(timeout)))}) from None
     except st.HeuristicsError as e:
         raise HTTPException(503, f"the tuned defaults cannot be read: {e}; pass params (or \"default\")") from None
-    except (st.ShapeError, st.ParamsError) as e:
+    except (st.ShapeError, st.ParamsError, st.Unsupported) as e:
         raise HTTPException(422, str(e)) from None
     except st.DTypeError as e:
         raise HTTPException(422, str(e)) from None
