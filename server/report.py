@@ -13,18 +13,7 @@ from spiraltorch_tuner.heuristics import (TOPK_KEYS, WHERE_KEYS, WORST_TARGET, a
                          class_order, kernel_regret, topk_table, topk_times, where_kernel_times, where_query,
                          where_table, where_times)
 
-
-MIN_MS = 1e-6   # a measured 0 ms (a coarse wall timer) counts as 1 ns, so ratios and log-times stay finite
-
-
-def usable(measurements) -> list[dict]:
-    """The measurements the rule and the report work on: times of 0 raised to MIN_MS (everything else as is; the
-    rule itself skips measurements that failed or have no time). rustgen feeds the rule the same list."""
-    out = []
-    for m in measurements:
-        t = m.get("median_ms")
-        out.append({**m, "median_ms": MIN_MS} if t is not None and t < MIN_MS else m)
-    return out
+from .merge import merged_classes, usable
 
 
 def _geo(xs):
@@ -141,7 +130,6 @@ def class_fit(records, on: dict) -> tuple[list, list[str]]:
     adapter: every stored run (records, oldest first) but `on` itself, merged per device class, and of the classes
     that may serve `on` (heuristics.class_order: same vendor and architecture, the closest first) the first with TopK
     data for `on`'s subgroups flag. Returns its merged measurements and run ids ([], [] when none)."""
-    from .rustgen import merged_classes
     merged = merged_classes([r for r in records if r["run_id"] != on.get("run_id")])
     sg = "subgroups" in on.get("features", [])
     for i in class_order([c for c, _, _ in merged], adapter_class(on)):
@@ -238,7 +226,6 @@ def report_classes(records, device_class: str | None = None) -> dict:
     from): regrets, held-out regret and the fixed default's regret all on the merged times. `records`: stored runs
     ({"run_id", "created_at", "run"}), oldest first; `device_class`: only that class (heuristics.class_key), none
     when no run has it."""
-    from .rustgen import merged_classes
     if device_class is not None:        # merge only that class's runs
         records = [r for r in records if class_key(adapter_class(r["run"])) == device_class]
     out = []

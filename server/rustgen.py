@@ -11,8 +11,8 @@ import re
 
 from . import __version__
 from spiraltorch_tuner.heuristics import (OUTLIER_SPREAD, VOTE_COLS, VOTE_SLACK, AdapterClass, adapter_class, choose_topk,
-                         choose_where, group_by_class, merge_measurements, topk_table, where_table)
-from .report import usable
+                         choose_where, topk_table, where_table)
+from .merge import merged_classes, usable
 
 FLAVOURS = ("standalone", "st-core")
 GENERATOR = f"spiraltorch-tuner {__version__} (server/rustgen.py)"
@@ -459,16 +459,6 @@ def generate(doc: dict | None, flavour: str = "standalone", run_id: str | None =
     classes = [(adapter_class(doc), topk_table(ms), where_table(ms))] if doc else []
     return _render(_header(doc, run_id, created_at, flavour), run_id or (doc or {}).get("run_id", ""),
                    (doc or {}).get("adapter", {}), classes, 0 if doc else -1, flavour)
-
-
-def merged_classes(records) -> list:
-    """[(AdapterClass, run records, merged measurements)] for stored run records ({"run_id", "created_at", "run"}),
-    classes in key order; each class's runs merged by heuristics.merge_measurements."""
-    by = group_by_class([{**r["run"], "measurements": usable(r["run"].get("measurements", []))} for r in records])
-    ids: dict = {}
-    for r in records:
-        ids.setdefault(adapter_class(r["run"]), []).append(r)
-    return [(c, ids[c], merge_measurements(docs)) for c, docs in by.items()]
 
 
 def generate_merged(records, flavour: str = "standalone") -> str:
