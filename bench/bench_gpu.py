@@ -28,10 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from _checkout import ensure_package, heuristics  # noqa: E402
-
-ensure_package()
-
 from spiraltorch_tuner import cases  # noqa: E402
 from spiraltorch_tuner.cpu import topk_reference  # noqa: E402
 from spiraltorch_tuner.cuda import CudaBackend  # noqa: E402
@@ -79,7 +75,7 @@ def heuristics_picker(run_doc):
     server's dependencies); None without a run document."""
     if run_doc is None:
         return lambda rows, cols, k, sg: None
-    h = heuristics()
+    from spiraltorch_tuner import heuristics as h
     model = h.topk_table(run_doc["measurements"])
 
     def pick(rows, cols, k, sg):

@@ -10,12 +10,8 @@ import argparse
 import json
 import statistics
 
-from _checkout import ensure_package
-
-ensure_package()
-
-from spiraltorch_tuner import cases  # noqa: E402
-from spiraltorch_tuner.cuda import CudaBackend  # noqa: E402
+from spiraltorch_tuner import cases
+from spiraltorch_tuner.cuda import CudaBackend
 
 
 def main():

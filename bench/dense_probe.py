@@ -12,11 +12,7 @@ import json
 import sys
 import time
 
-from _checkout import ensure_package
-
-ensure_package()
-
-from spiraltorch_tuner.tuner import preset_space, tune  # noqa: E402
+from spiraltorch_tuner.tuner import preset_space, tune
 
 ROWS, COLS, KS, MAX_ELEMENTS = (1, 4, 16, 64, 256), (4096, 16384, 65536, 262144), (8, 32, 128, 512), 2 ** 22
 

@@ -19,13 +19,9 @@ import time
 
 import numpy as np
 
-from _checkout import ensure_package
-
-ensure_package()
-
-from spiraltorch_tuner import cases  # noqa: E402
-from spiraltorch_tuner.tuner import plan, topk_job  # noqa: E402
-from spiraltorch_tuner.wgpu_backend import WgpuBackend  # noqa: E402
+from spiraltorch_tuner import cases
+from spiraltorch_tuner.tuner import plan, topk_job
+from spiraltorch_tuner.wgpu_backend import WgpuBackend
 
 SHAPE = (8, 65536, 4096)
 REF = {"use_2ce": True, "wg": 256, "kl": 4, "ch": 8192, "sg": False}

@@ -13,10 +13,8 @@ import argparse
 import json
 import math
 
-from _checkout import ROOT, ensure_package, heuristics
-
-ensure_package()
-H = heuristics()
+from spiraltorch_tuner import heuristics as H
+from spiraltorch_tuner.shaders import space
 
 
 def _geo(v):
@@ -24,7 +22,7 @@ def _geo(v):
 
 
 def _default(kernel: str, keys) -> tuple:
-    return tuple(json.loads((ROOT / "shaders" / "space.json").read_text())[kernel]["default"][k] for k in keys)
+    return tuple(space()[kernel]["default"][k] for k in keys)
 
 
 def _time_regret(t: dict, c) -> float | None:

@@ -25,10 +25,7 @@ import math
 
 import numpy as np
 
-from _checkout import ensure_package, heuristics
-
-ensure_package()
-H = heuristics()
+from spiraltorch_tuner import heuristics as H
 
 
 def vote_rule(train: dict):

@@ -11,10 +11,8 @@ import argparse
 import json
 import math
 
-from _checkout import ensure_package, heuristics
+from spiraltorch_tuner import heuristics as H
 
-ensure_package()
-H = heuristics()
 
 ROWS, COLS, KS = (1, 4, 16, 64, 256, 1024, 4096), (1024, 4096, 16384, 65536, 262144, 1048576), (8, 32, 128, 512, 2048)
 

@@ -27,14 +27,10 @@ import time
 
 import numpy as np
 
-from _checkout import ensure_package  # noqa: E402
-
-ensure_package()
-
-from spiraltorch_tuner import gen  # noqa: E402
-from spiraltorch_tuner.cpu import topk_reference  # noqa: E402
-from spiraltorch_tuner.errors import SpiralTorchError  # noqa: E402
-from spiraltorch_tuner.space import configurations  # noqa: E402
+from spiraltorch_tuner import gen
+from spiraltorch_tuner.cpu import topk_reference
+from spiraltorch_tuner.errors import SpiralTorchError
+from spiraltorch_tuner.space import configurations
 
 SHAPES = [(16, 1048576, 4096), (8, 65536, 4096), (64, 32768, 256)]
 GRID = {"use_2ce": [True, False], "wg": [256, 1024], "kl": [4], "ch": [0, 4096, 8192], "sg": [False, True]}

@@ -18,11 +18,7 @@ import json
 import sys
 import time
 
-from _checkout import ensure_package
-
-ensure_package()
-
-from spiraltorch_tuner.tuner import preset_space, tune  # noqa: E402
+from spiraltorch_tuner.tuner import preset_space, tune
 
 
 def main() -> int:

@@ -11,14 +11,10 @@ import json
 
 import numpy as np
 
-from _checkout import ensure_package
-
-ensure_package()
-
-import bench_gpu as B  # noqa: E402
-from spiraltorch_tuner import cases  # noqa: E402
-from spiraltorch_tuner.cuda import CudaBackend  # noqa: E402
-from spiraltorch_tuner.wgpu_backend import WgpuBackend  # noqa: E402
+import bench_gpu as B
+from spiraltorch_tuner import cases
+from spiraltorch_tuner.cuda import CudaBackend
+from spiraltorch_tuner.wgpu_backend import WgpuBackend
 
 
 def main() -> int:

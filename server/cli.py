@@ -239,7 +239,8 @@ def cmd_judge(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subparser per subcommand, each dispatching to its cmd_* (tests/test_docs.py reads it)."""
     from .exports import FLAVOURS
     p = argparse.ArgumentParser(prog="spiraltorch-tuner", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -293,5 +294,9 @@ def main(argv=None) -> int:
                    "run of the judged run's device class, merged (the tables `heuristics --run all` writes for it)")
     j.add_argument("--json", action="store_true")
     j.set_defaults(fn=cmd_judge)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     return args.fn(args)

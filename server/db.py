@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from .store import V2_UPDATE, RUN_COLS, Conflict, Reads, canonical, measurement_rows, run_row, v2_backfill
+from .tables import V2_UPDATE, RUN_COLS, Conflict, Reads, canonical, measurement_rows, run_row, v2_backfill
 
 def _fill_v2(con) -> None:
     """Schema 2's columns of the runs stored before it, from their documents."""
@@ -45,7 +45,7 @@ create table if not exists measurements (
 );
 create index if not exists runs_created on runs(created_at);
 """, None),
-    # the measurements' kernel_ms and clock (server/store.py V2_COLUMNS), filled from the stored run documents
+    # the measurements' kernel_ms and clock (server/tables.py V2_COLUMNS), filled from the stored run documents
     (2, """
 alter table measurements add column if not exists kernel_ms double precision;
 alter table measurements add column if not exists clock double precision;

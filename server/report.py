@@ -13,6 +13,8 @@ from spiraltorch_tuner.heuristics import (MIN_MS, TOPK_KEYS, WHERE_KEYS, WORST_T
                                           choose_where, class_key, class_order, kernel_regret, topk_table, topk_times,
                                           usable, where_kernel_times, where_query, where_table, where_times)
 
+from .merge import merged_classes
+
 
 def _geo(xs):
     xs = [x for x in xs if x]
@@ -128,7 +130,6 @@ def class_fit(records, on: dict) -> tuple[list, list[str]]:
     adapter: every stored run (records, oldest first) but `on` itself, merged per device class, and of the classes
     that may serve `on` (heuristics.class_order: same vendor and architecture, the closest first) the first with TopK
     data for `on`'s subgroups flag. Returns its merged measurements and run ids ([], [] when none)."""
-    from .rustgen import merged_classes
     merged = merged_classes([r for r in records if r["run_id"] != on.get("run_id")])
     sg = "subgroups" in on.get("features", [])
     for i in class_order([c for c, _, _ in merged], adapter_class(on)):
@@ -225,7 +226,6 @@ def report_classes(records, device_class: str | None = None) -> dict:
     from): regrets, held-out regret and the fixed default's regret all on the merged times. `records`: stored runs
     ({"run_id", "created_at", "run"}), oldest first; `device_class`: only that class (heuristics.class_key), none
     when no run has it."""
-    from .rustgen import merged_classes
     if device_class is not None:        # merge only that class's runs
         records = [r for r in records if class_key(adapter_class(r["run"])) == device_class]
     out = []

@@ -8,11 +8,12 @@ what the Rust means.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from . import __version__
 from spiraltorch_tuner.heuristics import (OUTLIER_SPREAD, VOTE_COLS, VOTE_SLACK, AdapterClass, adapter_class, choose_topk,
-                         choose_where, group_by_class, merge_measurements, topk_table, where_table)
-from .report import usable
+                         choose_where, topk_table, where_table)
+from .merge import merged_classes, usable
 
 FLAVOURS = ("standalone", "st-core", "st-core-v1.3")
 GENERATOR = f"spiraltorch-tuner {__version__} (server/rustgen.py)"
@@ -103,276 +104,18 @@ def _header(doc, run_id, created_at, flavour) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n\n"
 
 
-CORE = r'''
-/// A TopK kernel configuration (parameters of shaders/topk.wgsl; names follow st-core's `Choice`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TopKChoice {
-    /// Two-stage pipeline: per-chunk candidates, then a K-way merge.
-    pub use_2ce: bool,
-    /// Threads per workgroup.
-    pub wg: u32,
-    /// Keys per thread per scan step (KLANE).
-    pub kl: u32,
-    /// Columns per chunk of 2CE pass 1; 0 for 1CE.
-    pub ch: u32,
-    /// Use the subgroup-operation variant (needs the adapter's `subgroups` feature).
-    pub sg: bool,
-    /// Sort candidate lists in workgroup memory when they fit (else in storage memory).
-    pub ls: bool,
-}
 
-/// How where_nd reads its inputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WherePath {
-    /// Views uploaded once; the kernel applies base offsets and byte strides.
-    Direct,
-    /// Contiguous segments written one by one, then a dense select.
-    Segmented,
-}
 
-/// A where_nd kernel configuration (parameters of shaders/where_nd.wgsl).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WhereChoice {
-    pub path: WherePath,
-    /// Threads per workgroup.
-    pub wg: u32,
-    /// Output elements per thread.
-    pub vpt: u32,
-}
 
-/// A fitted TopK rule: (rows, cols, k, subgroups) -> the pick, or `None` without data for the subgroups flag.
-type TopKRule = fn(u32, u32, u32, bool) -> Option<TopKChoice>;
 
-/// A fitted where_nd rule: (numel, ndim, contiguous) -> the pick, or `None` without where_nd data.
-type WhereRule = fn(u64, u32, bool) -> Option<WhereChoice>;
-
-/// A fitted TopK vote (the rule above): the measured shapes as points (half-octaves of rows, cols, k), the grid's
-/// configurations, `cost[i * points.len() + j]` = configuration i on shape j, and the grid's chunk sizes.
-#[allow(dead_code)]
-struct Vote {
-    points: &'static [[i64; 3]],
-    configs: &'static [TopKChoice],
-    cost: &'static [u32],
-    grid: &'static [u32],
-}
-
-/// floor(2 log2 x), exactly (x = 0 counts as 1): the half-octave of x.
-#[allow(dead_code)]
-fn ho(x: u32) -> i64 {
-    let x = x.max(1) as u64;
-    let b = 63 - x.leading_zeros() as u64;
-    (2 * b + (x * x >= 1u64 << (2 * b + 1)) as u64) as i64
-}
-
-/// Whether a configuration runs as it is on a shape.
-#[allow(dead_code)]
-fn legal(c: &TopKChoice, cols: u32, k: u32) -> bool {
-    if c.use_2ce { k <= c.ch && c.ch < cols } else { c.ch == 0 }
-}
-
-/// The vote's pick for a shape: the configuration of least distance-weighted cost among those legal as they are
-/// (ties: the first); if none is, the cheapest of all, made legal.
-#[allow(dead_code)]
-fn vote(v: &Vote, rows: u32, cols: u32, k: u32) -> TopKChoice {
-    let q = [ho(rows), ho(cols), ho(k)];
-    let d: Vec<i64> = v.points.iter()
-        .map(|p| (p[0] - q[0]).abs() + VOTE_COLS * (p[1] - q[1]).abs() + (p[2] - q[2]).abs())
-        .collect();
-    let near = d.iter().copied().min().unwrap_or(0) + VOTE_SLACK;
-    let n = d.len();
-    let mut best: Option<(f64, usize)> = None;
-    for only_legal in [true, false] {
-        for (i, c) in v.configs.iter().enumerate() {
-            if only_legal && !legal(c, cols, k) {
-                continue;
-            }
-            let mut s = 0.0f64;
-            for j in 0..n {
-                if d[j] <= near {
-                    s += v.cost[i * n + j] as f64 / (2 + d[j]) as f64;
-                }
-            }
-            if best.map_or(true, |(b, _)| s < b) {
-                best = Some((s, i));
-            }
-        }
-        if best.is_some() {
-            break;
-        }
-    }
-    legalize(v.configs[best.map_or(0, |(_, i)| i)], cols, k, v.grid)
-}
-
-#[allow(dead_code)] // unused in a file without TopK data
-fn lg32(x: u32) -> i64 {
-    (u32::BITS - x.leading_zeros()) as i64
-}
-
-#[allow(dead_code)] // unused in a file without where_nd data
-fn lg64(x: u64) -> i64 {
-    (u64::BITS - x.leading_zeros()) as i64
-}
-
-#[allow(dead_code)]
-fn legalize(c: TopKChoice, cols: u32, k: u32, grid: &[u32]) -> TopKChoice {
-    if !c.use_2ce {
-        return TopKChoice { ch: 0, ..c };
-    }
-    if k <= c.ch && c.ch < cols {
-        return c;
-    }
-    // the legal chunk size of the tuned grid nearest in bit length (ties: the smaller; the grid is ascending)
-    let mut best: Option<(u32, i64)> = None;
-    for &g in grid.iter() {
-        let d = (lg32(g) - lg32(c.ch)).abs();
-        if k <= g && g < cols && best.map_or(true, |(_, bd)| d < bd) {
-            best = Some((g, d));
-        }
-    }
-    match best {
-        Some((ch, _)) => TopKChoice { ch, ..c },
-        None => TopKChoice { use_2ce: false, ch: 0, ..c },
-    }
-}
-
-/// A device class: the key tuning runs are grouped by. Build one from your adapter's info as the tuning run saw it
-/// (vendor and architecture strings, where the architecture is the device name, `wgpu::AdapterInfo::name`, for
-/// adapters that report no architecture; the subgroup size range; the backend), or take it from `ADAPTER_KEYS`,
-/// and pass it to the `_for` choosers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AdapterKey<'a> {
-    pub vendor: &'a str,
-    pub architecture: &'a str,
-    /// Smallest and largest subgroup size (0 when unknown).
-    pub subgroup_min: u32,
-    pub subgroup_max: u32,
-    /// The backend ("vulkan", "metal", ...; "browser" for WebGPU runs that do not say).
-    pub backend: &'a str,
-}
-
-/// The fitted rule's TopK configuration for this shape (see the rule above) on the class this file was
-/// generated for (`ADAPTER_KEY`), or `None` when there is no TopK data usable here: then use your built-in defaults.
-pub fn choose_topk(rows: u32, cols: u32, k: u32, subgroups: bool) -> Option<TopKChoice> {
-    TOPK(rows, cols, k, subgroups)
-}
-
-/// The fitted rule's where_nd configuration for `numel` output elements over `ndim` dimensions; `contiguous`:
-/// every input is contiguous at the output shape. `None`: no where_nd data in the run.
-pub fn choose_where_nd(numel: u64, ndim: u32, contiguous: bool, subgroups: bool) -> Option<WhereChoice> {
-    let _ = subgroups; // where_nd has no subgroup variant; kept so callers pass the adapter's flag uniformly
-    WHERE(numel, ndim, contiguous)
-}
-
-/// The classes of this file (indices into `ADAPTER_KEYS`) whose tables may serve `adapter`, best first: those of
-/// its vendor and architecture (ASCII case ignored), the one equal to it first, then those that agree on the
-/// backend, then on the subgroup size range (ties: the lower index). Other vendors and architectures never serve.
-pub fn class_order(adapter: &AdapterKey) -> Vec<usize> {
-    let mut ranked: Vec<(u32, usize)> = ADAPTER_KEYS
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| a.vendor.eq_ignore_ascii_case(adapter.vendor)
-                         && a.architecture.eq_ignore_ascii_case(adapter.architecture))
-        .map(|(i, a)| {
-            let same_sg = (a.subgroup_min, a.subgroup_max) == (adapter.subgroup_min, adapter.subgroup_max);
-            (4 * (*a == *adapter) as u32 + 2 * a.backend.eq_ignore_ascii_case(adapter.backend) as u32
-                 + same_sg as u32, i)
-        })
-        .collect();
-    ranked.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
-    ranked.into_iter().map(|(_, i)| i).collect()
-}
-
-/// `choose_topk` with the rule of the first class in `class_order(adapter)` that has TopK data (so a device whose
-/// TopK and where_nd runs were recorded with different subgroup sizes or backends is still served); `None` when
-/// no class of its vendor and architecture has any.
-pub fn choose_topk_for(adapter: &AdapterKey, rows: u32, cols: u32, k: u32, subgroups: bool) -> Option<TopKChoice> {
-    class_order(adapter).into_iter().find_map(|i| CLASS_TABLES[i].0(rows, cols, k, subgroups))
-}
-
-/// `choose_where_nd` with the tables of the first class in `class_order(adapter)` that has where_nd data.
-pub fn choose_where_nd_for(adapter: &AdapterKey, numel: u64, ndim: u32, contiguous: bool, subgroups: bool)
-    -> Option<WhereChoice> {
-    let _ = subgroups;
-    class_order(adapter).into_iter().find_map(|i| CLASS_TABLES[i].1(numel, ndim, contiguous))
-}
-'''
-
-STCORE = r'''// ---- st-core interface (SpiralTorch today): this file is crates/st-core/src/backend/wgpu_heuristics_generated.rs.
-// st-core's wgpu_heuristics.rs asks `choose` after SpiralK and its key-value rules. Our fields (use_2ce, wg, kl, ch)
-// come from the tuned rule; st-core's other fields from its own fallback (DeviceCaps::wgpu(32, subgroup, 256 with
-// subgroups else 128), no shared-memory budget). The rest of the file is the module below, so it also compiles
-// where wgpu_heuristics.rs `include!`s it.
-
-/// The tuned choice for a TopK shape as st-core's `Choice`; `None` without TopK data for the subgroup flag.
-pub fn choose(rows: usize, cols: usize, k: usize, subgroup: bool)
-    -> Option<crate::backend::wgpu_heuristics::Choice> {
-    let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-    let (rows, cols, k) = (clamp(rows), clamp(cols), clamp(k));
-    let t = spiraltorch_tuner::choose_topk(rows, cols, k, subgroup)?;
-    Some(crate::backend::wgpu_heuristics::Choice {
-        use_2ce: t.use_2ce,
-        wg: t.wg,
-        kl: t.kl,
-        ch: t.ch,
-        algo_topk: 0,
-        ctile: if cols > 65_536 { 1024 } else if cols > 8_192 { 512 } else { 256 },
-        mode_midk: 0,
-        mode_bottomk: 0,
-        tile_cols: cols.max(1).div_ceil(1024) * 1024,
-        radix: if k.is_power_of_two() { 4 } else { 2 },
-        segments: if cols > 131_072 { 4 } else if cols > 32_768 { 2 } else { 1 },
-    })
-}
-
-/// The tuned rule and its tables (also usable directly: `choose_topk`, `choose_where_nd`, the `_for` choosers).
-#[allow(dead_code, clippy::all)]
-pub mod spiraltorch_tuner {
-'''
-
-STCORE_V13 = r'''
-// ---- st-core v1.3 interface: this file can replace crates/st-core/src/backend/wgpu_heuristics.rs as is ----------
-// st-core's backend/mod.rs declares `pub struct Choice { pub use_2ce: bool, pub wg: u32, pub kl: u32, pub ch: u32 }`.
-pub use super::Choice;
-
-/// Our parameters beyond st-core's `Choice`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Extras {
-    /// Use the subgroup-operation variant of the kernels.
-    pub sg: bool,
-    /// Sort candidate lists in workgroup memory when they fit.
-    pub ls: bool,
-}
-
-/// st-core's chooser: the tuned choice, or `None` to fall back to the built-in rule.
-pub fn choose(rows: u32, cols: u32, k: u32, subgroup: bool) -> Option<Choice> {
-    choose_topk(rows, cols, k, subgroup).map(|c| Choice { use_2ce: c.use_2ce, wg: c.wg, kl: c.kl, ch: c.ch })
-}
-
-/// Our extra parameters for the same pick as `choose`.
-pub fn choose_extras(rows: u32, cols: u32, k: u32, subgroup: bool) -> Option<Extras> {
-    choose_topk(rows, cols, k, subgroup).map(|c| Extras { sg: c.sg, ls: c.ls })
-}
-
-/// st-core's built-in fallback rule (what it does without a tuned file).
-pub fn fallback(_rows: u32, cols: u32, k: u32, subgroup: bool) -> Choice {
-    let use_2ce = cols > 32_768 || k > 128;
-    let wg = if subgroup { 256 } else { 128 };
-    let kl = if k >= 64 { 32 } else if k >= 16 { 16 } else { 8 };
-    let ch = if cols > 16_384 { 8192 } else { 0 };
-    Choice { use_2ce, wg, kl, ch }
-}
-
-/// st-core's generated-module signature (`wgpu_heuristics_generated.rs`).
-pub mod generated {
-    fn clamp(v: usize) -> u32 {
-        u32::try_from(v).unwrap_or(u32::MAX)
-    }
-
-    pub fn choose(rows: usize, cols: usize, k: usize, subgroup: bool) -> Option<super::Choice> {
-        super::choose(clamp(rows), clamp(cols), clamp(k), subgroup)
-    }
-}
-'''
+# The Rust every file holds (types, the vote's arithmetic, the choosers) and the st-core flavours' interfaces, kept
+# as Rust files in server/templates/rust/: core.rs goes in after a blank line; st_core.rs (SpiralTorch today's
+# wgpu_heuristics_generated.rs: `choose` and the opening of the module that holds the rest) right after the header;
+# st_core_v13.rs (v1.3's module interface) after a blank line at the end.
+RUST = Path(__file__).resolve().parent / "templates" / "rust"
+CORE = "\n" + (RUST / "core.rs").read_text(encoding="utf-8")
+STCORE = (RUST / "st_core.rs").read_text(encoding="utf-8")
+STCORE_V13 = "\n" + (RUST / "st_core_v13.rs").read_text(encoding="utf-8")
 
 
 def _key_lit(c: AdapterClass) -> str:
@@ -501,15 +244,6 @@ def generate(doc: dict | None, flavour: str = "standalone", run_id: str | None =
     return _render(_header(doc, run_id, created_at, flavour), run_id or (doc or {}).get("run_id", ""),
                    (doc or {}).get("adapter", {}), classes, 0 if doc else -1, flavour)
 
-
-def merged_classes(records) -> list:
-    """[(AdapterClass, run records, merged measurements)] for stored run records ({"run_id", "created_at", "run"}),
-    classes in key order; each class's runs merged by heuristics.merge_measurements."""
-    by = group_by_class([{**r["run"], "measurements": usable(r["run"].get("measurements", []))} for r in records])
-    ids: dict = {}
-    for r in records:
-        ids.setdefault(adapter_class(r["run"]), []).append(r)
-    return [(c, ids[c], merge_measurements(docs)) for c, docs in by.items()]
 
 
 def generate_merged(records, flavour: str = "standalone") -> str:

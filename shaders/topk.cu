@@ -1,0 +1,421 @@
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef unsigned char u8;
+#define FULL 0xffffffffu
+#define HBITS 11
+#define HBINS 2048
+
+// Order-preserving u32 of a float's bits: NaN -> 0xffffffff (largest), -0.0 just below +0.0. Never 0.
+__device__ __forceinline__ u32 key_of(u32 b) {
+    if ((b & 0x7fffffffu) > 0x7f800000u) return 0xffffffffu;
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+// Composite key: larger key first, then the lower column. 0 is below every real key (a safe sentinel).
+__device__ __forceinline__ u64 comp(u32 key, u32 col) { return ((u64)key << 32) | (u64)(~col); }
+
+// Lanes cooperating on one row: the whole block (barrier 0) or a slice of it with its own named barrier.
+struct Group {
+    int lane, n, bar;
+    __device__ __forceinline__ void sync() const {
+        if (bar == 0) __syncthreads();
+        else asm volatile("bar.sync %0, %1;" :: "r"(bar), "r"(n) : "memory");
+    }
+};
+
+// Programmatic dependent launch (sm_90+): the host launches a plan's later kernels with the PDL attribute, so the
+// launch of each is prepared while the one before runs; griddepcontrol.wait holds its blocks until that kernel has
+// finished and its writes are visible. Without the attribute it is a no-op. (H100, 8x65536 k=4096: 32.8 -> 29.8 us.
+// Also releasing the next kernel early with griddepcontrol.launch_dependents made that 44.3 us: its blocks then
+// wait on the SMs beside the merge's.)
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+struct SelState { u64 prefix; u32 need; u32 done; };
+
+// f(col, bits) for every column of [c0, c1) of `row`. Body: 16-byte vectors, U in flight per lane, the next U
+// prefetched while the current ones are processed (double buffer). Head/tail: scalars, so any alignment works.
+template <int U, class F>
+__device__ __forceinline__ void scan_row(const float* __restrict__ row, int c0, int c1, int lane, int nl, F&& f) {
+    const u32* rb = reinterpret_cast<const u32*>(row);
+    int mis = (int)((reinterpret_cast<size_t>(rb + c0) >> 2) & 3);
+    int head = min((4 - mis) & 3, c1 - c0);
+    if (lane < head) f(c0 + lane, __ldg(rb + c0 + lane));
+    int b0 = c0 + head;
+    int nvec = (c1 - b0) >> 2;
+    const uint4* v = reinterpret_cast<const uint4*>(rb + b0);
+    const int step = U * nl;
+    uint4 cur[U], nxt[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        int j = lane + u * nl;
+        cur[u] = j < nvec ? __ldg(v + j) : make_uint4(0, 0, 0, 0);
+    }
+    for (int i = lane; i < nvec; i += step) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            int j = i + step + u * nl;
+            nxt[u] = j < nvec ? __ldg(v + j) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            int j = i + u * nl;
+            if (j < nvec) {
+                int c = b0 + 4 * j;
+                f(c, cur[u].x); f(c + 1, cur[u].y); f(c + 2, cur[u].z); f(c + 3, cur[u].w);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) cur[u] = nxt[u];
+    }
+    int t0 = b0 + 4 * nvec;
+    if (lane < c1 - t0) f(t0 + lane, __ldg(rb + t0 + lane));
+}
+
+__device__ __forceinline__ u32 warp_incl_scan(u32 v, int lane) {
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        u32 t = __shfl_up_sync(FULL, v, o);
+        if (lane >= o) v += t;
+    }
+    return v;
+}
+
+// Exclusive prefix sum over the whole block (blockDim a multiple of 32); wsum: 32 words of shared memory.
+__device__ u32 block_excl_scan(u32 v, u32* wsum) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    u32 incl = warp_incl_scan(v, lane);
+    if (lane == 31) wsum[w] = incl;
+    __syncthreads();
+    if (w == 0) {
+        u32 s = lane < nw ? wsum[lane] : 0u;
+        u32 si = warp_incl_scan(s, lane);
+        __syncwarp();
+        if (lane < nw) wsum[lane] = si - s;
+    }
+    __syncthreads();
+    u32 r = wsum[w] + incl - v;
+    __syncthreads();
+    return r;
+}
+
+// First warp of a group: the bin (scanning from the top) where the running count reaches st->need.
+__device__ void pick_bin(const u32* hist, SelState* st, int shift, int lane) {
+    u32 cnt[8], s = 0;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) { cnt[j] = hist[255 - 8 * lane - j]; s += cnt[j]; }
+    u32 want = st->need;
+    u64 pre = st->prefix;
+    __syncwarp();
+    u32 run = warp_incl_scan(s, lane) - s;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        u32 h = cnt[j];
+        if (run < want && run + h >= want) {
+            u32 left = want - run;
+            st->prefix = pre | ((u64)(255 - 8 * lane - j) << shift);
+            st->need = left;
+            st->done = h == left ? 1u : 0u;
+        }
+        run += h;
+    }
+}
+
+// Radix select, 8 bits a pass from digit d0, of the `need` largest among get(0..n): returns T such that exactly
+// `need` of them are >= T. `prefix` holds the digits above d0 (shared by every element). counted: the caller has
+// already built digit d0's histogram in `hist`.
+template <class Get>
+__device__ u64 radix_select(Get&& get, int n, u32 need, int d0, u64 prefix, bool counted, const Group& g,
+                            u32* hist, SelState* st) {
+    if (g.lane == 0) { st->prefix = prefix; st->need = need; st->done = 0; }
+    if (!counted) for (int b = g.lane; b < 256; b += g.n) hist[b] = 0;
+    g.sync();
+    for (int d = d0; d < 8; ++d) {
+        int shift = 56 - 8 * d;
+        if (!(counted && d == d0)) {
+            u64 pre = st->prefix;
+            u64 mask = d == 0 ? 0ull : (~0ull << (64 - 8 * d));
+            for (int i = g.lane; i < n; i += g.n) {
+                u64 c = get(i);
+                if ((c & mask) == pre) atomicAdd(&hist[(u32)(c >> shift) & 255u], 1u);
+            }
+            g.sync();
+        }
+        if (g.lane < 32) pick_bin(hist, st, shift, g.lane);
+        g.sync();
+        if (st->done) break;
+        for (int b = g.lane; b < 256; b += g.n) hist[b] = 0;
+        g.sync();
+    }
+    return st->prefix;
+}
+
+// Bitonic sort of a[0..n) (n a power of two), descending, by one group, in shared memory. Strides >= 64 pair
+// elements across warps (group barrier); strides <= 32 stay inside 64-element blocks, each block owned by one warp,
+// so those stages need only __syncwarp: 21 group barriers for n = 4096 instead of 78.
+__device__ void bitonic_desc(u64* a, int n, const Group& g) {
+    int wl = g.lane & 31, w = g.lane >> 5, nw = g.n >> 5;
+    for (int size = 2; size <= n; size <<= 1) {
+        int stride = size >> 1;
+        for (; stride >= 64; stride >>= 1) {
+            for (int i = g.lane; i < (n >> 1); i += g.n) {
+                int lo = 2 * i - (i & (stride - 1));
+                int hi = lo + stride;
+                u64 va = a[lo], vb = a[hi];
+                bool desc = (lo & size) == 0;
+                if ((vb > va) == desc) { a[lo] = vb; a[hi] = va; }
+            }
+            g.sync();
+        }
+        for (; stride > 0; stride >>= 1) {
+            for (int b = w; b * 64 < n; b += nw) {
+                int i = b * 32 + wl;                 // pair index; its two elements lie in block b
+                if (i < (n >> 1)) {
+                    int lo = 2 * i - (i & (stride - 1));
+                    int hi = lo + stride;
+                    u64 va = a[lo], vb = a[hi];
+                    bool desc = (lo & size) == 0;
+                    if ((vb > va) == desc) { a[lo] = vb; a[hi] = va; }
+                }
+            }
+            __syncwarp();
+        }
+        if (size >= 64) g.sync();
+    }
+    g.sync();
+}
+
+// dst[0..n) = src[0..n) (global, read through L2), then 0 up to n_pad; eight loads in flight per thread.
+__device__ __forceinline__ void copy_in(u64* dst, const u64* __restrict__ src, int n, int n_pad, int lane, int nl) {
+    for (int b = 0; b < n_pad; b += 8 * nl) {
+        u64 v[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) { int i = b + j * nl + lane; v[j] = i < n ? __ldcg(src + i) : 0ull; }
+#pragma unroll
+        for (int j = 0; j < 8; ++j) { int i = b + j * nl + lane; if (i < n_pad) dst[i] = v[j]; }
+    }
+}
+
+__device__ __forceinline__ void write_out(const u64* list, int k, const float* xr, float* ov, long long* oi,
+                                          const Group& g) {
+    for (int i = g.lane; i < k; i += g.n) {
+        u32 col = ~(u32)list[i];
+        oi[i] = (long long)col;
+        ov[i] = xr[col];
+    }
+}
+
+// ---- 1CE: one group of `lanes` lanes per row, the row's keys in shared memory --------------------------------
+// Shared memory per group (gbytes): keys u32[cols] (padded to 16 B) | list u64[kp] | hist u32[256] | SelState | fill
+extern "C" __global__ void __launch_bounds__(1024)
+topk_rows(const float* __restrict__ x, float* __restrict__ out_v, long long* __restrict__ out_i,
+          int rows, int cols, int k, int kp, int lanes, int gbytes, int keys_bytes) {
+    extern __shared__ __align__(16) u8 smem[];
+    int tid = threadIdx.x, gi = tid / lanes;
+    Group g{tid - gi * lanes, lanes, lanes == (int)blockDim.x ? 0 : 1 + gi};
+    int row = blockIdx.x * (blockDim.x / lanes) + gi;
+    if (row >= rows) return;               // the whole group leaves; no other group waits on its barrier
+    u8* base = smem + (size_t)gi * gbytes;
+    u32* keys = reinterpret_cast<u32*>(base);
+    u64* list = reinterpret_cast<u64*>(base + keys_bytes);
+    u32* hist = reinterpret_cast<u32*>(list + kp);
+    SelState* st = reinterpret_cast<SelState*>(hist + 256);
+    u32* fill = reinterpret_cast<u32*>(st + 1);
+    const float* xr = x + (size_t)row * cols;
+    for (int b = g.lane; b < 256; b += g.n) hist[b] = 0;
+    g.sync();
+    scan_row<2>(xr, 0, cols, g.lane, g.n, [&](int c, u32 bits) {
+        u32 kk = key_of(bits);
+        keys[c] = kk;
+        atomicAdd(&hist[kk >> 24], 1u);
+    });
+    g.sync();
+    u64 T = radix_select([&](int i) { return comp(keys[i], (u32)i); }, cols, (u32)k, 0, 0ull, true, g, hist, st);
+    if (g.lane == 0) *fill = 0;
+    g.sync();
+    for (int i = g.lane; i < cols; i += g.n) {
+        u64 c = comp(keys[i], (u32)i);
+        if (c >= T) list[atomicAdd(fill, 1u)] = c;
+    }
+    for (int i = k + g.lane; i < kp; i += g.n) list[i] = 0ull;
+    g.sync();
+    bitonic_desc(list, kp, g);
+    write_out(list, k, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
+}
+
+// ---- 2-stage. Row state, 8 words per row: [0] blocks done in topk_hist, [1] blocks done in topk_filter,
+// [2] key prefix (top 11*pass bits), [3] still needed, [4] sure count, [5] candidate count. -----------------------
+extern "C" __global__ void __launch_bounds__(1024)
+topk_hist(const float* __restrict__ x, u32* __restrict__ ghist, u32* __restrict__ state,
+          int cols, int k, int ch, int nchunks, int pass) {
+    __shared__ u32 h[HBINS];
+    __shared__ u32 wsum[32];
+    __shared__ int last;
+    pdl_wait();
+    int tid = threadIdx.x, nt = blockDim.x;
+    int row = blockIdx.y;
+    int c0 = blockIdx.x * ch, c1 = min(cols, c0 + ch);
+    u32* srow = state + (size_t)row * 8;
+    u32 prefix = pass ? srow[2] : 0u;
+    int cmp = 32 - HBITS * pass;
+    int sh = 32 - HBITS * (pass + 1);
+    for (int b = tid; b < HBINS; b += nt) h[b] = 0;
+    __syncthreads();
+    scan_row<2>(x + (size_t)row * cols, c0, c1, tid, nt, [&](int, u32 bits) {
+        u32 kk = key_of(bits);
+        // (Warp-aggregating these with __match_any_sync measured 20-40% slower on the H100: plain atomics.)
+        if (pass == 0 || (kk >> cmp) == prefix) atomicAdd(&h[(kk >> sh) & (HBINS - 1)], 1u);
+    });
+    __syncthreads();
+    u32* gh = ghist + (size_t)row * HBINS;
+    for (int b = tid; b < HBINS; b += nt) { u32 v = h[b]; if (v) atomicAdd(gh + b, v); }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) last = atomicAdd(srow, 1u) == (u32)(nchunks - 1);
+    __syncthreads();
+    if (!last) return;
+    // Last block of the row: every other block's bins are in gh. Find the bin of the k-th largest from the top.
+    __threadfence();
+    u32 need = pass ? __ldcg(srow + 3) : (u32)k;
+    int per = HBINS / nt;
+    u32 s = 0;
+    for (int j = 0; j < per; ++j) {
+        int b = HBINS - 1 - tid * per - j;
+        u32 v = __ldcg(gh + b);
+        h[b] = v;
+        s += v;
+        gh[b] = 0;                          // reset for the next pass / call
+    }
+    u32 run = block_excl_scan(s, wsum);
+    for (int j = 0; j < per; ++j) {
+        int b = HBINS - 1 - tid * per - j;
+        u32 v = h[b];
+        if (run < need && run + v >= need) { srow[2] = (prefix << HBITS) | (u32)b; srow[3] = need - run; }
+        run += v;
+    }
+    if (tid == 0) srow[0] = 0;
+}
+
+// Dynamic shared memory: max(ch u64 staging, cap u64 candidates | kp u64 list | hist u32[256] | SelState | fill).
+extern "C" __global__ void __launch_bounds__(1024)
+topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restrict__ sure, u64* __restrict__ cand,
+            float* __restrict__ out_v, long long* __restrict__ out_i,
+            int cols, int k, int kp, int ch, int nchunks, int nbits, int cap, int rank_out) {
+    extern __shared__ __align__(16) u8 smem[];
+    u64* buf = reinterpret_cast<u64*>(smem);
+    __shared__ u32 ns, nc, gs, gc;
+    __shared__ int last;
+    pdl_wait();
+    int tid = threadIdx.x, nt = blockDim.x;
+    int row = blockIdx.y;
+    int c0 = blockIdx.x * ch, c1 = min(cols, c0 + ch);
+    u32* srow = state + (size_t)row * 8;
+    u32 prefix = srow[2];
+    int sh = 32 - nbits;
+    const float* xr = x + (size_t)row * cols;
+    if (tid == 0) { ns = 0; nc = 0; }
+    __syncthreads();
+    // Stage the chunk's candidates in shared memory: sure ones from the front, prefix-equal ones from the back.
+    scan_row<2>(xr, c0, c1, tid, nt, [&](int c, u32 bits) {
+        u32 kk = key_of(bits);
+        u32 top = kk >> sh;
+        if (top > prefix) buf[atomicAdd(&ns, 1u)] = comp(kk, (u32)c);
+        else if (top == prefix) buf[ch - 1 - atomicAdd(&nc, 1u)] = comp(kk, (u32)c);
+    });
+    __syncthreads();
+    if (tid == 0) {
+        gs = ns ? atomicAdd(srow + 4, ns) : 0u;
+        gc = nc ? atomicAdd(srow + 5, nc) : 0u;
+    }
+    __syncthreads();
+    u64* srow_sure = sure + (size_t)row * k;
+    u64* crow = cand + (size_t)row * cols;
+    for (u32 i = tid; i < ns; i += nt) srow_sure[gs + i] = buf[i];
+    for (u32 i = tid; i < nc; i += nt) crow[gc + i] = buf[ch - 1 - i];
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) last = atomicAdd(srow + 1, 1u) == (u32)(nchunks - 1);
+    __syncthreads();
+    if (!last) return;
+    // Pass 2, last block of the row: merge the chunks' candidates.
+    __threadfence();
+    Group g{tid, nt, 0};
+    u32 n_s = __ldcg(srow + 4), n_c = __ldcg(srow + 5);
+    u32 need = (u32)k - n_s;
+    u64* cbuf = buf;
+    u64* list = buf + cap;
+    u32* hist = reinterpret_cast<u32*>(list + kp);
+    SelState* st = reinterpret_cast<SelState*>(hist + 256);
+    u32* fill = reinterpret_cast<u32*>(st + 1);
+    bool fits = n_c <= (u32)cap;
+    if (fits) copy_in(cbuf, crow, (int)n_c, (int)n_c, tid, nt);
+    __syncthreads();
+    auto get = [&](int i) -> u64 { return fits ? cbuf[i] : __ldcg(crow + i); };
+    int d0 = nbits / 8;
+    u64 pre0 = d0 ? ((u64)(prefix >> (nbits - 8 * d0)) << (64 - 8 * d0)) : 0ull;
+    u64 T = radix_select(get, (int)n_c, need, d0, pre0, false, g, hist, st);
+    if (!rank_out) copy_in(list, srow_sure, (int)n_s, (int)n_s, tid, nt);
+    if (tid == 0) *fill = n_s;
+    __syncthreads();
+    // Large k (rank_out): the selected candidates join the sure keys where they already are, in `sure`, and the k
+    // keys are left there unsorted; topk_segsort and topk_rank sort them with many blocks per row instead.
+    u64* dst = rank_out ? srow_sure : list;
+    for (u32 i = tid; i < n_c; i += nt) {
+        u64 c = get((int)i);
+        if (c >= T) dst[atomicAdd(fill, 1u)] = c;
+    }
+    if (tid == 0) { srow[1] = 0; srow[4] = 0; srow[5] = 0; }
+    if (rank_out) return;
+    for (int i = k + tid; i < kp; i += nt) list[i] = 0ull;
+    __syncthreads();
+    bitonic_desc(list, kp, g);
+    write_out(list, k, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
+}
+
+// ---- Large k, after topk_filter's rank_out: the row's k selected keys (distinct) sorted by many blocks. --------
+// topk_segsort: block (s, row) sorts segment s (SEG keys; past k: 0, below every real key) descending in place.
+// topk_rank: block (s, row) loads all of the row's sorted segments; a key's place in the output is its place in
+// its own segment plus, in every other segment, the count of greater keys (binary search). Then one write each.
+// (Sorting the segments inside topk_rank instead, every block all of them, measured 10 us slower on the H100.)
+#define SEG 256
+extern "C" __global__ void __launch_bounds__(SEG / 2)
+topk_segsort(u64* __restrict__ sel, int k) {
+    __shared__ u64 s[SEG];
+    pdl_wait();
+    u64* r = sel + (size_t)blockIdx.y * k;
+    int base = blockIdx.x * SEG;
+    copy_in(s, r + base, min(SEG, k - base), SEG, threadIdx.x, blockDim.x);
+    __syncthreads();
+    Group g{(int)threadIdx.x, (int)blockDim.x, 0};
+    bitonic_desc(s, SEG, g);
+    for (int i = threadIdx.x; i < SEG && base + i < k; i += blockDim.x) r[base + i] = s[i];
+}
+
+extern "C" __global__ void __launch_bounds__(SEG)
+topk_rank(const float* __restrict__ x, const u64* __restrict__ sel, float* __restrict__ out_v,
+          long long* __restrict__ out_i, int cols, int k) {
+    extern __shared__ __align__(16) u8 smem[];
+    u64* s = reinterpret_cast<u64*>(smem);
+    pdl_wait();
+    int row = blockIdx.y, nseg = (k + SEG - 1) / SEG;
+    const u64* r = sel + (size_t)row * k;
+    copy_in(s, r, k, nseg * SEG, threadIdx.x, blockDim.x);
+    __syncthreads();
+    int i = blockIdx.x * SEG + (int)threadIdx.x;
+    if (i >= k) return;
+    u64 me = s[i];
+    int rank = 0;
+    for (int t = 0; t < nseg; ++t) {              // own segment included: it counts the keys above me there too
+        const u64* seg = s + t * SEG;
+        int lo = 0;                               // keys of seg greater than me (seg descending): branch-free search
+#pragma unroll
+        for (int step = SEG / 2; step; step >>= 1)
+            if (seg[lo + step - 1] > me) lo += step;
+        rank += lo + (seg[lo] > me);              // all SEG above me: the steps reach SEG - 1 only
+    }
+    u32 col = ~(u32)me;
+    out_i[(size_t)row * k + rank] = (long long)col;
+    out_v[(size_t)row * k + rank] = x[(size_t)row * cols + col];
+}
