@@ -1,11 +1,13 @@
 """PostgreSQL stopped and started again under load, on the session's real throwaway cluster (tests/test_store_pg.py):
-fast shutdown in the middle of a burst of posts from 8 clients.
-Nothing acknowledged is lost or stored twice, the outage is answered 503 with Retry-After, and the server reconnects by
-itself."""
+fast shutdown in the middle of a burst of posts from 8 clients, and in the middle of `spiraltorch-tuner import`.
+Nothing acknowledged is lost or stored twice, the outage is answered 503 with Retry-After (the CLI waits it out),
+and the server and the CLI reconnect by themselves."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -101,3 +103,36 @@ def test_postgres_restart_mid_burst_answers_503_and_loses_no_acknowledged_run(tm
           f"during a {up_at - down_at:.1f} s outage, 0 other; slowest answer {slowest * 1e3:.0f} ms; all acknowledged "
           f"runs stored exactly once; {len(stored)} stored in all")
 
+
+def test_import_waits_out_a_postgres_restart_and_stores_every_file_once(tmp_path, pg_url, cluster):  # noqa: F811
+    docs = [make_run() for _ in range(600)]
+    files = []
+    for i, doc in enumerate(docs):
+        files.append(tmp_path / f"run{i:04d}.json")
+        files[-1].write_text(json.dumps(doc))
+    env = {**os.environ, "SPIRALTORCH_DATABASE_URL": pg_url}
+    proc = subprocess.Popen([sys.executable, "-m", "spiraltorch_tuner.server", "import", "--wait", "60",
+                             *map(str, files)], env=env, stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: sum(" stored " in ln for ln in lines) >= 20 or proc.poll() is not None, 60,
+                 "the import to store 20 runs")
+        cluster.halt("fast")
+        time.sleep(OUTAGE_S)
+        cluster.start()
+        assert proc.wait(120) == 0, "".join(lines[-20:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(10)
+    per_file = [ln for ln in lines if ln.startswith(str(tmp_path))]
+    assert len(per_file) == len(files) and all("stored" in ln for ln in per_file), per_file[:5]
+    assert any("PostgreSQL database is unavailable" in ln and "waiting" in ln for ln in lines), \
+        "the import did not meet the outage (it finished first?)"
+    assert any("the database is back" in ln for ln in lines)
+    stored = stored_runs(pg_url)
+    assert set(stored) == {d["run_id"] for d in docs} and all(n == 1 for n, _, _ in stored.values())
+    print(f"\nimport across a PostgreSQL restart: {len(files)} files, all stored exactly once; "
+          f"{sum('already stored' in ln for ln in per_file)} found already stored on the retry after the outage")
