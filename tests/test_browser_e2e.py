@@ -495,6 +495,8 @@ def test_a_run_interrupted_by_a_reload_is_resumed_and_posted_once_whole(page, li
     assert got[:len(kept)] == kept                                 # kept ones posted as measured, not re-measured
     assert page.is_hidden("#resume-notice")
     assert page.evaluate(f"localStorage.getItem('spiraltorch-run:{run_id}')") is None
+    print(f"\nresumed run: reloaded after {len(kept)} of {len(got)} configurations, posted whole, checksums as "
+          "uninterrupted")
     page.reload()
     page.wait_for_selector("#adapter-card[data-ready]")
     assert page.is_hidden("#resume-notice")
