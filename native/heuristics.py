@@ -296,11 +296,12 @@ def _map_leaves(node, cands):
 
 def grid_configs(shapes: dict) -> list:
     """The TopK configurations the rule may pick (MIN_SHARE rule; when none qualifies, as in a run of scattered
-    configurations, those with the largest share), sorted."""
+    configurations, those with the largest share), sorted. A configuration legal as measured on none of the shapes
+    (a posted run may hold one, e.g. 1CE with ch > 0) cannot be picked as measured and is left out."""
     keys = sorted(shapes)
     seen = Counter(c for key in keys for c in shapes[key])
-    return _best_shares({c: n / sum(legalize(c, key[1], key[2], None) == c for key in keys)
-                         for c, n in seen.items()})
+    legal = {c: sum(legalize(c, key[1], key[2], None) == c for key in keys) for c in seen}
+    return _best_shares({c: n / legal[c] for c, n in seen.items() if legal[c]})
 
 
 def _best_shares(share: dict) -> list:

@@ -6,6 +6,7 @@ limits raised to the adapter's), one explicit bind group layout per kernel, pipe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import statistics
@@ -16,7 +17,7 @@ import numpy as np
 
 from . import shaders
 from .backend import Timing, check_topk_args, check_where_args
-from .errors import BackendUnavailable, KernelError, ParamsError
+from .errors import BackendUnavailable, KernelError, ParamsError, SpiralTorchError
 from .space import default_params, derived, sort_cap, violations
 
 NAME = "wgpu"
@@ -44,6 +45,34 @@ def _dims(groups: int, max_dim: int) -> tuple[int, int]:
     """Split a 1-d workgroup count over x and y, as the kernels expect (id = x + y * num_workgroups.x)."""
     x = min(groups, max_dim)
     return x, -(-groups // x)
+
+
+def _device_faults(method):
+    """A failure of the device inside `method` (wgpu's GPUError: the device lost, out of memory, a validation error)
+    as KernelError naming the cause. The device is let go, so the next call makes a new one: the browser tuner does
+    the same after a loss (static/tuner.js recover)."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except SpiralTorchError:
+            raise
+        except Exception as e:
+            wgpu = getattr(self, "_wgpu", None)
+            if wgpu is None or not isinstance(e, wgpu.GPUError):
+                raise
+            why = " ".join(str(e).split()) or type(e).__name__
+            self._drop_device()
+            what = "was lost" if _is_loss(e) else "failed"
+            raise KernelError(f"the wgpu device {what} ({type(e).__name__}: {why}); the next call makes a new "
+                              "device") from None
+    return guarded
+
+
+def _is_loss(e: Exception) -> bool:
+    """Whether a wgpu error says the device is gone (wgpu-py 0.32 has no synchronous `device.lost`; every call on a
+    lost device fails with wgpu-native's "Parent device is lost")."""
+    return "device is lost" in str(e).lower() or "device lost" in str(e).lower()
 
 
 class WgpuBackend:
@@ -96,6 +125,20 @@ class WgpuBackend:
             self.limits = {camel: limits[dash] for camel, dash in _LIMITS.items() if dash in limits}
             self.subgroup_sizes = self._probe_subgroup_sizes() if "subgroups" in self.features else []
             return self._device
+
+    def _drop_device(self):
+        """Forget the device and everything made on it; _ensure makes a new one on the next call."""
+        with self._lock:
+            self._device = None
+            self._pipelines.clear()
+            self._layouts.clear()
+            self._fence = self._canary_bg = self._canary_best = None
+
+    def lose_device(self):
+        """Destroy the device, as a driver reset or a GPU falling off the bus would (tests of the recovery; the page
+        has window.__tuner.loseDevice)."""
+        with self._lock:
+            self._ensure().destroy()
 
     def _probe_subgroup_sizes(self) -> list[int]:
         """[smallest, largest] subgroup size seen by shaders/subgroup_probe.wgsl at workgroup sizes 32..1024 (wgpu-py
@@ -165,6 +208,8 @@ class WgpuBackend:
                     layout=self._layout(kernel)[1],
                     compute={"module": module, "entry_point": entry, "constants": consts})
             except Exception as e:
+                if _is_loss(e):     # the device, not this pipeline: _device_faults replaces the device
+                    raise
                 raise KernelError(f"pipeline {entry} {params} failed to build: {e}") from None
         return self._pipelines[key]
 
@@ -192,6 +237,7 @@ class WgpuBackend:
         """A buffer of `data` or of `size` bytes, its size rounded up to `align` (where_nd binds every buffer as
         array<vec4<u32>>: 16) and the tail zero-padded."""
         u = self._wgpu.BufferUsage
+        self._check_size(data.nbytes if data is not None else size, bool(usage & u.STORAGE))
         if data is not None:
             mv = memoryview(data).cast("B")
             size = max(align, -(-mv.nbytes // align) * align)
@@ -206,6 +252,16 @@ class WgpuBackend:
                 self._device.queue.write_buffer(buf, 0, mv)
             return buf
         return self._device.create_buffer(size=max(align, -(-size // align) * align), usage=usage)
+
+    def _check_size(self, nbytes: int, storage: bool):
+        """KernelError naming the limit when a buffer of `nbytes` is over what this device allows (WebGPU would
+        answer with a validation error, or the driver run out of memory)."""
+        for name in ("maxStorageBufferBindingSize",) * storage + ("maxBufferSize",):
+            limit = self.limits.get(name)
+            if limit is not None and nbytes > limit:
+                raise KernelError(f"the request needs a buffer of {nbytes:,} bytes; this device "
+                                  f"({self._adapter.info.get('description', '') or 'wgpu'}) allows at most {limit:,} "
+                                  f"({name}): make the input smaller or use another device")
 
     def _sync(self):
         """Wait until the queue is idle. (wgpu-py 0.32's on_submitted_work_done_sync fails in its cffi callback,
@@ -395,6 +451,7 @@ class WgpuBackend:
 
         return passes, bg, bufs
 
+    @_device_faults
     def topk2d(self, x, k, params=None):
         x = check_topk_args(x, k)
         with self._lock:
@@ -409,6 +466,7 @@ class WgpuBackend:
                 b.destroy()
             return vals.reshape(rows, k).copy(), idx.reshape(rows, k).astype(np.int64)
 
+    @_device_faults
     def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
         x = check_topk_args(x, k)
         with self._lock:
@@ -420,12 +478,14 @@ class WgpuBackend:
                     b.destroy()
 
     # -- where_nd -----------------------------------------------------------------------------------------
+    @_device_faults
     def where_nd(self, cond, x, y, params=None):
         cond, x, y = check_where_args(cond, x, y)
         with self._lock:
             out, _ = self._where_run(cond, x, y, params, repeats=0, warmups=0)
             return out
 
+    @_device_faults
     def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1) -> Timing:
         """Time per call with the uploads (the segmented path's cost is its many writes), on the wall clock. Where
         the device has timestamp queries, also `kernel_ms`: the kernel's own GPU time with the inputs resident
@@ -439,6 +499,7 @@ class WgpuBackend:
             kern = self.time_where_kernel(cond, x, y, params, repeats, warmups)[0]
             return dataclasses.replace(wall, kernel_ms=kern.median_ms, clock=kern.clock)
 
+    @_device_faults
     def time_where_kernel(self, cond, x, y, params=None, repeats=5, warmups=1) -> tuple[Timing, np.ndarray]:
         """The where_nd kernel alone: inputs uploaded once as the path uploads them, then timed as TopK is
         (_timed_submit: timestamps and the clock guard where the device has them, else the wall clock). Returns the

@@ -17,7 +17,7 @@ from spiraltorch_tuner.paths import SHADERS, STATIC
 from . import __version__
 from .routes import get_settings, get_store, native, pages, runs, validation_message  # noqa: F401  (get_*: Depends)
 from .settings import Settings
-from .store import open_store
+from .store import RETRY_AFTER_S, StoreFull, StoreUnavailable, open_store
 
 log = logging.getLogger("spiraltorch_tuner")
 
@@ -137,6 +137,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such path: {request.url.path}"
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(request: Request, exc: StoreUnavailable):
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(StoreFull)
+    async def _store_full(request: Request, exc: StoreFull):
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=507)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

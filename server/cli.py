@@ -160,8 +160,9 @@ def cmd_import(args) -> int:
     from pydantic import ValidationError
 
     from .models import Run, run_document
-    from .store import Conflict
-    store, limit = _store(args), Settings.from_env(db_path=args.db).max_measurements
+    from .store import Conflict, StoreFull, StoreUnavailable
+    wait = _Waiter(args.wait)
+    store, limit = wait(lambda: _store(args)), Settings.from_env(db_path=args.db).max_measurements
     failed = 0
     for path in args.files:
         try:
@@ -170,9 +171,9 @@ def cmd_import(args) -> int:
             if isinstance(doc, dict) and isinstance(doc.get("run"), dict) and "created_at" in doc:
                 doc = doc["run"]          # GET /api/runs/{id} (the page's "json" link) wraps the run document
             run = Run.model_validate(doc)
-            created, _ = store.put_run(run_document(run, limit))
-        except (OSError, ValueError, Conflict) as e:     # ValueError: bad JSON, a ValidationError, TooManyMeasurements
-            failed += 1
+            created, _ = wait(lambda: store.put_run(run_document(run, limit)))
+        except (OSError, ValueError, Conflict, StoreFull, StoreUnavailable) as e:   # ValueError: bad JSON, a
+            failed += 1                                                              # ValidationError, too many
             if isinstance(e, ValidationError):
                 why = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:5])
             elif isinstance(e, json.JSONDecodeError):
@@ -184,6 +185,36 @@ def cmd_import(args) -> int:
         print(f"{path}: run {run.run_id} {'stored' if created else 'already stored'} "
               f"({len(run.measurements)} measurements)", file=sys.stderr)
     return 1 if failed else 0
+
+
+class _Waiter:
+    """Calls that wait out a database outage: `wait(fn)` retries fn while it raises StoreUnavailable (PostgreSQL
+    restarting, its connection lost), backing off up to 2 s between tries, for at most `seconds` in all; then the
+    last StoreUnavailable is raised. Says once per outage that it waits, and when the database is back."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __call__(self, fn):
+        import time
+
+        from .store import StoreUnavailable
+        deadline, delay, waited = time.monotonic() + self.seconds, 0.25, False
+        while True:
+            try:
+                out = fn()
+            except StoreUnavailable as e:
+                if time.monotonic() + delay > deadline:
+                    raise
+                if not waited:
+                    print(f"{e}; waiting for it up to {self.seconds:g} s (--wait)", file=sys.stderr)
+                    waited = True
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
+                continue
+            if waited:
+                print("the database is back; going on", file=sys.stderr)
+            return out
 
 
 def cmd_report(args) -> int:
@@ -278,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("import", help="store run documents (JSON files) as POST /api/runs would")
     i.add_argument("files", nargs="+", metavar="FILE")
     i.add_argument("--db")
+    i.add_argument("--wait", type=float, default=60, metavar="SECONDS",
+                   help="while the database is unavailable (a PostgreSQL restart), retry for up to this long (60)")
     i.set_defaults(fn=cmd_import)
     q = sub.add_parser("report", help="quality of the picks of a run (regret, st-core baseline)")
     q.add_argument("--db")
@@ -299,4 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.fn(args)
+    from .store import StoreFull, StoreUnavailable
+    try:
+        return args.fn(args)
+    except (StoreUnavailable, StoreFull) as e:      # the database, not the command: say so instead of a traceback
+        print(f"spiraltorch-tuner {args.cmd}: {e}", file=sys.stderr)
+        return 3

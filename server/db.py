@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from .tables import V2_UPDATE, RUN_COLS, Conflict, Reads, canonical, measurement_rows, run_row, v2_backfill
+from .tables import (V2_UPDATE, RUN_COLS, Conflict, Reads, StoreFull, StoreUnavailable, canonical, measurement_rows,
+                     run_row, v2_backfill)
+
+CONNECT_TIMEOUT_S = 5      # a database host that does not answer: 503 after this, not a request hanging
 
 def _fill_v2(con) -> None:
     """Schema 2's columns of the runs stored before it, from their documents."""
@@ -57,7 +60,10 @@ _LOCK = 0x5717_7041        # pg_advisory_xact_lock key: app instances starting a
 
 class PgStore(Reads):
     """Runs in a PostgreSQL database given by a URL (postgresql://user@host/db). Thread-safe: a connection per
-    thread; concurrent writers of one run id are ordered by the primary key (insert ... on conflict do nothing)."""
+    thread; concurrent writers of one run id are ordered by the primary key (insert ... on conflict do nothing).
+
+    A database that restarts is met as a team meets it: while it is down every call raises StoreUnavailable (the
+    app's 503), a connection that the restart broke is replaced on its next use, and a full disk raises StoreFull."""
 
     _ORDER = "created_at desc, ord desc"
 
@@ -71,13 +77,43 @@ class PgStore(Reads):
     def _con(self):
         con = getattr(self._local, "con", None)
         if con is None or con.closed:
-            con = self._psycopg.connect(self.url, autocommit=True)
+            self._local.con = None
+            con = self._psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
             self._local.con = con
         return con
 
+    def _drop(self) -> None:
+        con, self._local.con = getattr(self._local, "con", None), None
+        if con is not None:
+            try:
+                con.close()
+            except Exception:      # closing a broken connection may fail as well; it is dropped either way
+                pass
+
+    def _call(self, fn):
+        """fn(connection), with the database's faults mapped: a connection that broke since its last use (the
+        server restarted) is replaced and fn tried once more (every call here is idempotent: put_run inserts with
+        `on conflict do nothing`); still unreachable -> StoreUnavailable; disk full -> StoreFull."""
+        errors = self._psycopg.errors
+        for attempt in (0, 1):
+            reused = getattr(self._local, "con", None) is not None
+            try:
+                return fn(self._con())
+            except errors.DiskFull as e:
+                raise StoreFull(f"the PostgreSQL database's disk is full ({_first_line(e)}); nothing was stored; "
+                                "free space on the database server and post again") from None
+            except (self._psycopg.OperationalError, self._psycopg.InterfaceError) as e:
+                self._drop()
+                if attempt == 0 and reused:
+                    continue
+                raise StoreUnavailable(f"the PostgreSQL database is unavailable ({_first_line(e)}); nothing was "
+                                       "stored; retry later") from None
+
     def migrate(self) -> int:
         """Create the tables or bring them to SCHEMA_VERSION; returns the version now in the database."""
-        con = self._con()
+        return self._call(self._migrate)
+
+    def _migrate(self, con) -> int:
         with con.transaction():
             con.execute("select pg_advisory_xact_lock(%s)", (_LOCK,))
             con.execute("create table if not exists schema_version (version integer not null)")
@@ -93,13 +129,16 @@ class PgStore(Reads):
         return have
 
     def query(self, sql: str, params=()) -> list[tuple]:
-        return self._con().execute(_pg(sql), params).fetchall()
+        return self._call(lambda con: con.execute(_pg(sql), params).fetchall())
 
     def put_run(self, doc: dict) -> tuple[bool, dict]:
         """Store a run in one transaction; (created, summary) as Store.put_run, Conflict on another body."""
         body = canonical(doc)
         sha = hashlib.sha256(body).hexdigest()
-        con = self._con()
+        created = self._call(lambda con: self._insert(con, doc, body, sha))
+        return created, self.summary(doc["run_id"])
+
+    def _insert(self, con, doc: dict, body: bytes, sha: str) -> bool:
         with con.transaction():
             got = con.execute(_pg(f"insert into runs ({RUN_COLS}) values (?,?,?,?,?,?,?,?,?,?,?,?,?) "
                                   "on conflict (run_id) do nothing returning run_id"),
@@ -114,11 +153,12 @@ class PgStore(Reads):
                     cur.executemany(_pg("insert into measurements values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
                                     measurement_rows(doc))
                 created = True
-        return created, self.summary(doc["run_id"])
+        return created
 
     def close(self) -> None:
         """Close this thread's connection."""
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+        self._drop()
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -3,11 +3,34 @@ the same tables and semantics on both: one transaction per run, idempotent on th
 `open_store(settings)` picks the backend from `Settings.database_url`; what both share is in server/tables.py."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import threading
 
-from .tables import V2_COLUMNS, V2_UPDATE, RUN_COLS, Conflict, Reads, canonical, measurement_rows, run_row, v2_backfill
+from .tables import (V2_COLUMNS, V2_UPDATE, RETRY_AFTER_S, RUN_COLS, Conflict, Reads, StoreFull,  # noqa: F401
+                     StoreUnavailable, canonical, measurement_rows, run_row, v2_backfill)
+
+# SQLite primary result codes (sqlite3.h) that say a part around the database failed, not the request
+_SQLITE_FULL = 13
+_SQLITE_UNAVAILABLE = {5: "the database is locked by another writer", 6: "a table is locked",
+                       10: "disk I/O error", 14: "the database file cannot be opened"}
+
+
+@contextlib.contextmanager
+def _sqlite_faults(path: str):
+    """sqlite3's errors of a full disk as StoreFull and of a locked or failing file as StoreUnavailable."""
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
+        if code == _SQLITE_FULL:
+            raise StoreFull(f"the disk holding the SQLite database {path} is full ({e}); nothing was stored; "
+                            "free space there and post again") from None
+        if code in _SQLITE_UNAVAILABLE:
+            raise StoreUnavailable(f"the SQLite database {path} is unavailable: {_SQLITE_UNAVAILABLE[code]} ({e}); "
+                                   "retry later") from None
+        raise
 
 SCHEMA_VERSION = 2
 SCHEMA = """
@@ -92,6 +115,10 @@ class Store(Reads):
     def put_run(self, doc: dict) -> tuple[bool, dict]:
         """Store a run in one transaction. Returns (created, summary); the same id and body again is not an error
         (created False); the same id with another body raises Conflict."""
+        with _sqlite_faults(self.path):
+            return self._put_run(doc)
+
+    def _put_run(self, doc: dict) -> tuple[bool, dict]:
         body = canonical(doc)
         sha = hashlib.sha256(body).hexdigest()
         con = self._con()
@@ -118,7 +145,8 @@ class Store(Reads):
         return True, self.summary(doc["run_id"])
 
     def query(self, sql: str, params=()) -> list[tuple]:
-        return self._con().execute(sql, params).fetchall()
+        with _sqlite_faults(self.path):
+            return self._con().execute(sql, params).fetchall()
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""

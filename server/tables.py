@@ -15,6 +15,19 @@ class Conflict(Exception):
     """A run id that is already stored with a different body."""
 
 
+RETRY_AFTER_S = 2       # what a 503 for an unreachable database tells the client to wait before retrying
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached right now (PostgreSQL stopped or restarting, a lost connection, SQLite locked
+    or failing I/O): nothing was stored; the same request may be retried. The app answers 503 with Retry-After."""
+
+
+class StoreFull(Exception):
+    """The database's disk is full: nothing was stored, and writes keep failing until space is freed (no restart
+    needed). The app answers 507 Insufficient Storage."""
+
+
 def canonical(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 

@@ -9,9 +9,10 @@ import { drawChart, drawRegretChart, groupKey, paramText, fmtMs, WHERE_KERNEL_SE
   from "./chart.js";
 import { initCompare } from "./compare.js";
 import { clockGuardWanted, parseCanary } from "./timing.js";
+import { KeptRun, adapterKey, forget, keptRuns } from "./resume.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { gpu: null, space: null, tuner: null, presetDirty: false };
+const state = { gpu: null, space: null, tuner: null, presetDirty: false, resumable: null };
 window.__tuner = { runId: null, results: [], done: false, error: null, total: 0,
                   // test hook: destroys the device as a driver reset would, to exercise loss recovery
                   loseDevice: () => state.gpu && state.gpu.device.destroy() };
@@ -228,53 +229,70 @@ function timerOptionsFromUrl() {
            canary: parseCanary(q.get("canary")) };
 }
 
-async function runTuner() {
-  const spec = refreshCount();
+/** Run the space of the controls, or go on with a run kept in this browser (`resume`: keptRuns()'s {header,
+ *  measurements}) from its next configuration, with its space, seed, preset and label. */
+async function runTuner(resume = null) {
+  const spec = resume ? resume.header.spec : refreshCount();
   if (!spec || !state.gpu) return;
-  const preset = state.presetDirty ? "custom" : $("preset").value;
-  const runId = crypto.randomUUID().replace(/-/g, "");
-  Object.assign(window.__tuner, { runId, results: [], done: false, error: null, clockGuard: null });
-  $("results").tBodies[0].replaceChildren();
-  for (const id of ["summary", "downloads", "report"]) $(id).hidden = true;
-  $("run").disabled = true;
-  $("cancel").disabled = false;
-  $("space-form").inert = true;
-  const started = new Date(), t0 = performance.now();
-  let lastDraw = 0;
+  const preset = resume ? resume.header.preset : state.presetDirty ? "custom" : $("preset").value;
+  const label = resume ? resume.header.label : $("label").value.trim();
+  const runId = resume ? resume.header.runId : crypto.randomUUID().replace(/-/g, "");
+  const kept = resume ? resume.measurements : [];
+  const before = resume ? resume.header.elapsedS || 0 : 0;       // seconds the run took before it was interrupted
+  const started = resume ? new Date(resume.header.startedAt) : new Date(), t0 = performance.now();
+  const elapsed = () => before + (performance.now() - t0) / 1000;
+  let lastDraw = 0, keeper = null;
   const timerOptions = timerOptionsFromUrl();
-  const tuner = new Tuner(state.gpu, spec, {
-    timerOptions,
-    onMeasure: (m, done, total, job) => {
-      window.__tuner.results.push(m);
-      addResultRow(m, done, job.baseline);
-      const el = (performance.now() - t0) / 1000;
+  let tuner;
+  try {
+    tuner = new Tuner(state.gpu, spec, {
+      timerOptions, done: kept,
+      onMeasure: (m, done, total, job) => {
+        keeper.keep(done - 1, m, elapsed());
+        window.__tuner.results.push(m);
+        addResultRow(m, done, job.baseline);
+        const el = elapsed();
       $("progress").max = total;
       $("progress").value = done;
       $("progress-text").textContent = `${done}/${total}`;
       $("elapsed").textContent = `elapsed ${fmtDuration(el)} · left ≈ ${fmtDuration((el / done) * (total - done))}`;
-      if (performance.now() - lastDraw > 700 || done === total) {
-        drawChart($("chart"), tuner.measurements);
-        lastDraw = performance.now();
-      }
-    },
-  });
+        if (performance.now() - lastDraw > 700 || done === total) {
+          drawChart($("chart"), tuner.measurements);
+          lastDraw = performance.now();
+        }
+      },
+    });
+  } catch (e) {      // a kept run whose configurations this adapter does not plan (its limits changed): say why
+    setState("error", `Run ${runId} cannot be resumed: ${e.message}`);
+    return;
+  }
+  keeper = new KeptRun({ runId, spec, preset, label, startedAt: started.toISOString(), adapter: adapterKey(state.gpu.info),
+                         total: tuner.jobs.length, done: kept.length, elapsedS: before });
+  Object.assign(window.__tuner, { runId, results: [...kept], done: false, error: null, clockGuard: null });
+  $("results").tBodies[0].replaceChildren();
+  kept.forEach((m, i) => addResultRow(m, i + 1, tuner.jobs[i].baseline));
+  for (const id of ["summary", "downloads", "report", "resume-notice"]) $(id).hidden = true;
+  $("run").disabled = true;
+  $("cancel").disabled = false;
+  $("space-form").inert = true;
   state.tuner = tuner;
   window.__tuner.total = tuner.jobs.length;
   $("progress").max = Math.max(1, tuner.jobs.length);
-  $("progress").value = 0;
-  $("progress-text").textContent = `0/${tuner.jobs.length}`;
-  setState("running", `Running ${tuner.jobs.length} configurations…`);
+  $("progress").value = kept.length;
+  $("progress-text").textContent = `${kept.length}/${tuner.jobs.length}`;
+  setState("running", resume ? `Resuming run ${runId} at configuration ${kept.length + 1} of ${tuner.jobs.length}…`
+    : `Running ${tuner.jobs.length} configurations…`);
   let crash = null;
   try {
     await tuner.run();
   } catch (e) {
     crash = e;
   }
-  const duration = (performance.now() - t0) / 1000;
+  const duration = elapsed();
   window.__tuner.clockGuard = tuner.timer ? tuner.timer.guardInfo() : null;   // test hook
   drawChart($("chart"), tuner.measurements);
   const status = tuner.cancelled ? "cancelled" : (tuner.deviceDead || crash) ? "failed" : "complete";
-  const doc = runDocument(runId, spec, preset, tuner, started, duration, status);
+  const doc = runDocument(runId, spec, preset, label, tuner, started, duration, status);
   state.tuner = null;
   $("cancel").disabled = true;
   $("space-form").inert = false;
@@ -284,7 +302,8 @@ async function runTuner() {
   summary.textContent = `${status === "complete" ? "Finished" : status === "cancelled" ? "Cancelled after" : "Failed after"} `
     + `${doc.measurements.length} configurations in ${duration.toFixed(1)} s (${nOk} ok`
     + `${doc.measurements.length - nOk ? `, ${doc.measurements.length - nOk} failed` : ""}).`
-    + (crash ? ` Error: ${crash.message}` : "") + (tuner.deviceDead ? ` ${tuner.deviceDead}` : "");
+    + (crash ? ` Error: ${crash.message}` : "") + (tuner.deviceDead ? ` ${tuner.deviceDead}` : "")
+    + (resume ? ` Resumed after ${kept.length} configurations kept in this browser.` : "");
   window.__tuner.durationS = duration;
   try {
     const reply = await postRun(doc);
@@ -293,22 +312,41 @@ async function runTuner() {
     $("download-wasm").href = `/api/runs/${runId}/heuristics.rs?flavour=wasm-table`;
     $("run-json").href = `/api/runs/${runId}`;
     $("downloads").hidden = false;
+    keeper.forget();                          // stored: nothing left to resume
     await showReport(runId);
     setState("done", `${summary.textContent} Stored as run ${runId}.`);
-  } catch (e) {
+  } catch (e) {                               // still kept: "Resume run" posts it once the server takes it
     window.__tuner.error = e.message;
     setState("error", `${summary.textContent} Could not store the run: ${e.message}`);
   }
   window.__tuner.done = true;
   refreshCount();
+  offerResume();
   loadRuns();
 }
 
-function runDocument(runId, spec, preset, tuner, started, duration, status) {
+/** The newest unfinished run this browser kept for this adapter (a reload, a crashed tab, a post that failed),
+ *  offered to be resumed or discarded. */
+function offerResume() {
+  const mine = state.gpu ? keptRuns().filter((r) => r.header.adapter === adapterKey(state.gpu.info)) : [];
+  const r = state.resumable = mine.length && !state.tuner ? mine[0] : null;
+  $("resume-notice").hidden = !r;
+  if (!r) return;
+  const h = r.header;
+  $("resume-text").textContent = `A run was interrupted before it was stored: ${h.label ? `"${h.label}", ` : ""}` +
+    `${r.measurements.length} of ${h.total} configurations measured, started ${h.startedAt.replace("T", " ").slice(0, 19)} ` +
+    `UTC (preset ${h.preset}, seed ${h.spec.seed}). Resuming measures the rest with the same space and seed, then ` +
+    `stores one run.`;
+  $("resume").textContent = `Resume run ${h.runId.slice(0, 8)}…`;
+  $("resume").title = h.runId;
+  $("resume-notice").dataset.runId = h.runId;
+}
+
+function runDocument(runId, spec, preset, label, tuner, started, duration, status) {
   const gpu = state.gpu, ms = tuner.measurements;
   const timers = [...new Set(ms.filter((m) => m.ok).map((m) => m.timer))].sort();
   return {
-    run_id: runId, label: $("label").value.trim(), source: "browser",
+    run_id: runId, label, source: "browser",
     adapter: { vendor: gpu.info.vendor, architecture: gpu.info.architecture, device: gpu.info.device,
                description: gpu.info.description, backend: "webgpu" },
     features: gpu.allFeatures, subgroup_sizes: gpu.subgroupSizes, limits: gpu.limits,
@@ -586,6 +624,11 @@ async function main() {
   });
   form.addEventListener("submit", (ev) => ev.preventDefault());
   $("run").addEventListener("click", () => { runTuner(); });
+  $("resume").addEventListener("click", () => { if (state.resumable) runTuner(state.resumable); });
+  $("discard-resume").addEventListener("click", () => {
+    if (state.resumable) forget(state.resumable.header.runId);
+    offerResume();
+  });
   $("cancel").addEventListener("click", () => {
     if (state.tuner) { state.tuner.cancel(); $("cancel").disabled = true; setState("running", "Cancelling after the current configuration…"); }
   });
@@ -606,6 +649,7 @@ async function main() {
   refreshCount();
   drawChart($("chart"), []);
   setState("idle", `Ready: ${state.gpu.info.description || state.gpu.info.architecture || "WebGPU adapter"}`);
+  offerResume();
 }
 
 main();

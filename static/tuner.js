@@ -73,9 +73,17 @@ export function jobLabel(job) {
     : `where ${job.shape.join("x")} ${job.kase} ${job.dtype}`;
 }
 
+/** A configuration as a string (kernel, shape or case, parameters): equal for a job's measurementBase and the
+ *  measurement posted for it. */
+export function configKey(m) {
+  const p = Object.keys(m.params).sort().map((n) => [n, m.params[n]]);
+  return JSON.stringify(m.kernel === "topk" ? [m.kernel, m.rows, m.cols, m.k, p] : [m.kernel, m.case, m.shape, m.dtype, p]);
+}
+
 export class Tuner {
-  /** gpu: an open Gpu; spec: the space to run; onMeasure(m, done, total, job) after each configuration. */
-  constructor(gpu, spec, { onMeasure = () => {}, timeoutMs = CONFIG_TIMEOUT_MS, timerOptions = {} } = {}) {
+  /** gpu: an open Gpu; spec: the space to run; onMeasure(m, done, total, job) after each configuration; done: the
+   *  measurements of a resumed run's first configurations (static/resume.js), which run() does not measure again. */
+  constructor(gpu, spec, { onMeasure = () => {}, timeoutMs = CONFIG_TIMEOUT_MS, timerOptions = {}, done = [] } = {}) {
     this.timerOptions = timerOptions;
     this.gpu = gpu;
     this.spec = spec;
@@ -84,8 +92,10 @@ export class Tuner {
     this.cancelled = false;
     this.deviceDead = null;
     this.inputs = new Map();
-    this.measurements = [];
     this.jobs = plan(spec, gpu.limits, gpu.features);
+    const bad = done.findIndex((m, i) => !this.jobs[i] || configKey(m) !== configKey(measurementBase(this.jobs[i])));
+    if (bad >= 0) throw new Error(`configuration ${bad + 1} of the kept run is not the one this adapter plans for its space`);
+    this.measurements = [...done];
   }
 
   cancel() { this.cancelled = true; }
@@ -93,7 +103,7 @@ export class Tuner {
   async run() {
     const total = this.jobs.length;
     this.timer = new Timer(this.gpu, this.timerOptions);
-    for (let i = 0; i < total; i++) {
+    for (let i = this.measurements.length; i < total; i++) {
       if (this.cancelled) break;
       const job = this.jobs[i];
       let m;

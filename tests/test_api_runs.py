@@ -260,6 +260,18 @@ def test_zero_times_do_not_break_the_report_or_the_rust(client, sample_run):
     assert client.get(f"/api/runs/{doc['run_id']}/heuristics.rs").status_code == 200
 
 
+def test_a_configuration_illegal_as_posted_does_not_break_the_report_or_the_merged_rust(client, sample_run):
+    """A 1CE configuration with a chunk size (the page never measures one; a posted run may hold it) is legal as
+    measured on no shape: the rule leaves it out instead of dividing by its count of legal shapes."""
+    doc = sample_run()
+    odd = json.loads(json.dumps(doc["measurements"][0]))
+    odd["params"]["ch"] = 1024
+    doc["measurements"].append(odd)
+    assert client.post("/api/runs", json=doc).status_code == 201
+    assert client.get(f"/api/runs/{doc['run_id']}/report").status_code == 200
+    assert client.get("/api/heuristics.rs?run=all").status_code == 200
+
+
 def test_static_types_carry_charset(client):
     assert client.get("/static/app.js").headers["content-type"] == "text/javascript; charset=utf-8"
     assert client.get("/shaders/topk.wgsl").headers["content-type"] == "text/plain; charset=utf-8"

@@ -449,3 +449,58 @@ def test_a_stored_runs_judge_link_shows_how_the_other_runs_rule_serves_its_shape
         time.sleep(0.25)
     assert "no correct TopK measurement to judge" in page.text_content("#report-summary")
     assert not page.errors, page.errors
+
+
+def config_key(m) -> tuple:
+    return (m["kernel"], m.get("rows"), m.get("cols"), m.get("k"), m.get("case"), tuple(m.get("shape") or ()),
+            m.get("dtype"), tuple(sorted(m["params"].items())))
+
+
+def test_a_run_interrupted_by_a_reload_is_resumed_and_posted_once_whole(page, live_server, tmp_path):
+    """The page keeps each finished configuration in localStorage; reloaded mid-run, it offers "Resume run …",
+    goes on from the next configuration with the same space and seed, and posts one run that holds every
+    configuration once, the kept ones as they were measured, each with the checksum an uninterrupted run has."""
+    url = base_url(live_server)
+    open_tuner(page, url)
+    set_tiny_space(page)
+    page.uncheck("#where-cases input[value=broadcast]")
+    run_and_wait(page)
+    assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
+    whole = httpx.get(f"{url}/api/runs/{page.evaluate('window.__tuner.runId')}").json()["run"]["measurements"]
+    assert page.is_hidden("#resume-notice")                        # a stored run is not kept for resuming
+
+    page.click("#run")
+    deadline = time.time() + 60
+    while page.evaluate("window.__tuner.results.length") < 4:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    run_id = page.evaluate("window.__tuner.runId")
+    page.reload()                                                  # the tab goes away mid-run
+    page.wait_for_selector("#resume-notice:not([hidden])", timeout=60_000)
+    assert page.get_attribute("#resume-notice", "data-run-id") == run_id
+    assert "Resume run" in page.text_content("#resume")
+    kept = page.evaluate(f"""(() => {{ const h = JSON.parse(localStorage.getItem("spiraltorch-run:{run_id}"));
+        return [...Array(h.done).keys()].map((i) => JSON.parse(localStorage.getItem(`spiraltorch-run:{run_id}:${{i}}`))); }})()""")
+    assert 4 <= len(kept) < len(whole)
+    assert f"{len(kept)} of {len(whole)} configurations measured" in page.text_content("#resume-text")
+    page.click("#resume")
+    page.wait_for_selector("body[data-state=done], body[data-state=error]", timeout=RUN_TIMEOUT_MS)
+    assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
+    assert f"Resumed after {len(kept)} configurations" in page.text_content("#summary")
+    assert not page.errors, page.errors
+
+    run = httpx.get(f"{url}/api/runs/{run_id}").json()["run"]
+    got = run["measurements"]
+    assert run["status"] == "complete" and run["space"]["seed"] == 7 and run["label"] == "e2e tiny"
+    assert [config_key(m) for m in got] == [config_key(m) for m in whole]          # every configuration, once
+    assert len(set(map(config_key, got))) == len(got)
+    assert all(m["ok"] for m in got), [m["error"] for m in got if not m["ok"]]
+    assert [m["checksum"] for m in got] == [m["checksum"] for m in whole]
+    assert got[:len(kept)] == kept                                 # kept ones posted as measured, not re-measured
+    assert page.is_hidden("#resume-notice")
+    assert page.evaluate(f"localStorage.getItem('spiraltorch-run:{run_id}')") is None
+    print(f"\nresumed run: reloaded after {len(kept)} of {len(got)} configurations, posted whole, checksums as "
+          "uninterrupted")
+    page.reload()
+    page.wait_for_selector("#adapter-card[data-ready]")
+    assert page.is_hidden("#resume-notice")

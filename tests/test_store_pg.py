@@ -49,10 +49,20 @@ class PgCluster:
         self.pg_ctl = [*self.as_user, f"{bindir}/pg_ctl", "-D", f"{self.dir}/data"]
         subprocess.run([*self.as_user, f"{bindir}/initdb", "-D", f"{self.dir}/data", "-A", "trust", "-U", "postgres",
                         "-E", "UTF8", "--no-sync"], check=True, capture_output=True, timeout=120)
+        self.start()
+        atexit.register(self.stop)
+
+    def start(self):
+        """Start the server (again) and wait until it accepts connections."""
         subprocess.run([*self.pg_ctl, "-l", f"{self.dir}/log", "-w", "-t", "60", "-o",
                         f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off", "start"],
                        check=True, capture_output=True, timeout=120)
-        atexit.register(self.stop)
+
+    def halt(self, mode: str = "fast"):
+        """Stop the server and keep its data, as an operator's `pg_ctl stop -m fast` does (sessions are ended,
+        open transactions rolled back); start() brings it back."""
+        subprocess.run([*self.pg_ctl, "-m", mode, "-w", "-t", "60", "stop"], check=True, capture_output=True,
+                       timeout=120)
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://postgres@/{db}?host={self.dir}&port={self.port}"
