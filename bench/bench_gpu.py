@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # ship_rules, beside this file
+
 from spiraltorch_tuner import cases  # noqa: E402
 from spiraltorch_tuner.cpu import topk_reference  # noqa: E402
 from spiraltorch_tuner.cuda import CudaBackend  # noqa: E402
@@ -82,6 +84,79 @@ def heuristics_picker(run_doc):
         c = h.choose_topk(model, rows, cols, k, sg)
         return dict(zip(h.TOPK_KEYS, c)) if c else None
     return pick
+
+
+def tuned_candidates(adapter_info: dict, rows: int, cols: int, k: int, n: int = 4) -> list[dict]:
+    """The `n` fastest configurations measured for this shape in the tuning runs shipped for this adapter's class
+    (bench/ship_rules.py's runs, merged per class as the shipped rules are): what "the best tuned configuration" is
+    re-timed from, beside the configuration a default-argument call runs."""
+    import ship_rules
+    from spiraltorch_tuner import heuristics as h
+    from spiraltorch_tuner import rules
+    adapter = h.adapter_class({"adapter": {**{k2: adapter_info.get(k2, "") for k2 in ("vendor", "architecture",
+                                                                                        "device")},
+                                           "backend": f"wgpu:{adapter_info.get('backend', '')}"},
+                               "subgroup_sizes": adapter_info.get("subgroup_sizes", [])})
+    docs = [r["run"] for r in ship_rules.records()]
+    groups = h.group_by_class(docs)
+    keys = list(groups)
+    for i in h.class_order(keys, adapter):
+        if rules.backend_family(keys[i].backend) != "wgsl":
+            continue
+        t = h.topk_times(h.merge_measurements(groups[keys[i]])).get((rows, cols, k))
+        if t:
+            return [dict(zip(h.TOPK_KEYS, c)) for c in sorted(t, key=lambda c: (t[c], c))[:n]]
+    return []
+
+
+def bench_default_call(args, wb, x, k, rv, ri, entry):
+    """Our API as users call it: `topk2d(x, k, device="wgpu")` without params (the tuned rule: shipped rules for this
+    adapter's class), `params="default"` (the fixed default), and the best tuned configuration (the fastest of the
+    shipped runs' best few for this shape and of the default call's own, re-timed here); each checked, then timed."""
+    import spiraltorch_tuner as stt
+    rows, cols = x.shape
+    out = {}
+    for name, params in (("default_call", None), ("fixed_default", "default")):
+        v, i = stt.topk2d(x, k, device="wgpu", params=params)
+        c = stt.last_choice()
+        ok = np.array_equal(i, ri) and same_bits(v, rv)
+        t = stt.time_topk2d(x, k, device="wgpu", params=params, repeats=args.repeats, warmups=args.warmups)
+        out[name] = {"params": c.params, "source": c.source, "rule": c.rule, "ok": ok, **t.as_dict()}
+        log(f"   wgsl {name} ({c.source}) {c.params}: {t.median_ms * 1e3:.1f} us{'' if ok else ' WRONG RESULT'}")
+    best = None
+    for p in tuned_candidates(wb.info(), rows, cols, k) + [out["default_call"]["params"]]:
+        try:
+            v, i = wb.topk2d(x, k, p)
+            if not (np.array_equal(i, ri) and same_bits(v, rv)):
+                continue
+            t = wb.time_topk2d(x, k, p, repeats=args.repeats, warmups=args.warmups)
+        except SpiralTorchError as e:
+            log(f"   wgsl tuned candidate {p}: {e}")
+            continue
+        if best is None or t.median_ms < best["median_ms"]:
+            best = {"params": p, **t.as_dict()}
+    out["best_tuned"] = best
+    if best:
+        log(f"   wgsl best tuned {best['params']}: {best['median_ms'] * 1e3:.1f} us; default call / best = "
+            f"{out['default_call']['median_ms'] / best['median_ms']:.3f}")
+    entry["api"] = out
+
+
+def bench_spiraltorch(args, x, k, rv, ri, entry):
+    """SpiralTorch's own WgpuRank TopK (the spiraltorch wheel) on the same input, checked against the oracle (its
+    differences described row by row), timed by its own profile()."""
+    import spiraltorch_tuner as stt
+    from spiraltorch_tuner.tuner import describe_topk_difference
+    try:
+        v, i = stt.topk2d(x, k, device="spiraltorch")
+        diff = describe_topk_difference(x, rv, ri, v, i)
+        t = stt.time_topk2d(x, k, device="spiraltorch", repeats=max(3, args.repeats // 5), warmups=1)
+    except SpiralTorchError as e:
+        entry["spiraltorch"] = {"ok": False, "error": str(e)}
+        log(f"   spiraltorch: {e}")
+        return
+    entry["spiraltorch"] = {"ok": diff is None, "difference": diff, **t.as_dict()}
+    log(f"   spiraltorch WgpuRank: {t.median_ms * 1e3:.1f} us ({t.timer}){'' if diff is None else '; ' + diff}")
 
 
 def wgsl_candidates(rows, cols, k, limits, feats, quick, pick=None):
@@ -195,6 +270,9 @@ def bench_topk(args, cb, wb, torch, tt, result):
             entry["wgsl_best_candidate"] = min(good, key=lambda w: w["median_ms"]) if good else None
             entry["wgsl_tuned_by"] = "heuristics" if picked else "fastest candidate"
             entry["wgsl_all"] = [{k2: v2 for k2, v2 in w.items() if k2 != "samples_ms"} for w in wres]
+            bench_default_call(args, wb, x, k, rv, ri, entry)
+        if args.spiraltorch:
+            bench_spiraltorch(args, x, k, rv, ri, entry)
         rows_out.append(entry)
         del xd
         cp.get_default_memory_pool().free_all_blocks()
@@ -301,6 +379,34 @@ def summarize(result):
             "the pick of our heuristics from the tuning run given with --tuned" if by == {"heuristics"} else
             "the fastest correct one of the candidates measured" if by == {"fastest candidate"} else
             "our heuristics' pick where it was legal, else the fastest candidate"))
+        api = [e for e in result["topk"] if e.get("api", {}).get("best_tuned")]
+        if api:
+            lines.append("")
+            lines.append("Our API as called (WGSL, median us): topk2d(x, k, device='wgpu') without params, with "
+                         "params='default', the best tuned configuration; ratios over the best tuned")
+            lines.append(f"{'shape':<22}{'call':>9}{'fixed':>9}{'best':>9}{'call/best':>11}{'fixed/best':>12}"
+                         f"{'spiraltorch':>13}  source | pick")
+            rs, rf = [], []
+            for e in api:
+                a = e["api"]
+                call, fixed, best = (a["default_call"]["median_ms"], a["fixed_default"]["median_ms"],
+                                     a["best_tuned"]["median_ms"])
+                rs.append(call / best)
+                rf.append(fixed / best)
+                sp = e.get("spiraltorch", {})
+                spt = f"{sp['median_ms'] * 1e3:13.1f}" if sp.get("median_ms") else f"{'-':>13}"
+                q = a["default_call"]["params"]
+                lines.append(f"{e['rows']}x{e['cols']} k={e['k']:<6}"[:22].ljust(22)
+                             + f"{call * 1e3:9.1f}{fixed * 1e3:9.1f}{best * 1e3:9.1f}{call / best:11.3f}"
+                             f"{fixed / best:12.3f}{spt}  {a['default_call']['source']} | "
+                             f"{'2ce' if q.get('use_2ce') else '1ce'} wg{q.get('wg')} kl{q.get('kl')} ch{q.get('ch')} "
+                             f"sg{int(bool(q.get('sg')))}")
+            g = math.exp(sum(math.log(r) for r in rs) / len(rs))
+            gf = math.exp(sum(math.log(r) for r in rf) / len(rf))
+            s["api_call_over_best_geomean"], s["api_call_over_best_worst"] = g, max(rs)
+            s["api_fixed_over_best_geomean"] = gf
+            lines.append(f"default call / best tuned: geomean {g:.3f} (target <= 1.10), worst {max(rs):.3f} "
+                         f"(target <= 1.25); the fixed default / best: geomean {gf:.3f}, worst {max(rf):.3f}")
     if "where" in result:
         cgb = result["copy"]["gbs"]
         lines.append(f"where_nd 2^26 float32 (median us, GB/s of bytes read+written, fraction of copy {cgb:.0f} GB/s)")
@@ -337,6 +443,8 @@ def main(argv=None):
     ap.add_argument("--no-sweep", dest="sweep", action="store_false",
                     help="time only the default CUDA configuration, not the sweep the default table came from")
     ap.add_argument("--no-wgsl", action="store_true")
+    ap.add_argument("--no-spiraltorch", dest="spiraltorch", action="store_false",
+                    help="skip SpiralTorch's own WgpuRank TopK (the spiraltorch wheel) column")
     ap.add_argument("--tuned", metavar="RUN.json", help="a tuning run document (bench/tune_gpu.py, or GET "
                     "/api/runs/{id} -> run): time the WGSL configuration our heuristics pick from it")
     args = ap.parse_args(argv)
