@@ -132,30 +132,23 @@ def cargo_test(root):
     return r.stdout
 
 
+# flavour -> (the file it downloads as, how the crate is laid out, its test, the stub's test)
+LAYOUTS = {"st-core": ("wgpu_heuristics_generated.rs", make_today_crate, TODAY_TEST_RS, TODAY_STUB_RS),
+           "st-core-v1.3": ("wgpu_heuristics.rs", make_crate, CHECK_RS, STUB_RS)}
+
+
+@pytest.mark.parametrize("flavour", list(LAYOUTS))
 @pytest.mark.parametrize("stub", [False, True])
-def test_downloaded_stcore_file_drops_into_todays_stcore_layout(make_app, tmp_path, sample_run, stub):
+def test_downloaded_file_drops_into_its_stcore_layout(make_app, tmp_path, sample_run, flavour, stub):
+    name, make, test_rs, stub_rs = LAYOUTS[flavour]
     with TestClient(make_app(tmp_path)) as c:
         doc = sample_run()
         assert c.post("/api/runs", json=doc).status_code == 201
         r = c.get("/api/heuristics.rs" if stub else f"/api/runs/{doc['run_id']}/heuristics.rs",
-                  params={"flavour": "st-core"})
+                  params={"flavour": flavour})
         assert r.status_code == 200
-        assert 'filename="wgpu_heuristics_generated.rs"' in r.headers["content-disposition"]
+        assert f'filename="{name}"' in r.headers["content-disposition"]
     crate = tmp_path / "st-core"
-    make_today_crate(crate, r.text, TODAY_STUB_RS if stub else TODAY_TEST_RS)
-    out = cargo_test(crate)
-    assert "test result: ok" in out
-
-
-@pytest.mark.parametrize("stub", [False, True])
-def test_downloaded_v13_file_drops_into_a_v13_stcore_layout(make_app, tmp_path, sample_run, stub):
-    with TestClient(make_app(tmp_path)) as c:
-        doc = sample_run()
-        assert c.post("/api/runs", json=doc).status_code == 201
-        r = c.get("/api/heuristics.rs" if stub else f"/api/runs/{doc['run_id']}/heuristics.rs",
-                  params={"flavour": "st-core-v1.3"})
-        assert r.status_code == 200
-    crate = tmp_path / "st-core"
-    make_crate(crate, r.text, STUB_RS if stub else CHECK_RS)
+    make(crate, r.text, stub_rs if stub else test_rs)
     out = cargo_test(crate)
     assert "test result: ok" in out
