@@ -23,6 +23,20 @@ def ensure_package():
     return spiraltorch_tuner
 
 
+def ensure_server():
+    """`import spiraltorch_tuner.server` (the web app), from the install or else from server/ beside native/."""
+    ensure_package()
+    try:
+        import spiraltorch_tuner.server as server
+    except ImportError:
+        spec = importlib.util.spec_from_file_location("spiraltorch_tuner.server", ROOT / "server" / "__init__.py",
+                                                      submodule_search_locations=[str(ROOT / "server")])
+        server = importlib.util.module_from_spec(spec)
+        sys.modules["spiraltorch_tuner.server"] = server
+        spec.loader.exec_module(server)
+    return server
+
+
 def heuristics():
     """The module of the wgpu_heuristics.rs rule (spiraltorch_tuner.heuristics)."""
     ensure_package()

@@ -216,8 +216,8 @@ export class Timer {
     return (await this.canaryIntervals(count, this.canaryChains)).map((d) => d / this.canaryChains / 1e6);
   }
 
-  async canaryIntervals(count, chains) {
-    const pass = await this.gpu.canaryPass(this.canary, this.canary.iters);
+  async canaryIntervals(count, chains, iters = this.canary.iters) {
+    const pass = await this.gpu.canaryPass(this.canary, iters);
     this.ensureQueries(2 * count);
     const enc = this.gpu.device.createCommandEncoder();
     for (let i = 0; i < count; i++) this.gpu.encodeChains(enc, [pass], chains, this.querySet, 2 * i, 2 * i + 1);
@@ -267,6 +267,15 @@ export class Timer {
       }
     }
     return this.canaryBest || null;
+  }
+
+  /** Whether this device's timestamps look rounded, for the adapter card before a run: five intervals of a short
+   *  clock canary (1/8 of its iterations), each its own timestamp pair, told apart by quantumOf. {quantum_ns (0: not
+   *  rounded), deltas_ns} or null without timestamp-query. */
+  async probeQuantum() {
+    if (this.kind !== "timestamp" || !getSpace().canary) return null;
+    const d = await this.canaryIntervals(5, 1, Math.max(1, Math.floor(this.canary.iters / 8)));
+    return { quantum_ns: quantumOf(d), deltas_ns: d };
   }
 
   /** The guard's state for the page and tests. */
