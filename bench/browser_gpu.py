@@ -286,6 +286,21 @@ def run_page(exe, flags, env, url, query: str, out: Path, name: str, timeout: fl
             "probe_quantum_ns": st["timestamps"] and st["timestamps"]["quantum_ns"]}
 
 
+def compact_log(path: Path, keep: int = 3):
+    """Chromium's log with each message (its [pid:tid:time:] prefix left out) kept at most `keep` times: a GPU
+    process that cannot make a context repeats the same four lines tens of thousands of times."""
+    if not path.exists():
+        return
+    seen, lines = {}, []
+    for line in path.read_text(errors="replace").splitlines():
+        key = line.split("]", 1)[-1] if line.startswith("[") else line
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] <= keep:
+            lines.append(line)
+    lines += [f"(repeated {n} times) {k}" for k, n in seen.items() if n > keep]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def start_server(db: Path) -> tuple[str, object]:
     ensure_server()
     import socket
@@ -376,6 +391,7 @@ def main() -> int:
         page_run("faults", flags, urllib.parse.urlencode({"preset": "quick", "kernels": "topk",
                                                          "label": "faults: invalid WGSL, device destroyed"}),
                  None, faults=True)
+    compact_log(out / "chromium.log")
     server.should_exit = True
     return 0 if all("error" not in r for r in summary["runs"].values()) else 1
 

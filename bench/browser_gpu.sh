@@ -68,7 +68,7 @@ prepare() {
   head -c "$first" "$w/payload.tar" > "$dir/part-01"
   tail -c +$((first + 1)) "$w/payload.tar" | split -b "$rest" -d --numeric-suffixes=2 -a 2 - "$dir/part-"
   (cd "$w" && sha256sum payload.tar | cut -d' ' -f1) > "$dir/base/payload.sha256"
-  ls "$dir"/part-* | wc -l > "$dir/base/parts"
+  ls "$dir"/part-* | wc -l > "$dir/base/nparts"
   rm -rf "$w"
   du -sh "$dir"/base "$dir"/part-*
 }
@@ -77,7 +77,7 @@ setup() {
   local base=${1:?setup DIR/base}
   mkdir -p "$stt/src" "$stt/site" "$stt/parts"
   tar -xf "$base/src.tar" -C "$stt/src"
-  cp "$base/payload.sha256" "$base/parts" "$stt/"
+  cp "$base/payload.sha256" "$base/nparts" "$stt/"
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$stt/site" \
     "$base"/whl/*.whl
   if ! ldconfig -p | grep -q 'libvulkan.so.1 '; then
@@ -90,7 +90,7 @@ setup() {
 take() {
   local part=${1:?take PART}
   cp "$part" "$stt/parts/$(basename "$part")"
-  echo "took $(basename "$part"): $(ls "$stt/parts" | wc -l) of $(cat "$stt/parts") parts"
+  echo "took $(basename "$part"): $(ls "$stt/parts" | wc -l) of $(cat "$stt/nparts") parts"
 }
 
 unpack() {
