@@ -69,6 +69,7 @@ function showAdapter(gpu) {
   body.append(dl);
 }
 
+const msText = (ns) => ns >= 1e6 ? `${(ns / 1e6).toLocaleString("en-US", { maximumFractionDigits: 2 })} ms` : usText(ns);
 const usText = (ns) => `${(ns / 1000).toLocaleString("en-US", { maximumFractionDigits: 1 })} µs`;
 
 /** Whether this device's timestamps look rounded (Chrome rounds them to 100 µs unless its WebGPU developer
@@ -88,11 +89,13 @@ async function showTimestamps(gpu) {
   window.__tuner.timestamps = probe;     // test and bench/browser_gpu.py hook
   if (!probe) return;
   note.dataset.quantumNs = String(probe.quantum_ns);
+  const simulated = timerOptionsFromUrl().simulateQuantumNs;
   if (probe.quantum_ns) {
     note.replaceChildren(node("span", `rounded to ${usText(probe.quantum_ns)}`, "badge no"), node("span",
+      (simulated ? ` (simulated: ?quantize=${simulated}).` : "") +
       ` A kernel shorter than that reads as 0 or one quantum, so the tuner times N copies of a configuration between ` +
       `one pair of timestamps, N raised until a sample spans at least ${MIN_QUANTA} quanta ` +
-      `(${usText(MIN_QUANTA * probe.quantum_ns)}), and divides by N.`));
+      `(${msText(MIN_QUANTA * probe.quantum_ns)}), and divides by N.`));
   } else {
     note.replaceChildren(node("span", "not rounded", "badge yes"), node("span",
       ` (intervals of ${probe.deltas_ns.map((d) => usText(d)).join(", ")}): each sample is at least 0.5 ms of GPU time.`));

@@ -259,9 +259,14 @@ export class Timer {
         this.canaryBest = 0;
       } else {
         await this.load(this.canary.calibrate_ms);
-        // browser only: on a quantized timer, canaries per timestamp pair so that one spans MIN_QUANTA quanta
+        // browser only: canaries per timestamp pair so that one spans MIN_QUANTA quanta on a quantized timer and,
+        // as a sample does, at least SAMPLE_MS of GPU time. A single canary (tens of us on the H200) right after a
+        // heavy sample read 6-10 % slow on 177 of 1,315 configurations of an unrounded H200 run (heavy shapes only),
+        // which the guard could not load away; canaries spanning >= 2 ms in the rounded run never read over 3.4 %.
         const d = await this.canaryIntervals(ESTIMATES, 1);
-        this.canaryChains = (await spanQuanta(quantumOf(d), d, async (c) => (await this.canaryIntervals(1, c))[0])).chains;
+        const q = await spanQuanta(quantumOf(d), d, async (c) => (await this.canaryIntervals(1, c))[0]);
+        const est = Math.max(median(q.deltas) / q.chains / 1e6, 1e-4);
+        this.canaryChains = Math.max(q.chains, Math.min(MAX_CHAINS, Math.ceil(SAMPLE_MS / est)));
         this.canaryBest = median(await this.canaryMs(9));
         this.stats.calibrations += 1;
       }
