@@ -53,12 +53,13 @@ prepare() {
   (cd "$w" && tar -cf - chr lib fonts | xz -6 -T2 > payload/common.tar.xz)
   cp "$w"/deb/chromium_*.deb "$w/payload/chromium.deb"
   (cd "$w/payload" && tar -cf "$w/payload.tar" chromium.deb common.tar.xz)
-  # wheels the server and wgpu-py need there (the GPU image has numpy, jinja2, anyio, click, h11, idna ...)
+  # wheels the server and wgpu-py need there (the GPU image has numpy, jinja2, anyio, click, h11, idna ...);
+  # fastapi 0.165 imports opentelemetry
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$dir/base/whl" fastapi==0.165.0 starlette==1.10.0 pydantic==2.14.4 pydantic_core==2.50.5 uvicorn==0.54.0 \
     python-multipart==0.0.34 annotated-doc==0.0.7 annotated-types==0.8.0 typing_extensions==4.16.0 \
-    typing-inspection==0.4.5 wgpu==0.32.0 rendercanvas==2.7.2 cffi==2.1.1 pycparser==3.12 2>&1 | grep -v WARN || true
+    typing-inspection==0.4.5 opentelemetry-api==1.45.2 wgpu==0.32.0 rendercanvas==2.7.2 cffi==2.1.1 pycparser==3.12 2>&1 | grep -v WARN || true
   # this checkout's committed code, without the committed results (they stay here)
   git -C "$here" archive HEAD -- . ':!bench/results' > "$dir/base/src.tar"
   local base_mb first rest
@@ -116,7 +117,7 @@ unpack() {
 EOF
   rm -rf "$stt/x" "$stt/payload.tar"
   echo "unpack: chromium in $p; ${#linked[@]} libraries the machine lacks: ${linked[*]}"
-  echo "unpack: $(du -sh "$p/lib" | cut -f1) of them; $("$p/chromium" --version 2>&1 | tail -1)"
+  echo "unpack: $(du -sh "$p/lib" | cut -f1) of them; $(LD_LIBRARY_PATH=$p/lib "$p/chromium" --version 2>&1 | tail -1)"
   env_file
 }
 
