@@ -65,6 +65,7 @@ class Timed(Strict):
     samples_ms: Annotated[list[Ms], Field(max_length=10_000)] = []
     chains: Annotated[int, Field(ge=1, le=1 << 20)] | None = None     # dispatch chains per timestamp pair
     clock: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None  # canary time / its best
+    quantum_ns: Annotated[int, Field(ge=0, le=10**9)] | None = None   # timer's rounding seen (browser; 0: none)
     kernel_ms: Ms | None = None
     checksum: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 

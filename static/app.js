@@ -8,7 +8,7 @@ import { Tuner, plan } from "./tuner.js";
 import { drawChart, drawRegretChart, groupKey, paramText, fmtMs, WHERE_KERNEL_SERIES, WHERE_REGRET_SERIES }
   from "./chart.js";
 import { initCompare } from "./compare.js";
-import { clockGuardWanted, parseCanary } from "./timing.js";
+import { clockGuardWanted, parseCanary, Timer, MIN_QUANTA } from "./timing.js";
 import { KeptRun, adapterKey, forget, keptRuns } from "./resume.js";
 
 const $ = (id) => document.getElementById(id);
@@ -62,8 +62,58 @@ function showAdapter(gpu) {
   const kind = gpu.timestamps && !opts.wall ? "timestamp" : "wall";
   add("Timer", (kind === "timestamp" ? "GPU timestamps (timestamp-query)" : gpu.timestamps ? "wall clock (?timer=wall)"
     : "wall clock (no timestamp-query)") + (clockGuardWanted(gpu, kind, opts.clockGuard) ? ", clock guard on" : ""));
+  if (kind === "timestamp") {
+    dl.append(node("dt", "Timestamps"));
+    dl.append(node("dd", "checking whether they are rounded…"));
+    dl.lastChild.id = "timestamps-note";
+  }
   body.append(dl);
-  $("adapter-card").dataset.ready = "1";
+}
+
+const msText = (ns) => ns >= 1e6 ? `${(ns / 1e6).toLocaleString("en-US", { maximumFractionDigits: 2 })} ms` : usText(ns);
+const usText = (ns) => `${(ns / 1000).toLocaleString("en-US", { maximumFractionDigits: 1 })} µs`;
+
+/** Whether this device's timestamps look rounded (Chrome rounds them to 100 µs unless its WebGPU developer
+ *  features are on; ?quantize=NS simulates it), and what the tuner does about it, on the adapter card. */
+async function showTimestamps(gpu) {
+  const note = $("timestamps-note");
+  if (!note) return;
+  const timer = new Timer(gpu, timerOptionsFromUrl());
+  let probe = null;
+  try {
+    probe = await timer.probeQuantum();
+  } catch (e) {
+    note.textContent = `could not be checked: ${e.message}`;
+  } finally {
+    timer.destroy();
+  }
+  window.__tuner.timestamps = probe;     // test and bench/browser_gpu.py hook
+  if (!probe) return;
+  note.dataset.quantumNs = String(probe.quantum_ns);
+  const simulated = timerOptionsFromUrl().simulateQuantumNs;
+  if (probe.quantum_ns) {
+    note.replaceChildren(node("span", `rounded to ${usText(probe.quantum_ns)}`, "badge no"), node("span",
+      (simulated ? ` (simulated: ?quantize=${simulated}).` : "") +
+      ` A kernel shorter than that reads as 0 or one quantum, so the tuner times N copies of a configuration between ` +
+      `one pair of timestamps, N raised until a sample spans at least ${MIN_QUANTA} quanta ` +
+      `(${msText(MIN_QUANTA * probe.quantum_ns)}), and divides by N.`));
+  } else {
+    note.replaceChildren(node("span", "not rounded", "badge yes"), node("span",
+      ` (intervals of ${probe.deltas_ns.map((d) => usText(d)).join(", ")}): each sample is at least 0.5 ms of GPU time.`));
+  }
+}
+
+/** After a run: how many of its timestamp measurements saw rounded timestamps, and with how many chains. */
+function showRunTimestamps(ms) {
+  const note = $("timestamps-note");
+  if (!note) return;
+  const rounded = ms.filter((m) => m.quantum_ns > 0 && m.timer === "timestamp");
+  note.querySelector(".run-note")?.remove();
+  if (!rounded.length) return;
+  const chains = rounded.map((m) => m.chains || 1).sort((a, b) => a - b);
+  note.append(node("span", ` This run: ${rounded.length} of ${ms.length} configurations timed on rounded ` +
+    `timestamps, ${chains[0]}–${chains[chains.length - 1]} copies per sample (median ${chains[chains.length >> 1]}).`,
+  "run-note"));
 }
 
 function showMissing(reason) {
@@ -217,7 +267,8 @@ function fmtDuration(s) {
   return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
-// Debugging aids from the page URL: ?timer=wall ignores timestamp-query; ?quantize=NS simulates a browser's
+// Page URL options: ?preset=NAME picks a preset, ?kernels=topk leaves where_nd out, ?label=TEXT labels the run,
+// ?autorun=1 starts it at once. Debugging aids: ?timer=wall ignores timestamp-query; ?quantize=NS simulates a browser's
 // quantized timestamps; ?clockguard=1 (or 0) forces the clock guard on (off) whatever the adapter, e.g. to exercise it
 // on SwiftShader; ?canary=iters:1024,load_iters:8192,... overrides space.json "canary" numbers (a CPU adapter's
 // canary is slow: one of space.json's takes ~0.1 s on SwiftShader, one load dispatch ~3 s).
@@ -290,6 +341,7 @@ async function runTuner(resume = null) {
   }
   const duration = elapsed();
   window.__tuner.clockGuard = tuner.timer ? tuner.timer.guardInfo() : null;   // test hook
+  showRunTimestamps(tuner.measurements);
   drawChart($("chart"), tuner.measurements);
   const status = tuner.cancelled ? "cancelled" : (tuner.deviceDead || crash) ? "failed" : "complete";
   const doc = runDocument(runId, spec, preset, label, tuner, started, duration, status);
@@ -643,13 +695,23 @@ async function main() {
     return;
   }
   showAdapter(state.gpu);
-  const preset = isCpuAdapter(state.gpu.info, state.gpu.adapter) ? "quick" : "full";
+  const q = new URLSearchParams(location.search);
+  const asked = q.get("preset");
+  const preset = asked && getSpace().presets[asked] ? asked
+    : isCpuAdapter(state.gpu.info, state.gpu.adapter) ? "quick" : "full";
   $("preset").value = preset;
   fillFromPreset(preset);
+  // ?kernels=topk: the preset's TopK part alone (as bench/tune_gpu.py tunes by default); the space run is posted
+  if (q.get("kernels") && !q.get("kernels").split(",").includes("where_nd")) $("where-on").checked = false;
+  if (q.get("label")) $("label").value = q.get("label");
   refreshCount();
   drawChart($("chart"), []);
+  await showTimestamps(state.gpu);
+  $("adapter-card").dataset.ready = "1";
   setState("idle", `Ready: ${state.gpu.info.description || state.gpu.info.architecture || "WebGPU adapter"}`);
   offerResume();
+  // ?autorun=1: start at once (a browser driven from a script: bench/browser_gpu.py)
+  if (q.get("autorun") === "1") runTuner();
 }
 
 main();

@@ -216,8 +216,8 @@ export class Timer {
     return (await this.canaryIntervals(count, this.canaryChains)).map((d) => d / this.canaryChains / 1e6);
   }
 
-  async canaryIntervals(count, chains) {
-    const pass = await this.gpu.canaryPass(this.canary, this.canary.iters);
+  async canaryIntervals(count, chains, iters = this.canary.iters) {
+    const pass = await this.gpu.canaryPass(this.canary, iters);
     this.ensureQueries(2 * count);
     const enc = this.gpu.device.createCommandEncoder();
     for (let i = 0; i < count; i++) this.gpu.encodeChains(enc, [pass], chains, this.querySet, 2 * i, 2 * i + 1);
@@ -259,14 +259,28 @@ export class Timer {
         this.canaryBest = 0;
       } else {
         await this.load(this.canary.calibrate_ms);
-        // browser only: on a quantized timer, canaries per timestamp pair so that one spans MIN_QUANTA quanta
+        // browser only: canaries per timestamp pair so that one spans MIN_QUANTA quanta on a quantized timer and,
+        // as a sample does, at least SAMPLE_MS of GPU time. A single canary (tens of us on the H200) right after a
+        // heavy sample read 6-10 % slow on 177 of 1,315 configurations of an unrounded H200 run (heavy shapes only),
+        // which the guard could not load away; canaries spanning >= 2 ms in the rounded run never read over 3.4 %.
         const d = await this.canaryIntervals(ESTIMATES, 1);
-        this.canaryChains = (await spanQuanta(quantumOf(d), d, async (c) => (await this.canaryIntervals(1, c))[0])).chains;
+        const q = await spanQuanta(quantumOf(d), d, async (c) => (await this.canaryIntervals(1, c))[0]);
+        const est = Math.max(median(q.deltas) / q.chains / 1e6, 1e-4);
+        this.canaryChains = Math.max(q.chains, Math.min(MAX_CHAINS, Math.ceil(SAMPLE_MS / est)));
         this.canaryBest = median(await this.canaryMs(9));
         this.stats.calibrations += 1;
       }
     }
     return this.canaryBest || null;
+  }
+
+  /** Whether this device's timestamps look rounded, for the adapter card before a run: five intervals of a short
+   *  clock canary (1/8 of its iterations), each its own timestamp pair, told apart by quantumOf. {quantum_ns (0: not
+   *  rounded), deltas_ns} or null without timestamp-query. */
+  async probeQuantum() {
+    if (this.kind !== "timestamp" || !getSpace().canary) return null;
+    const d = await this.canaryIntervals(5, 1, Math.max(1, Math.floor(this.canary.iters / 8)));
+    return { quantum_ns: quantumOf(d), deltas_ns: d };
   }
 
   /** The guard's state for the page and tests. */

@@ -146,6 +146,8 @@ export class Tuner {
                 timer: result.timing ? result.timing.timer : this.timer.kind,
                 median_ms: timing.median_ms, min_ms: timing.min_ms, spread: timing.spread, samples_ms: timing.samples_ms };
     if (result.timing && result.timing.chains) m.chains = result.timing.chains;
+    // the timestamp quantum the timer saw (0: not rounded); where_nd's is that of its kernel_ms
+    if (result.timing && Number.isFinite(result.timing.quantum_ns)) m.quantum_ns = result.timing.quantum_ns;
     // the clock canary's time over its best (timing.js): posted where the clock guard is on, as native does
     if (result.timing && Number.isFinite(result.timing.clock)) m.clock = result.timing.clock;
     if (result.kernel_ms !== undefined) m.kernel_ms = result.kernel_ms;
@@ -241,6 +243,7 @@ export class Tuner {
         try {
           const k = await this.timer.time([pass], { repeats, warmups });
           kernel_ms = k.median_ms;
+          timing.quantum_ns = k.quantum_ns;
           if (Number.isFinite(k.clock)) timing.clock = k.clock;
         } finally {
           bufs.forEach((b) => b.destroy());

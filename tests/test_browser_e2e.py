@@ -504,3 +504,28 @@ def test_a_run_interrupted_by_a_reload_is_resumed_and_posted_once_whole(page, li
     page.reload()
     page.wait_for_selector("#adapter-card[data-ready]")
     assert page.is_hidden("#resume-notice")
+
+
+@pytest.mark.parametrize("query", ["?quantize=100000", ""], ids=["rounded", "unrounded"])
+def test_the_adapter_card_says_whether_timestamps_are_rounded_and_what_the_tuner_does(page, live_server, query):
+    """Chrome rounds WebGPU timestamps to 100 us unless its developer features are on (?quantize=100000 does the same
+    here): the adapter card says so and how the tuner copes, and after a run how many configurations it timed so."""
+    url = base_url(live_server)
+    open_tuner(page, url, query)
+    note = page.text_content("#timestamps-note")
+    probe = page.evaluate("window.__tuner.timestamps")
+    if not query:
+        assert probe["quantum_ns"] == 0 and note.startswith("not rounded"), note
+        return
+    assert probe["quantum_ns"] >= 100_000 and probe["quantum_ns"] % 100_000 == 0, probe
+    assert note.startswith("rounded to ") and "(simulated: ?quantize=100000)" in note, note
+    assert "copies of a configuration between one pair of timestamps" in note and "at least 20 quanta" in note
+    set_space(page, {"#topk-shapes": "2x1024:8", "#topk-wg": "64", "#topk-kl": "4", "#topk-ch": "0",
+                     "#topk-sg": "false", "#repeats": "3", "#warmups": "1"}, check=["#p-1ce"],
+              uncheck=["#p-2ce", "#where-on"])
+    run_and_wait(page)
+    assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
+    ms = httpx.get(f"{url}/api/runs/{page.evaluate('window.__tuner.runId')}").json()["run"]["measurements"]
+    assert ms and all(m["ok"] and m["quantum_ns"] >= 100_000 and m["chains"] >= 1 for m in ms), ms
+    assert f"This run: {len(ms)} of {len(ms)} configurations timed on rounded timestamps" in \
+        page.text_content("#timestamps-note")

@@ -139,3 +139,23 @@ def test_judge_fits_the_rule_on_other_runs_and_judges_it_on_a_runs_shapes(tmp_pa
     assert cli("judge", "--db", db, "--on", off_id, "--rule", off_id).returncode == 2
     missing = cli("judge", "--db", db, "--on", off_id, "--rule", "no-such-run")
     assert missing.returncode == 1 and "no-such-run" in missing.stderr
+
+
+def test_the_browser_runs_on_the_h200_give_docs_browser_gpu_figures(tmp_path):
+    """The page's full TopK runs in Chromium on the H200 and the native run of the same day (docs/browser-gpu.md):
+    the rule fitted on the rounded browser run, judged on the native run, and the other way round."""
+    from pathlib import Path
+    results = Path(__file__).resolve().parents[1] / "bench" / "results"
+    native, rounded, unrounded = (results / f"h200-2026-11-30-{n}.json" for n in (
+        "native-full-topk", "browser-full-topk-rounded", "browser-full-topk-unrounded"))
+    db = str(tmp_path / "h200.sqlite3")
+    assert cli("import", "--db", db, str(native), str(rounded), str(unrounded)).returncode == 0
+    n_id, r_id, u_id = (json.loads(p.read_text())["run_id"] for p in (native, rounded, unrounded))
+    expect = {(n_id, r_id): "regret geomean 1.019  worst 1.107  over 44 shapes",
+              (r_id, n_id): "regret geomean 1.010  worst 1.111  over 44 shapes",
+              (n_id, u_id): "regret geomean 1.870  worst 13.395  over 44 shapes"}
+    for (on, rule), line in expect.items():
+        r = cli("judge", "--db", db, "--on", on, "--rule", rule)
+        assert r.returncode == 0 and line in r.stdout, (on, rule, r.stdout[-300:], r.stderr)
+    rep = cli("report", "--db", db, "--run", r_id)
+    assert "regret tuned_heldout    geomean 1.025  worst 1.185  over 44 shapes" in rep.stdout, rep.stdout[-600:]
