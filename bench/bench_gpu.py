@@ -93,10 +93,7 @@ def tuned_candidates(adapter_info: dict, rows: int, cols: int, k: int, n: int = 
     import ship_rules
     from spiraltorch_tuner import heuristics as h
     from spiraltorch_tuner import rules
-    adapter = h.adapter_class({"adapter": {**{k2: adapter_info.get(k2, "") for k2 in ("vendor", "architecture",
-                                                                                        "device")},
-                                           "backend": f"wgpu:{adapter_info.get('backend', '')}"},
-                               "subgroup_sizes": adapter_info.get("subgroup_sizes", [])})
+    adapter = rules.adapter_of("wgpu", adapter_info)
     docs = [r["run"] for r in ship_rules.records()]
     groups = h.group_by_class(docs)
     keys = list(groups)

@@ -285,17 +285,21 @@ def _source_label(src) -> str:
     return Path(src.name).name if src.name not in ("database", "set_heuristics") else src.name
 
 
+def adapter_of(backend_name: str, info: dict) -> h.AdapterClass:
+    """The device class of a backend from its `info()`, keyed as the runs it tunes are (tuner.tune's adapter)."""
+    return h.adapter_class({"adapter": {"vendor": info.get("vendor", ""), "architecture": info.get("architecture", ""),
+                                        "device": info.get("device", ""),
+                                        "backend": f"{backend_name}:{info.get('backend', '')}".rstrip(":")},
+                            "subgroup_sizes": info.get("subgroup_sizes", [])})
+
+
 def choose(kernel: str, backend, info: dict, query: tuple, limits: dict, features, default: dict,
            extra=None) -> Choice:
     """The configuration for `query` ((rows, cols, k) for "topk", (numel, ndim, contiguous) for "where_nd") on a
     backend whose `info()` is `info`: the first source of the module docstring whose pick is legal here.
     `extra`: a rule source the caller adds after the user's (the server's database)."""
     family = backend_family(getattr(backend, "name", ""))
-    adapter = h.adapter_class({"adapter": {"vendor": info.get("vendor", ""),
-                                           "architecture": info.get("architecture", ""),
-                                           "device": info.get("device", ""),
-                                           "backend": f"{backend.name}:{info.get('backend', '')}".rstrip(":")},
-                               "subgroup_sizes": info.get("subgroup_sizes", [])})
+    adapter = adapter_of(backend.name, info)
     subgroups = "subgroups" in features
     notes = []
     sources = [(s, "tuned:" + _source_label(s)) for s in (BOOK.user(), extra) if s is not None]

@@ -4,34 +4,30 @@
 The vote (native/heuristics.py) is constant on boxes: inside one half-octave of rows, of cols and of k the distances
 to the measured shapes are fixed, and so is each configuration's legality (k <= ch < cols) once the cols and k axes
 are also cut at ch + 1 for every chunk size of the grid. So the table is exact: every box of the u32 range gets the
-vote's pick (computed for all boxes at once below, with the very float sums of vote_pick), then neighbouring boxes
-with the same pick are merged along k, then cols, then rows. The records do not overlap, so WasmTunerTable's sort
+vote's pick (computed for all boxes at once below, with the very float sums of vote_pick), then records are grown
+greedily over neighbouring boxes of one pick (records_for). The records do not overlap, so WasmTunerTable's sort
 cannot change which one matches. Each carries our four parameters (use_2ce, wg, kl, ch); st-core keeps its own
 values for its other fields, and our sg/ls have no field (st-core's kernels have no such variants).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from spiraltorch_tuner import heuristics as h
+from spiraltorch_tuner.shaders import space
 
 U32_MAX = 2**32 - 1
-MAX_ROWS = 65535     # shaders/space.json topk.bounds.rows: one workgroup row per dispatch row
+MAX_ROWS = space()["topk"]["bounds"]["rows"][1]     # one workgroup row per dispatch row
 
 
 def ho_starts() -> list[int]:
     """The x in [1, 2^32) where floor(2 log2 x) steps up: 2^b and the least x with x^2 >= 2^(2b+1)."""
     out = []
     for b in range(32):
-        out.append(1 << b)
-        m = int(np.ceil(np.sqrt(2.0) * (1 << b)))
-        while m * m < 1 << (2 * b + 1):
-            m += 1
-        while m > 1 and (m - 1) * (m - 1) >= 1 << (2 * b + 1):
-            m -= 1
-        if m <= U32_MAX:
-            out.append(m)
-    return sorted(set(out))
+        out += [1 << b, math.isqrt((1 << (2 * b + 1)) - 1) + 1]
+    return sorted({x for x in out if x <= U32_MAX})
 
 
 def intervals(cuts) -> list[tuple[int, int]]:
