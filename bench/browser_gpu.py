@@ -6,9 +6,9 @@ page opened with ?autorun=1, the run document it posted saved as JSON, a screens
     python3 bench/browser_gpu.py --chromium /usr/bin/chromium --out DIR --flags default --preset quick
 
 --flags: names of FLAGSETS to try in order (the first whose adapter is not a CPU one is used), or `default`.
---runs: `rounded` (timestamps as Chrome gives them to users: rounded to 100 us; where this browser does not round,
-the page's ?quantize=100000 does it) and `unrounded` (Chrome's WebGPU developer features on: timestamps as the GPU
-gives them), `faults` (the quick preset's TopK shapes with the subgroup scan's WGSL made invalid and the device
+--runs, in the order given: `rounded` (timestamps as Chrome gives them to users: rounded to 100 us; the page's
+?quantize=100000 does it where this browser does not round, and changes nothing where it does) and `unrounded`
+(Chrome's WebGPU developer features on: timestamps as the GPU gives them), `faults` (the quick preset's TopK shapes with the subgroup scan's WGSL made invalid and the device
 destroyed after three configurations, to see each row say so and the run go on). bench/browser_gpu.sh carries
 Chromium to a GPU machine without network and calls this there.
 """
@@ -226,8 +226,30 @@ def probe(exe, names, env, url, out: Path) -> tuple[str | None, list]:
         log(f"probe {name}: {a.get('vendor')} / {a.get('architecture')} / {a.get('description')} "
             f"{rec.get('error') or a.get('error') or ''}")
         if a and not a.get("error") and (not is_cpu(a) or name == "default"):
+            rec["default_timestamps"] = default_timestamps(exe, BASE_FLAGS + FLAGSETS[name], env, url, out)
+            log(f"probe {name}: Chrome's default timestamps {rec['default_timestamps']}")
             return name, seen
     return None, seen
+
+
+def default_timestamps(exe, flags, env, url, out: Path) -> dict:
+    """The adapter card's check of the page with these flags (no developer features, no ?quantize): whether this
+    Chromium rounds WebGPU timestamps ({quantum_ns: 0} when not)."""
+    b = Chromium(exe, flags, env, out / "chromium.log")
+    try:
+        s = b.page()
+        b.goto(s, url + "/")
+        t0 = time.time()
+        while time.time() - t0 < 60:
+            st = json.loads(b.eval(s, STATE_JS))
+            if st["ready"] and st["timestamps"] is not None:
+                return st["timestamps"]
+            time.sleep(0.5)
+        return {"error": "the adapter card did not check timestamps within 60 s"}
+    except Exception as e:            # noqa: BLE001 - recorded, the runs still go on
+        return {"error": f"{type(e).__name__}: {e}"}
+    finally:
+        b.close()
 
 
 def run_page(exe, flags, env, url, query: str, out: Path, name: str, timeout: float, shot: Path | None,
@@ -338,7 +360,8 @@ def main() -> int:
     ap.add_argument("--out", required=True, help="folder for the run documents, the screenshot and the logs")
     ap.add_argument("--flags", default="angle-vulkan,angle-egl,vulkan-native",
                     help=f"flag sets to try in order ({', '.join(FLAGSETS)})")
-    ap.add_argument("--runs", default="rounded,unrounded", help="rounded, unrounded, faults (comma-separated)")
+    ap.add_argument("--runs", default="rounded,unrounded",
+                    help="rounded, unrounded, faults (comma-separated, run in this order)")
     ap.add_argument("--preset", default="full")
     ap.add_argument("--kernels", default="topk", help="topk, or topk,where_nd (the page's full preset has both)")
     ap.add_argument("--timeout", type=float, default=400, help="seconds for one run of the page")
@@ -381,19 +404,11 @@ def main() -> int:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary["runs"][key]
 
-    if "rounded" in runs or "unrounded" in runs:
-        # Chrome's default timestamps first: rounded (the condition users have) or not, the page's check says
-        first = page_run("default", flags, qs(label=f"{label}, Chrome's default timestamps"), out / "page.png")
-        rounded = bool(first.get("probe_quantum_ns"))
-        summary["browser_rounds"] = rounded
-        if "run_id" in first:
-            (out / "browser-default.json").rename(out / f"browser-{'rounded' if rounded else 'unrounded'}.json")
-        if rounded and "unrounded" in runs and fits("unrounded"):
-            page_run("unrounded", flags + UNROUNDED, qs(label=f"{label}, WebGPU developer features on: unrounded"),
-                     None)
-        elif not rounded and "rounded" in runs and fits("rounded"):
-            page_run("rounded", flags, qs(quantize=QUANTUM_NS, label=f"{label}, rounded to 100 us by ?quantize"),
-                     out / "page.png")
+    for key in [r for r in runs if r in ("rounded", "unrounded")]:
+        if key == "rounded":        # Chrome's rounding; where this Chromium does not round, ?quantize does
+            page_run(key, flags, qs(quantize=QUANTUM_NS, label=f"{label}, rounded to 100 us"), out / "page.png")
+        else:
+            page_run(key, flags + UNROUNDED, qs(label=f"{label}, WebGPU developer features on: unrounded"), None)
     if "faults" in runs and fits("faults"):
         page_run("faults", flags, urllib.parse.urlencode({"preset": "quick", "kernels": "topk",
                                                          "label": "faults: invalid WGSL, device destroyed"}),

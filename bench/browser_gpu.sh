@@ -7,7 +7,7 @@
 #   there: bash SRC/bench/browser_gpu.sh setup DIR/base # source to /tmp/stt/src, wheels to /tmp/stt/site, loaders
 #          bash SRC/bench/browser_gpu.sh take DIR/part-NN    # once per part, in any number of calls
 #          bash SRC/bench/browser_gpu.sh unpack              # parts checked and unpacked to /tmp/stt/chromium
-#          bash SRC/bench/browser_gpu.sh native OUT.json     # the native wgpu-py full run (bench/tune_gpu.py)
+#          bash SRC/bench/browser_gpu.sh native OUT.json [--kernels topk,where_nd]   # the native wgpu-py full run
 #          bash SRC/bench/browser_gpu.sh browser OUTDIR [browser_gpu.py options]
 #
 # Chromium is Debian 12's `chromium` (the binary from its .deb) with the part of `chromium-common` it reads, and
@@ -146,7 +146,8 @@ case "$cmd" in
   native)
     [ -e "$stt/env" ] || env_file
     . "$stt/env"
-    python3 "$stt/src/bench/tune_gpu.py" --out "${1:?native OUT.json}" --preset full ;;
+    out=${1:?native OUT.json [tune_gpu.py options]}; shift
+    python3 "$stt/src/bench/tune_gpu.py" --out "$out" --preset full "$@" ;;
   browser)
     . "$stt/env"
     out=${1:?browser OUTDIR [options]}; shift

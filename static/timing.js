@@ -19,6 +19,8 @@ import { getSpace } from "./space.js";
 
 export const MIN_QUANTA = 20;
 export const QUANTUM_FLOOR_NS = 50000;     // deltas all multiples of >= 50 us: quantized
+const DEFAULT_QUANTUM_NS = 100000;         // Chrome's rounding, taken while the deltas cannot tell
+const SETTLE = 8;                          // different intervals before a coarser quantum is believed (Quanta)
 const WALL_QUANTUM_NS = 100000;            // performance.now() is coarsened to ~100 us outside isolation
 // As native/wgpu_backend.py: GPU time of warm-up before the samples, the least GPU time of one sample. MAX_CHAINS
 // caps the chains of one sample, the warm-up and the samples of one submission (native: 2048; the browser keeps
@@ -26,7 +28,7 @@ const WALL_QUANTUM_NS = 100000;            // performance.now() is coarsened to 
 export const WARM_MS = 30;
 export const SAMPLE_MS = 0.5;
 const MAX_CHAINS = 4096;
-const ESTIMATES = 3;                       // native times one chain; three deltas let quantumOf tell a quantized timer
+const ESTIMATES = 3;                       // native times one chain; three deltas let Quanta tell a quantized timer
 
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -42,21 +44,43 @@ export function summarize(samples) {
 
 const gcd = (a, b) => { while (b) [a, b] = [b, a % b]; return a; };
 
-/** The timestamp quantum in ns when deltas look quantized (zeros, or all multiples of >= 50 us), else 0. */
-export function quantumOf(deltasNs) {
-  const nz = deltasNs.map((d) => Math.round(d)).filter((d) => d > 0);
-  if (!nz.length) return 100000;
-  const g = nz.reduce(gcd);
-  return g >= QUANTUM_FLOOR_NS ? g : 0;
+/** A timer's timestamp quantum in ns (0: not rounded), from every interval it has read: their gcd where that is
+ *  >= QUANTUM_FLOOR_NS; zeros only say that a kernel is shorter than a quantum. Not from one configuration's
+ *  deltas alone: three estimates of a 4.4 ms kernel can all read 4.4 ms, whose gcd is 4.4 ms, not the rounding's
+ *  100 us, and the tuner then raised such a sample to 20 x 4.4 ms (an H200 run spent 70 s of GPU time so, chains
+ *  20-40 where one was enough). A gcd above DEFAULT_QUANTUM_NS (Chrome's) is believed once SETTLE different
+ *  non-zero intervals share it (were the quantum half of it, that would happen by chance about once in 2^(SETTLE-1)
+ *  runs); till then the quantum is taken as at most DEFAULT_QUANTUM_NS. */
+export class Quanta {
+  constructor() { this.g = 0; this.seen = new Set(); }
+
+  /** Reads intervals (ns); returns the quantum (0: not rounded). */
+  observe(deltasNs) {
+    for (const x of deltasNs) {
+      const d = Math.round(x);
+      if (!(d > 0)) continue;
+      if (this.seen.size < SETTLE) this.seen.add(d);
+      this.g = gcd(this.g, d);
+    }
+    return this.value;
+  }
+
+  get value() {
+    if (!this.g) return DEFAULT_QUANTUM_NS;            // zeros only: shorter than a quantum of unknown size
+    if (this.g < QUANTUM_FLOOR_NS) return 0;
+    return this.seen.size >= SETTLE ? this.g : Math.min(this.g, DEFAULT_QUANTUM_NS);
+  }
 }
 
 /** Chains N for a quantized timer: raised from 1 until the median interval (ns; `deltas` at N = 1, then one
- *  `measure(N)` per step) spans MIN_QUANTA quanta. Returns {chains, deltas}; {1, deltas} when quantum is 0. */
+ *  `measure(N)` per step) spans MIN_QUANTA quanta. `quantum`: ns, or a function giving the current estimate (a
+ *  timer's Quanta learns from each step). Returns {chains, deltas}; {1, deltas} when the quantum is 0. */
 export async function spanQuanta(quantum, deltas, measure) {
+  const q = typeof quantum === "function" ? quantum : () => quantum;
   let chains = 1;
-  while (quantum && median(deltas) < MIN_QUANTA * quantum && chains < MAX_CHAINS) {
+  while (q() && median(deltas) < MIN_QUANTA * q() && chains < MAX_CHAINS) {
     const m = median(deltas);
-    const factor = m > 0 ? Math.ceil((MIN_QUANTA * quantum) / m) : 8;
+    const factor = m > 0 ? Math.ceil((MIN_QUANTA * q()) / m) : 8;
     chains = Math.min(MAX_CHAINS, chains * Math.max(2, Math.min(64, factor)));
     deltas = [await measure(chains)];
   }
@@ -102,6 +126,7 @@ export class Timer {
     this.canaryChains = 1;       // canaries per timestamp pair (> 1 only on a quantized timer)
     this.stats = { calibrations: 0, retries: 0, load_ms: 0 };
     this.queryCount = 0;
+    this.quanta = new Quanta();  // every timestamp interval read, for the quantum (native has none: never rounded)
   }
 
   /** Query set, resolve and readback buffers for `count` timestamps (grown, never shrunk). */
@@ -131,6 +156,7 @@ export class Timer {
       if (this.simQ > 0n) { a -= a % this.simQ; b -= b % this.simQ; }
       out.push(b > a ? Number(b - a) : 0);
     }
+    this.quanta.observe(out);
     return out;
   }
 
@@ -165,8 +191,7 @@ export class Timer {
     for (let i = 0; i < ESTIMATES; i++) gpu.encodeChains(enc, passes, 1, qs, 2 * i, 2 * i + 1);
     const est0 = await this.intervals(enc, ESTIMATES);
     // a quantized timer: N raised until a sample spans MIN_QUANTA quanta (one submission per step)
-    const quantum = quantumOf(est0);
-    const q = await spanQuanta(quantum, est0, (c) => this.sample(passes, c));
+    const q = await spanQuanta(() => this.quanta.value, est0, (c) => this.sample(passes, c));
     const est = Math.max(median(q.deltas) / q.chains / 1e6, 1e-4);
     // 2. chains per sample: SAMPLE_MS of GPU time (all samples within MAX_CHAINS), at least the quantized need
     const chains = Math.max(q.chains, Math.max(1, Math.min(Math.floor(MAX_CHAINS / n), Math.ceil(SAMPLE_MS / est))));
@@ -193,7 +218,7 @@ export class Timer {
       await this.load(this.canary.ramp_max_ms, true);
       gpu.checkLost();
     }
-    const out = { timer: "timestamp", chains, quantum_ns: quantum, ...summarize(samples) };
+    const out = { timer: "timestamp", chains, quantum_ns: this.quanta.value, ...summarize(samples) };
     if (clock !== null && Number.isFinite(clock)) out.clock = clock;
     return out;
   }
@@ -264,7 +289,7 @@ export class Timer {
         // heavy sample read 6-10 % slow on 177 of 1,315 configurations of an unrounded H200 run (heavy shapes only),
         // which the guard could not load away; canaries spanning >= 2 ms in the rounded run never read over 3.4 %.
         const d = await this.canaryIntervals(ESTIMATES, 1);
-        const q = await spanQuanta(quantumOf(d), d, async (c) => (await this.canaryIntervals(1, c))[0]);
+        const q = await spanQuanta(() => this.quanta.value, d, async (c) => (await this.canaryIntervals(1, c))[0]);
         const est = Math.max(median(q.deltas) / q.chains / 1e6, 1e-4);
         this.canaryChains = Math.max(q.chains, Math.min(MAX_CHAINS, Math.ceil(SAMPLE_MS / est)));
         this.canaryBest = median(await this.canaryMs(9));
@@ -275,12 +300,12 @@ export class Timer {
   }
 
   /** Whether this device's timestamps look rounded, for the adapter card before a run: five intervals of a short
-   *  clock canary (1/8 of its iterations), each its own timestamp pair, told apart by quantumOf. {quantum_ns (0: not
+   *  clock canary (1/8 of its iterations), each its own timestamp pair, read by the timer's Quanta. {quantum_ns (0: not
    *  rounded), deltas_ns} or null without timestamp-query. */
   async probeQuantum() {
     if (this.kind !== "timestamp" || !getSpace().canary) return null;
     const d = await this.canaryIntervals(5, 1, Math.max(1, Math.floor(this.canary.iters / 8)));
-    return { quantum_ns: quantumOf(d), deltas_ns: d };
+    return { quantum_ns: this.quanta.value, deltas_ns: d };
   }
 
   /** The guard's state for the page and tests. */
