@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=cmd_report)
     j = sub.add_parser("judge", help="how a TopK rule serves shapes it was not fitted on: fit it on some runs, "
-                                     "judge it on another run's shapes")
+                                     "judge it on another run's shapes (and the where_nd rule on its cases)")
     j.add_argument("--db")
     j.add_argument("--on", default="latest", help="the run whose shapes to judge on: a run id or 'latest'")
     j.add_argument("--rule", default="all", help="the run to fit the rule on: a run id, or 'all': every other stored "

@@ -120,9 +120,34 @@ def judge(on: dict, fit_measurements: list, fit_runs: list[str]) -> dict:
         rows.append(row)
     return {"run_id": on.get("run_id"), "fit_runs": list(fit_runs), "subgroups": sg, "shapes": rows,
             "regret": _summary(rows, "pick_regret"), "worst": worst_of(rows, lambda x: x["shape"], "pick_regret"),
-            "unmeasured": sum(r["pick_ms"] is None for r in rows),
+            "unmeasured": sum(r["pick_ms"] is None for r in rows), "where_nd": judge_where(on_ms, fit_ms),
             "doc": "regret = time of the rule's pick / fastest measured time on that shape, the rule fitted on "
-                   "fit_runs only; a pick this run did not measure has no regret (counted in unmeasured)"}
+                   "fit_runs only; a pick this run did not measure has no regret (counted in unmeasured); where_nd "
+                   "(where both sides have it): the same per case, and on the kernel time alone"}
+
+
+def judge_where(on_ms: list, fit_ms: list) -> dict | None:
+    """judge's where_nd part: the where_nd rule fitted on `fit_ms` judged on the cases of `on_ms` (usable
+    measurements): per case the fastest configuration there, the rule's pick, its regret on a call's time (uploads
+    pooled per path, as the rule is fitted) and on the kernel time alone; None unless both sides have where_nd data."""
+    times, model = where_times(on_ms), where_table(fit_ms)
+    if not times or not len(model):
+        return None
+    kernel = where_kernel_times(on_ms)
+    rows = []
+    for case, shape, dtype in sorted(times, key=lambda k: (k[0], math.prod(k[1]), k[1], k[2])):
+        t = times[(case, shape, dtype)]
+        best = min(t.values())
+        pick = choose_where(model, *where_query(case, shape))
+        row = {"case": case, "shape": list(shape), "dtype": dtype, "configs": len(t),
+               "best": dict(zip(WHERE_KEYS, min(t, key=lambda c: (t[c], c)))), "best_ms": best,
+               "pick": dict(zip(WHERE_KEYS, pick)), "pick_ms": t.get(pick)}
+        _add_regrets(row, ("pick",), best)
+        row["pick_kernel_regret"] = kernel_regret(kernel.get((case, shape, dtype), {}), pick)
+        rows.append(row)
+    return {"cases": rows, "regret": _summary(rows, "pick_regret"),
+            "kernel_regret": _summary(rows, "pick_kernel_regret"),
+            "worst": worst_of(rows, case_name, "pick_regret"), "unmeasured": sum(r["pick_ms"] is None for r in rows)}
 
 
 def class_fit(records, on: dict) -> tuple[list, list[str]]:
@@ -174,7 +199,22 @@ def format_judge(r: dict) -> str:
     if g["n"]:
         out.append(f"regret geomean {g['geomean']:.3f}  worst {g['worst']:.3f}  over {g['n']} shapes"
                    + (f" ({r['unmeasured']} picks not measured in this run)" if r["unmeasured"] else ""))
-    return "\n".join(out + _worst_line(r["worst"], "shapes", "worst"))
+    out += _worst_line(r["worst"], "shapes", "worst")
+    w = r.get("where_nd")
+    if w:
+        out += ["", "where_nd rule of the same runs judged on its cases",
+                f"{'where_nd case':<34} {'configs':>7} {'best ms':>9} {'pick':>9} {'kernel':>9}"]
+        for c in w["cases"]:
+            v = c["pick_regret"]
+            out.append(f"{case_name(c):<34} {c['configs']:>7} {_fmt(c['best_ms'], '{:.4g}'):>9} {_fmt(v):>9}"
+                       f"{_over(v)}{_fmt(c['pick_kernel_regret']):>9}".rstrip())
+        for name, g in (("", w["regret"]), (" (kernel alone)", w["kernel_regret"])):
+            if g["n"]:
+                out.append(f"where_nd regret{name} geomean {g['geomean']:.3f}  worst {g['worst']:.3f}  over {g['n']} "
+                           "cases" + (f" ({w['unmeasured']} picks not measured in this run)" if w["unmeasured"] and
+                                      not name else ""))
+        out += _worst_line(w["worst"], "cases", "worst")
+    return "\n".join(out)
 
 
 def case_name(c: dict) -> str:

@@ -107,7 +107,8 @@ async function showTimestamps(gpu) {
 function showRunTimestamps(ms) {
   const note = $("timestamps-note");
   if (!note) return;
-  const rounded = ms.filter((m) => m.quantum_ns > 0 && m.timer === "timestamp");
+  // where_nd: its kernel_ms is the part timed on timestamps (its median_ms is a call's wall-clock time)
+  const rounded = ms.filter((m) => m.quantum_ns > 0 && (m.timer === "timestamp" || Number.isFinite(m.kernel_ms)));
   note.querySelector(".run-note")?.remove();
   if (!rounded.length) return;
   const chains = rounded.map((m) => m.chains || 1).sort((a, b) => a - b);
@@ -553,6 +554,11 @@ const JUDGE_COLS = [
   ["pick", "Rule's pick"], ["pick_regret", "Regret"],
 ];
 const JUDGE_SERIES = [["pick_regret", "rule of the other runs", "#4a6fdc"]];
+const JUDGE_WHERE_COLS = [
+  ["case", "Case"], ["shape", "Shape"], ["dtype", "dtype"], ["configs", "Configs"], ["best_ms", "Best ms"],
+  ["best", "Fastest configuration"], ["pick", "Rule's pick"], ["pick_regret", "Regret"],
+  ["pick_kernel_regret", "Kernel regret"],
+];
 
 /** How the rule of the other stored runs serves a run's TopK shapes, which it was not fitted on, in the report area. */
 async function showJudge(runId, name) {
@@ -573,6 +579,14 @@ async function showJudge(runId, name) {
     `rule fitted on ${body.fit_runs.length} other run${body.fit_runs.length === 1 ? "" : "s"} of this GPU, ` +
     `which never saw these shapes: ${fmtRegret(body.regret)}.` + worstText(body.worst, "Worst") +
     (body.unmeasured ? ` ${body.unmeasured} picks were not measured in this run.` : "");
+  const w = body.where_nd;
+  $("report-where").hidden = !w;
+  if (!w) return;
+  fillTable($("report-where-table"), JUDGE_WHERE_COLS, w.cases, w.worst ? w.worst.target : Infinity, "pick_regret");
+  drawRegretChart($("report-where-chart"), w.cases, JUDGE_SERIES, (c) => `${c.case} ${c.shape.join("×")}`);
+  $("report-where-summary").textContent = `The where_nd rule of the same runs on this run's cases: ` +
+    `${fmtRegret(w.regret, "cases")}; on the kernel time alone: ${fmtRegret(w.kernel_regret, "cases")}.` +
+    worstText(w.worst, "Worst");
 }
 
 // -- stored runs ----------------------------------------------------------------------------------------------

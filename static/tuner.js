@@ -243,6 +243,7 @@ export class Tuner {
         try {
           const k = await this.timer.time([pass], { repeats, warmups });
           kernel_ms = k.median_ms;
+          timing.chains = k.chains;
           timing.quantum_ns = k.quantum_ns;
           if (Number.isFinite(k.clock)) timing.clock = k.clock;
         } finally {

@@ -351,6 +351,8 @@ def test_judge_fits_the_rule_on_other_runs_and_says_what_is_wrong(client, sample
     assert j["run_id"] == b["run_id"] and j["fit_runs"] == [a["run_id"], where_only["run_id"]]   # the class, merged
     assert j["regret"] == {"geomean": 1.0, "worst": 1.0, "n": 3}             # same times: the picks are the best
     assert [s["shape"] for s in j["shapes"]] == ["2x16384 k=256", "4x1024 k=8", "4x4096 k=64"]
+    w = j["where_nd"]                                    # both sides have where_nd: its rule judged per case too
+    assert w["regret"]["n"] == len(w["cases"]) > 0 and w["regret"]["worst"] == 1.0, w
     one = client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": a["run_id"]}).json()
     assert one["fit_runs"] == [a["run_id"]] and one["shapes"] == j["shapes"]
     same = client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": b["run_id"]})

@@ -441,6 +441,10 @@ def test_a_stored_runs_judge_link_shows_how_the_other_runs_rule_serves_its_shape
     assert "which never saw these shapes" in summary and f"worst {j['regret']['worst']:.3f}" in summary
     assert page.locator("#report-chart svg").count() == 1
     assert "judged on judged" in page.text_content("#report-run")
+    # both runs have where_nd: its rule's regret per case is shown as the API has it
+    assert page.is_visible("#report-where-table")
+    assert page.locator("#report-where-table tbody tr").count() == len(j["where_nd"]["cases"]) > 0
+    assert f"worst {j['where_nd']['regret']['worst']:.3f}" in page.text_content("#report-where-summary")
     screenshot(page, tmp_path, "tuner-judge.png")
     page.click(f"#runs td.links a[href='/api/runs/{where_only['run_id']}/judge']")
     for _ in range(40):
@@ -521,11 +525,15 @@ def test_the_adapter_card_says_whether_timestamps_are_rounded_and_what_the_tuner
     assert note.startswith("rounded to ") and "(simulated: ?quantize=100000)" in note, note
     assert "copies of a configuration between one pair of timestamps" in note and "at least 20 quanta" in note
     set_space(page, {"#topk-shapes": "2x1024:8", "#topk-wg": "64", "#topk-kl": "4", "#topk-ch": "0",
-                     "#topk-sg": "false", "#repeats": "3", "#warmups": "1"}, check=["#p-1ce"],
-              uncheck=["#p-2ce", "#where-on"])
+                     "#topk-sg": "false", "#where-shapes": "3x8x33", "#where-path": "direct", "#where-wg": "64",
+                     "#where-vpt": "1", "#repeats": "3", "#warmups": "1"},
+              check=["#p-1ce", "#where-on", "#where-cases input[value=contiguous]"], uncheck=["#p-2ce"] +
+              [f"#where-cases input[value={c}]" for c in ("neg_stride", "broadcast")])
     run_and_wait(page)
     assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
     ms = httpx.get(f"{url}/api/runs/{page.evaluate('window.__tuner.runId')}").json()["run"]["measurements"]
-    assert ms and all(m["ok"] and m["quantum_ns"] >= 100_000 and m["chains"] >= 1 for m in ms), ms
+    assert {m["kernel"] for m in ms} == {"topk", "where_nd"}, ms
+    # where_nd: the kernel alone is timed on the timestamps (kernel_ms), with its quantum and chains
+    assert all(m["ok"] and m["quantum_ns"] >= 100_000 and m["chains"] >= 1 for m in ms), ms
     assert f"This run: {len(ms)} of {len(ms)} configurations timed on rounded timestamps" in \
         page.text_content("#timestamps-note")

@@ -159,3 +159,28 @@ def test_the_browser_runs_on_the_h200_give_docs_browser_gpu_figures(tmp_path):
         assert r.returncode == 0 and line in r.stdout, (on, rule, r.stdout[-300:], r.stderr)
     rep = cli("report", "--db", db, "--run", r_id)
     assert "regret tuned_heldout    geomean 1.025  worst 1.185  over 44 shapes" in rep.stdout, rep.stdout[-600:]
+
+
+def test_the_browser_runs_with_where_nd_on_the_h200_give_docs_browser_gpu_figures(tmp_path):
+    """The page's full preset (TopK and where_nd) in Chromium on a fresh H200 machine, rounded, and TopK unrounded,
+    beside the native full run on the same machine (docs/browser-gpu.md): each rule judged on the other's
+    measurements, TopK and where_nd."""
+    from pathlib import Path
+    results = Path(__file__).resolve().parents[1] / "bench" / "results"
+    native, rounded, unrounded = (results / f"h200-2026-11-30-s18-{n}.json" for n in (
+        "native-full", "browser-full-rounded", "browser-full-topk-unrounded"))
+    db = str(tmp_path / "h200.sqlite3")
+    assert cli("import", "--db", db, str(native), str(rounded), str(unrounded)).returncode == 0
+    n_id, r_id, u_id = (json.loads(p.read_text())["run_id"] for p in (native, rounded, unrounded))
+    expect = {(n_id, r_id): ["regret geomean 1.020  worst 1.099  over 44 shapes",
+                             "where_nd regret geomean 1.011  worst 1.168  over 42 cases",
+                             "where_nd regret (kernel alone) geomean 1.006  worst 1.053  over 42 cases"],
+              (r_id, n_id): ["regret geomean 1.012  worst 1.111  over 44 shapes",
+                             "where_nd regret geomean 1.083  worst 3.304  over 42 cases",
+                             "where_nd regret (kernel alone) geomean 1.008  worst 1.047  over 42 cases"],
+              (n_id, u_id): ["regret geomean 1.020  worst 1.121  over 44 shapes"],
+              (u_id, n_id): ["regret geomean 1.012  worst 1.116  over 44 shapes"]}
+    for (on, rule), lines in expect.items():
+        r = cli("judge", "--db", db, "--on", on, "--rule", rule)
+        assert r.returncode == 0 and all(x in r.stdout for x in lines), (on, rule, r.stdout[-900:], r.stderr)
+    assert "where_nd" not in cli("judge", "--db", db, "--on", u_id, "--rule", n_id).stdout   # TopK only there
