@@ -317,16 +317,21 @@ export class Gpu {
   }
 }
 
-/** A view materialised contiguously at the output shape (broadcast applied). */
+/** A view materialised contiguously at the output shape (broadcast applied), a row (the last dimension) at a
+ *  time: copied where the row is contiguous, filled where it is broadcast (16M elements: 120 ms element by element
+ *  in JavaScript, the segmented path's upload in the browser). */
 export function materialise(view, outShape, Ctor) {
   const strides = broadcastStrides(view, outShape);
   const numel = outShape.reduce((a, b) => a * b, 1);
   const out = new Ctor(numel);
-  const nd = outShape.length, coord = new Array(nd).fill(0);
-  let o = view.offset;
-  for (let i = 0; i < numel; i++) {
-    out[i] = view.data[o];
-    o = advance(coord, o, strides, outShape, nd);
+  const nd = outShape.length, inner = nd ? outShape[nd - 1] : 1, last = nd ? strides[nd - 1] : 0;
+  const data = view.data, coord = new Array(Math.max(0, nd - 1)).fill(0);
+  let start = view.offset;
+  for (let o = 0; o < numel; o += inner) {
+    if (last === 1) out.set(data.subarray(start, start + inner), o);
+    else if (last === 0 || inner === 1) out.fill(data[start], o, o + inner);
+    else for (let j = 0; j < inner; j++) out[o + j] = data[start + j * last];
+    start = advance(coord, start, strides, outShape, nd - 1);      // the next row: the outer nd - 1 dimensions
   }
   return out;
 }

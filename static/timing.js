@@ -23,11 +23,13 @@ const DEFAULT_QUANTUM_NS = 100000;         // Chrome's rounding, taken while the
 const SETTLE = 8;                          // different intervals before a coarser quantum is believed (Quanta)
 const WALL_QUANTUM_NS = 100000;            // performance.now() is coarsened to ~100 us outside isolation
 // As native/wgpu_backend.py: GPU time of warm-up before the samples, the least GPU time of one sample. MAX_CHAINS
-// caps the chains of one sample, the warm-up and the samples of one submission (native: 2048; the browser keeps
-// 4096, which a quantized timer may need for a tiny kernel to span MIN_QUANTA quanta).
+// caps the chains of one sample and of the samples of one submission (native: 2048; the browser keeps 4096, which
+// a quantized timer may need for a tiny kernel to span MIN_QUANTA quanta); WARM_CHAINS the warm-up's, as native's
+// (a 3 us where_nd kernel on a rounded timer was encoded 4096 times for warm-up, then 10 x 1024 times for samples).
 export const WARM_MS = 30;
 export const SAMPLE_MS = 0.5;
 const MAX_CHAINS = 4096;
+const WARM_CHAINS = 2048;
 const ESTIMATES = 3;                       // native times one chain; three deltas let Quanta tell a quantized timer
 
 export function median(xs) {
@@ -79,9 +81,11 @@ export async function spanQuanta(quantum, deltas, measure) {
   const q = typeof quantum === "function" ? quantum : () => quantum;
   let chains = 1;
   while (q() && median(deltas) < MIN_QUANTA * q() && chains < MAX_CHAINS) {
+    // straight to the chains that span MIN_QUANTA quanta by this reading, 10 % over (a rounded reading is short by
+    // up to a quantum); x8 while the reading is 0
     const m = median(deltas);
-    const factor = m > 0 ? Math.ceil((MIN_QUANTA * q()) / m) : 8;
-    chains = Math.min(MAX_CHAINS, chains * Math.max(2, Math.min(64, factor)));
+    const factor = m > 0 ? (1.1 * MIN_QUANTA * q()) / m : 8;
+    chains = Math.min(MAX_CHAINS, Math.max(chains + 1, Math.ceil(chains * Math.min(64, factor))));
     deltas = [await measure(chains)];
   }
   return { chains, deltas };
@@ -195,7 +199,7 @@ export class Timer {
     const est = Math.max(median(q.deltas) / q.chains / 1e6, 1e-4);
     // 2. chains per sample: SAMPLE_MS of GPU time (all samples within MAX_CHAINS), at least the quantized need
     const chains = Math.max(q.chains, Math.max(1, Math.min(Math.floor(MAX_CHAINS / n), Math.ceil(SAMPLE_MS / est))));
-    const warm = Math.min(MAX_CHAINS, Math.ceil(WARM_MS / est));
+    const warm = Math.min(WARM_CHAINS, Math.ceil(WARM_MS / est));
     // 3. one submission: warm-up, canary, the samples back to back, canary; one resolve, one readback
     const attempts = canary ? Math.max(0, Math.floor(this.canary.retries)) + 1 : 1;
     let samples = [], clock = null;
