@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is no
 STATIC = ROOT / "static"
 
 
-def run_js(body: str, payload):
+def run_js(body: str, payload, stderr: bool = False):
     script = ("\n".join(f"import * as {n} from {json.dumps((STATIC / f'{n}.js').as_uri())};"
                         for n in ("reference", "cases", "gpu", "space", "tuner"))
               + "\nconst input = JSON.parse(require_input());\n"
@@ -33,7 +33,7 @@ def run_js(body: str, payload):
     out = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return (json.loads(out.stdout), out.stderr) if stderr else json.loads(out.stdout)
 
 
 def topk_js(x: np.ndarray, k: int):
@@ -119,6 +119,27 @@ def test_where_direct_upload_matches_python_strided_view_and_uniform():
         cshape, strides = coalesce(shape, [st for _, _, st in views])
         ref = where_uniform(cshape, int(np.prod(shape)), [(v[1], st) for v, st in zip(views, strides)])
         assert base64.b64decode(uni) == ref.tobytes(), (case, shape, dtype)
+
+
+def test_segmented_materialise_is_numpys_broadcast_for_every_case_and_a_strided_view():
+    """gpu.materialise (the segmented path's host-side copy, a row at a time) gives NumPy's broadcast_to copy: every
+    case's cond, x and y, and a view with a non-unit, negative-row stride."""
+    got = run_js("console.log(JSON.stringify(input.map(([kase, shape, dtype]) => {"
+                 " const v = cases.whereInputs(kase, shape, dtype, 11);"
+                 " return [b64(gpu.materialise(v.cond, shape, Uint8Array)),"
+                 "   ...[v.x, v.y].map((t) => b64(gpu.materialise(t, shape, Float32Array)))]; })));"
+                 "const d = new Float32Array(200).map((_, i) => i);"
+                 "console.error(b64(gpu.materialise({data: d, shape: [3, 4], strides: [-30, 3], offset: 90}, [2, 3, 4],"
+                 " Float32Array)));", [w for w in WHERE if w[2] == "float32"], stderr=True)
+    out, err = got
+    for (case, shape, dtype), bufs in zip([w for w in WHERE if w[2] == "float32"], out):
+        c, x, y = cases.where_inputs(case, shape, dtype, 11)
+        for a, js, t in zip((c, x, y), bufs, (np.uint8, np.float32, np.float32)):
+            want = np.ascontiguousarray(np.broadcast_to(a, shape)).astype(t)
+            assert base64.b64decode(js) == want.tobytes(), (case, shape)
+    base = np.arange(200, dtype=np.float32)
+    view = np.lib.stride_tricks.as_strided(base[90:], (3, 4), (-30 * 4, 3 * 4))
+    assert base64.b64decode(err.strip()) == np.ascontiguousarray(np.broadcast_to(view, (2, 3, 4))).tobytes()
 
 
 LIMITS = {"maxComputeInvocationsPerWorkgroup": 256, "maxComputeWorkgroupSizeX": 256,
