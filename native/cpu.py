@@ -47,6 +47,6 @@ class CpuBackend:
     def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
         return wall_timing(lambda: self.topk2d(x, k), repeats, warmups)
 
-    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1) -> Timing:
+    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1, call=None) -> Timing:
         return wall_timing(lambda: self.where_nd(cond, x, y), repeats, warmups)
 

@@ -485,7 +485,7 @@ class CudaBackend:
             del keep
             return res
 
-    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1) -> Timing:
+    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1, call=None) -> Timing:
         """Kernel time (CUDA events) with the inputs already on the device, uploaded as `path` says."""
         cond, x, y = check_where_args(cond, x, y)
         cp = self._cp()

@@ -68,7 +68,7 @@ class MpsBackend:
         xt = t.from_numpy(x).to("mps")
         return self._wall(lambda: _torch_topk(t, xt, k), repeats, warmups)
 
-    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1) -> Timing:
+    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1, call=None) -> Timing:
         cond, x, y = check_where_args(cond, x, y)
         t = self._t()
         args = [t.from_numpy(np.ascontiguousarray(a)).to("mps") for a in (cond, x, y)]

@@ -121,5 +121,5 @@ class SpiralTorchBackend:
     def where_nd(self, cond, x, y, params=None):
         raise Unsupported("SpiralTorch's wheel has no where_nd kernel to run beside ours; use device='wgpu'")
 
-    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1):
+    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1, call=None):
         self.where_nd(cond, x, y, params)

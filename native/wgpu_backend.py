@@ -486,15 +486,19 @@ class WgpuBackend:
             return out
 
     @_device_faults
-    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1) -> Timing:
+    def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1, call=None) -> Timing:
         """Time per call with the uploads (the segmented path's cost is its many writes), on the wall clock. Where
         the device has timestamp queries, also `kernel_ms`: the kernel's own GPU time with the inputs resident
         (time_where_kernel), and the clock canary's ratio beside it as `clock`. The wall clock's noise swamps the
-        differences between one path's workgroup sizes; the kernel time tells them apart."""
+        differences between one path's workgroup sizes; the kernel time tells them apart. `call`: (repeats,
+        warmups) at most for the call with its uploads where the kernel is timed too (the tuner's space.json
+        where_nd.call_timing); None: as the kernel's."""
         cond, x, y = check_where_args(cond, x, y)
         with self._lock:
-            wall = self._where_run(cond, x, y, params, repeats, warmups)[1]
-            if "timestamp-query" not in self.features or not np.broadcast(cond, x, y).size:
+            kernel_too = "timestamp-query" in self.features and np.broadcast(cond, x, y).size
+            n, w = (min(repeats, call[0]), min(warmups, call[1])) if call and kernel_too else (repeats, warmups)
+            wall = self._where_run(cond, x, y, params, max(1, n), w)[1]
+            if not kernel_too:
                 return wall
             kern = self.time_where_kernel(cond, x, y, params, repeats, warmups)[0]
             return dataclasses.replace(wall, kernel_ms=kern.median_ms, clock=kern.clock)

@@ -526,14 +526,16 @@ def test_the_adapter_card_says_whether_timestamps_are_rounded_and_what_the_tuner
     assert "copies of a configuration between one pair of timestamps" in note and "at least 20 quanta" in note
     set_space(page, {"#topk-shapes": "2x1024:8", "#topk-wg": "64", "#topk-kl": "4", "#topk-ch": "0",
                      "#topk-sg": "false", "#where-shapes": "3x8x33", "#where-path": "direct", "#where-wg": "64",
-                     "#where-vpt": "1", "#repeats": "3", "#warmups": "1"},
+                     "#where-vpt": "1", "#repeats": "4", "#warmups": "1"},
               check=["#p-1ce", "#where-on", "#where-cases input[value=contiguous]"], uncheck=["#p-2ce"] +
               [f"#where-cases input[value={c}]" for c in ("neg_stride", "broadcast")])
     run_and_wait(page)
     assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
     ms = httpx.get(f"{url}/api/runs/{page.evaluate('window.__tuner.runId')}").json()["run"]["measurements"]
     assert {m["kernel"] for m in ms} == {"topk", "where_nd"}, ms
-    # where_nd: the kernel alone is timed on the timestamps (kernel_ms), with its quantum and chains
+    # where_nd: the kernel alone is timed on the timestamps (kernel_ms), with its quantum and chains; its call with
+    # the uploads at most space.json's where_nd.call_timing times (3), TopK's samples as many as the repeats
     assert all(m["ok"] and m["quantum_ns"] >= 100_000 and m["chains"] >= 1 for m in ms), ms
+    assert sorted({m["kernel"]: len(m["samples_ms"]) for m in ms}.items()) == [("topk", 4), ("where_nd", 3)], ms
     assert f"This run: {len(ms)} of {len(ms)} configurations timed on rounded timestamps" in \
         page.text_content("#timestamps-note")

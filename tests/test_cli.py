@@ -184,3 +184,27 @@ def test_the_browser_runs_with_where_nd_on_the_h200_give_docs_browser_gpu_figure
         r = cli("judge", "--db", db, "--on", on, "--rule", rule)
         assert r.returncode == 0 and all(x in r.stdout for x in lines), (on, rule, r.stdout[-900:], r.stderr)
     assert "where_nd" not in cli("judge", "--db", db, "--on", u_id, "--rule", n_id).stdout   # TopK only there
+
+
+def test_three_call_samples_pick_as_ten_on_the_h200_full_runs(tmp_path):
+    """docs/timing.md (where_nd.call_timing): the where_nd rule fitted on the first 3 of each call's 10 samples of
+    the H200 full runs (bench/call_samples.py), judged on all 10, picks as the rule of all 10."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    db = str(tmp_path / "calls.sqlite3")
+    expect = {"native-full": "where_nd regret geomean 1.000  worst 1.004  over 42 cases",
+              "browser-full-rounded": "where_nd regret geomean 1.000  worst 1.007  over 42 cases"}
+    ids = {}
+    for name, line in expect.items():
+        run = root / "bench" / "results" / f"h200-2026-11-30-s18-{name}.json"
+        cut = tmp_path / f"{name}-3.json"
+        subprocess.run([sys.executable, str(root / "bench" / "call_samples.py"), str(run), str(cut), "3"], check=True)
+        assert cli("import", "--db", db, str(run), str(cut)).returncode == 0
+        on, rule = (json.loads(p.read_text())["run_id"] for p in (run, cut))
+        r = cli("judge", "--db", db, "--on", on, "--rule", rule)
+        assert r.returncode == 0 and line in r.stdout, (name, r.stdout[-600:], r.stderr)
+        ids[name] = (on, rule)
+    across = cli("judge", "--db", db, "--on", ids["native-full"][0], "--rule", ids["browser-full-rounded"][1])
+    assert "where_nd regret geomean 1.011  worst 1.168  over 42 cases" in across.stdout, across.stdout[-600:]

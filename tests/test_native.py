@@ -133,6 +133,23 @@ def test_where_timing_carries_the_kernel_time_beside_the_wall_time(path):
     # share two cores), of the same order as the kernel timed alone
     assert d["kernel_ms"] > 0 and d["kernel_ms"] not in d["samples_ms"]
     assert t.median_ms / 10 < d["kernel_ms"] < t.median_ms * 10
+    # the tuner's call_timing: the call with its uploads sampled at most twice, the kernel still three times
+    w2 = b.time_where_nd(c, x, y, p, repeats=3, warmups=1, call=(2, 0)).as_dict()
+    assert len(w2["samples_ms"]) == 2 and w2["kernel_ms"] > 0
+
+
+def test_the_native_tuner_samples_where_calls_as_space_json_call_timing_says():
+    """A where_nd measurement of the tuner on wgpu (timestamps: the kernel is timed alone too) has at most
+    where_nd.call_timing's samples of the call with its uploads, and its kernel_ms; the repeats stay the kernel's."""
+    from spiraltorch_tuner.shaders import space
+    from spiraltorch_tuner.tuner import tune
+    ct = space()["where_nd"]["call_timing"]
+    doc = tune("wgpu", "custom", {"seed": 1, "repeats": 5, "warmups": 1, "where_nd": {
+        "shapes": [[4, 64, 33]], "cases": ["neg_stride"], "dtypes": ["float32"],
+        "params": {"path": ["direct", "segmented"], "wg": [64], "vpt": [1]}}})
+    ms = doc["measurements"]
+    assert len(ms) == 2 and all(m["ok"] and m["kernel_ms"] > 0 for m in ms), ms
+    assert all(len(m["samples_ms"]) == min(5, ct["repeats"]) for m in ms), [m["samples_ms"] for m in ms]
 
 
 @pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
