@@ -141,49 +141,43 @@ def test_judge_fits_the_rule_on_other_runs_and_judges_it_on_a_runs_shapes(tmp_pa
     assert missing.returncode == 1 and "no-such-run" in missing.stderr
 
 
-def test_the_browser_runs_on_the_h200_give_docs_browser_gpu_figures(tmp_path):
-    """The page's full TopK runs in Chromium on the H200 and the native run of the same day (docs/browser-gpu.md):
-    the rule fitted on the rounded browser run, judged on the native run, and the other way round."""
-    from pathlib import Path
-    results = Path(__file__).resolve().parents[1] / "bench" / "results"
-    native, rounded, unrounded = (results / f"h200-2026-11-30-{n}.json" for n in (
-        "native-full-topk", "browser-full-topk-rounded", "browser-full-topk-unrounded"))
-    db = str(tmp_path / "h200.sqlite3")
-    assert cli("import", "--db", db, str(native), str(rounded), str(unrounded)).returncode == 0
-    n_id, r_id, u_id = (json.loads(p.read_text())["run_id"] for p in (native, rounded, unrounded))
-    expect = {(n_id, r_id): "regret geomean 1.019  worst 1.107  over 44 shapes",
-              (r_id, n_id): "regret geomean 1.010  worst 1.111  over 44 shapes",
-              (n_id, u_id): "regret geomean 1.870  worst 13.395  over 44 shapes"}
-    for (on, rule), line in expect.items():
-        r = cli("judge", "--db", db, "--on", on, "--rule", rule)
-        assert r.returncode == 0 and line in r.stdout, (on, rule, r.stdout[-300:], r.stderr)
-    rep = cli("report", "--db", db, "--run", r_id)
-    assert "regret tuned_heldout    geomean 1.025  worst 1.185  over 44 shapes" in rep.stdout, rep.stdout[-600:]
+# docs/browser-gpu.md's two rounds on the H200: run files (native, browser rounded, browser unrounded) and, per
+# (judged run, rule's run), the lines `judge` prints; the report's held-out line of the rounded run where given.
+H200_ROUNDS = {
+    "round 1, TopK": (("native-full-topk", "browser-full-topk-rounded", "browser-full-topk-unrounded"), {
+        "nr": ["regret geomean 1.019  worst 1.107  over 44 shapes"],
+        "rn": ["regret geomean 1.010  worst 1.111  over 44 shapes"],
+        "nu": ["regret geomean 1.870  worst 13.395  over 44 shapes"],
+        "report r": ["regret tuned_heldout    geomean 1.025  worst 1.185  over 44 shapes"]}),
+    "round 2, full preset": (("s18-native-full", "s18-browser-full-rounded", "s18-browser-full-topk-unrounded"), {
+        "nr": ["regret geomean 1.020  worst 1.099  over 44 shapes",
+               "where_nd regret geomean 1.011  worst 1.168  over 42 cases",
+               "where_nd regret (kernel alone) geomean 1.006  worst 1.053  over 42 cases"],
+        "rn": ["regret geomean 1.012  worst 1.111  over 44 shapes",
+               "where_nd regret geomean 1.083  worst 3.304  over 42 cases",
+               "where_nd regret (kernel alone) geomean 1.008  worst 1.047  over 42 cases"],
+        "nu": ["regret geomean 1.020  worst 1.121  over 44 shapes"],
+        "un": ["regret geomean 1.012  worst 1.116  over 44 shapes"]}),
+}
 
 
-def test_the_browser_runs_with_where_nd_on_the_h200_give_docs_browser_gpu_figures(tmp_path):
-    """The page's full preset (TopK and where_nd) in Chromium on a fresh H200 machine, rounded, and TopK unrounded,
-    beside the native full run on the same machine (docs/browser-gpu.md): each rule judged on the other's
-    measurements, TopK and where_nd."""
+@pytest.mark.parametrize("round_", H200_ROUNDS)
+def test_the_browser_runs_on_the_h200_give_docs_browser_gpu_figures(tmp_path, round_):
+    """The page's runs in Chromium on the H200 (rounded and unrounded timestamps) and the native run on the same
+    machine (docs/browser-gpu.md): each rule judged on the other's measurements, TopK and, where both have it,
+    where_nd."""
     from pathlib import Path
-    results = Path(__file__).resolve().parents[1] / "bench" / "results"
-    native, rounded, unrounded = (results / f"h200-2026-11-30-s18-{n}.json" for n in (
-        "native-full", "browser-full-rounded", "browser-full-topk-unrounded"))
+    names, expect = H200_ROUNDS[round_]
+    paths = [Path(__file__).resolve().parents[1] / "bench" / "results" / f"h200-2026-11-30-{n}.json" for n in names]
     db = str(tmp_path / "h200.sqlite3")
-    assert cli("import", "--db", db, str(native), str(rounded), str(unrounded)).returncode == 0
-    n_id, r_id, u_id = (json.loads(p.read_text())["run_id"] for p in (native, rounded, unrounded))
-    expect = {(n_id, r_id): ["regret geomean 1.020  worst 1.099  over 44 shapes",
-                             "where_nd regret geomean 1.011  worst 1.168  over 42 cases",
-                             "where_nd regret (kernel alone) geomean 1.006  worst 1.053  over 42 cases"],
-              (r_id, n_id): ["regret geomean 1.012  worst 1.111  over 44 shapes",
-                             "where_nd regret geomean 1.083  worst 3.304  over 42 cases",
-                             "where_nd regret (kernel alone) geomean 1.008  worst 1.047  over 42 cases"],
-              (n_id, u_id): ["regret geomean 1.020  worst 1.121  over 44 shapes"],
-              (u_id, n_id): ["regret geomean 1.012  worst 1.116  over 44 shapes"]}
-    for (on, rule), lines in expect.items():
-        r = cli("judge", "--db", db, "--on", on, "--rule", rule)
-        assert r.returncode == 0 and all(x in r.stdout for x in lines), (on, rule, r.stdout[-900:], r.stderr)
-    assert "where_nd" not in cli("judge", "--db", db, "--on", u_id, "--rule", n_id).stdout   # TopK only there
+    assert cli("import", "--db", db, *map(str, paths)).returncode == 0
+    ids = dict(zip("nru", (json.loads(p.read_text())["run_id"] for p in paths)))
+    for what, lines in expect.items():
+        r = (cli("report", "--db", db, "--run", ids[what[-1]]) if what.startswith("report")
+             else cli("judge", "--db", db, "--on", ids[what[0]], "--rule", ids[what[1]]))
+        assert r.returncode == 0 and all(x in r.stdout for x in lines), (what, r.stdout[-900:], r.stderr)
+        if what == "un":
+            assert "where_nd" not in r.stdout                        # the unrounded run of round 2 is TopK only
 
 
 def test_three_call_samples_pick_as_ten_on_the_h200_full_runs(tmp_path):
