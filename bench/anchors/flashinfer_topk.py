@@ -1,0 +1,138 @@
+"""FlashInfer's top-k as an anchor: `flashinfer.top_k` of the flashinfer-python wheel (0.7.2.post1), on torch
+tensors, JIT-compiled on first use with this machine's nvcc.
+
+Only `flashinfer.topk` and what it imports are loaded: the package's own __init__.py, which imports every kernel
+family FlashInfer has (attention, MoE, GEMM: CuTe-DSL, cuDNN frontend, ...), is skipped, so the top-k path needs no
+more than torch, apache-tvm-ffi, filelock, jinja2, packaging, requests and nvidia-ml-py. The function that runs is
+the wheel's, unchanged.
+
+FlashInfer's semantics (flashinfer/topk.py, 0.7.2.post1): `top_k(x, k, sorted=False, deterministic=False,
+tie_break=0)`; values and int64 indices. With tie_break 0 (the default) which items are returned among those that
+tie at the k-th value is unspecified. `sorted=True` sorts the k results descending (torch.sort, not stable, unless
+deterministic with k <= 2048); without it the order is unspecified. Its dispatch picks a backend per call: on an
+H100/H200 (SM 9.0) the radix kernels (FilteredTopK / RadixTopK), or CUB's DeviceBatchedTopK for unsorted calls on
+short rows or few rows (`can_use_cub_topk`, `is_cub_topk_beneficial`); the SM 10.0 clusters kernel not at all.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VERSION = "0.7.2.post1"
+
+
+def _cuda_home() -> str | None:
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if home:
+        return home
+    nvcc = shutil.which("nvcc")
+    return str(Path(nvcc).resolve().parents[1]) if nvcc else None
+
+
+def curand_include() -> str | None:
+    """The folder of curand_kernel.h when the CUDA toolkit nvcc belongs to lacks it (a toolkit assembled from pip
+    packages, as on the GPU machines here) but the nvidia-curand wheel has it: FlashInfer's top-k sources include
+    flashinfer/sampling.cuh, which includes cuRAND's device header. None when the toolkit has it or none is found."""
+    home = _cuda_home()
+    if home and Path(home, "include", "curand_kernel.h").is_file():
+        return None
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations if spec else None) or []:
+        for hit in sorted(Path(root).glob("*/include/curand_kernel.h")):
+            return str(hit.parent)
+    return None
+
+
+def jit_environment(arch: str) -> dict:
+    """The environment FlashInfer's JIT reads at import, set where unset: one target architecture (e.g. "9.0a"),
+    a workspace under the temporary folder, and cuRAND's include folder added to nvcc's flags if needed."""
+    env = {"FLASHINFER_CUDA_ARCH_LIST": arch,
+           "FLASHINFER_WORKSPACE_BASE": str(Path(tempfile.gettempdir()) / "flashinfer-ws"),
+           "TVM_FFI_CACHE_DIR": str(Path(tempfile.gettempdir()) / "tvm-ffi-cache")}
+    out = {k: os.environ.setdefault(k, v) for k, v in env.items()}
+    inc = curand_include()
+    if inc and inc not in os.environ.get("FLASHINFER_EXTRA_CUDAFLAGS", ""):
+        os.environ["FLASHINFER_EXTRA_CUDAFLAGS"] = (os.environ.get("FLASHINFER_EXTRA_CUDAFLAGS", "")
+                                                    + f" -isystem {inc}").strip()
+    if os.environ.get("FLASHINFER_EXTRA_CUDAFLAGS"):
+        out["FLASHINFER_EXTRA_CUDAFLAGS"] = os.environ["FLASHINFER_EXTRA_CUDAFLAGS"]
+    return out
+
+
+def load_topk_module():
+    """flashinfer.topk, imported without running flashinfer/__init__.py (see the module docstring)."""
+    if "flashinfer" not in sys.modules:
+        spec = importlib.util.find_spec("flashinfer")
+        if spec is None:
+            raise ImportError("flashinfer-python is not installed (bash bench/anchors.sh prepare, then install "
+                              ".anchors/flashinfer-topk-*.zip and .anchors/whl/*.whl: docs/performance.md)")
+        sys.modules["flashinfer"] = importlib.util.module_from_spec(spec)   # the package, its __init__ not run
+    return importlib.import_module("flashinfer.topk")
+
+
+class FlashInferTopK:
+    """flashinfer.top_k, loaded and JIT-built once (available() does both and says why when it cannot)."""
+
+    name = "flashinfer"
+
+    def __init__(self, device: int = 0):
+        self._device = device
+        self._status = None
+        self._mod = None
+        self._info = {}
+
+    def available(self) -> tuple[bool, str]:
+        if self._status is None:
+            try:
+                self._load()
+                self._status = (True, "")
+            except Exception as e:   # an import, JIT or load failure is reported, never raised
+                self._status = (False, f"{type(e).__name__}: {str(e).strip()[-2000:]}")
+        return self._status
+
+    def info(self) -> dict:
+        return dict(self._info)
+
+    def _load(self):
+        import torch
+        major, minor = torch.cuda.get_device_capability(self._device)
+        env = jit_environment(f"{major}.{minor}")
+        mod = load_topk_module()
+        try:
+            version = importlib.metadata.version("flashinfer-python")
+        except importlib.metadata.PackageNotFoundError:
+            version = getattr(sys.modules.get("flashinfer.version"), "__version__", "unknown")
+        t0 = time.perf_counter()
+        mod.get_topk_module()          # the JIT build (ninja + nvcc), or the cached library
+        build_s = time.perf_counter() - t0
+        self._mod = mod
+        self._info = {"version": version, "expected_version": VERSION, "jit_build_s": round(build_s, 1),
+                      "environment": env, "module": mod.__file__,
+                      "api": "flashinfer.top_k(x, k, sorted=...) (flashinfer/topk.py)"}
+
+    def backend(self, xt, k: int, sorted_output: bool) -> str:
+        """Which of its backends FlashInfer's dispatch runs for this call, asked with its own predicates."""
+        m = self._mod
+        algo = os.environ.get("FLASHINFER_TOPK_ALGO")
+        clusters = m.can_use_clusters_topk(algo, xt.device, False, m.TopKTieBreak.NONE, False)
+        if m.can_use_cub_topk(algo, xt, m.TopKTieBreak.NONE, False, sorted_output) and m.is_cub_topk_beneficial(
+                algo, xt.size(0), xt.size(1), k, xt.dtype, m.TopKTieBreak.NONE, False, clusters):
+            return "cub (DeviceBatchedTopK)"
+        if clusters:
+            return "clusters" + (" + torch.sort" if sorted_output else "")
+        return "radix" + (" + torch.sort" if sorted_output else "")
+
+    def enqueue(self, xt, k: int, *, sorted_output: bool = True):
+        """run(): one flashinfer.top_k call on torch's current stream, returning (values, indices)."""
+        ok, why = self.available()
+        if not ok:
+            raise RuntimeError(why)
+        top_k = self._mod.top_k
+        return lambda: top_k(xt, k, sorted=sorted_output)
