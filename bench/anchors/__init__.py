@@ -12,7 +12,8 @@ from .check import GRADES, grade_topk
 from .cub_topk import CubTopK
 from .flashinfer_topk import FlashInferTopK
 
-__all__ = ["GRADES", "VARIANTS", "Variant", "CubTopK", "FlashInferTopK", "grade_topk", "load_all", "make_anchors"]
+__all__ = ["GRADES", "VARIANTS", "Variant", "CubTopK", "FlashInferTopK", "grade_topk", "load_all",
+           "load_in_background", "make_anchors"]
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,22 @@ def make_anchors(device: int = 0) -> dict:
     return {"flashinfer": FlashInferTopK(device), "cub": CubTopK(device)}
 
 
+def _load(a) -> dict:
+    t0 = time.perf_counter()
+    ok, why = a.available()
+    return {"available": ok, "why": why or None, "load_s": round(time.perf_counter() - t0, 1), **a.info()}
+
+
+def load_in_background(found: dict) -> dict:
+    """Start loading (import, JIT-build, nvcc-build) every anchor, each in a thread of its own: each spends its time
+    in compiler processes (FlashInfer's JIT takes minutes on a machine's first run). name -> Future of
+    {available, why, load_s, **info()}."""
+    pool = ThreadPoolExecutor(len(found) or 1, thread_name_prefix="anchor")
+    futures = {name: pool.submit(_load, a) for name, a in found.items()}
+    pool.shutdown(wait=False)
+    return futures
+
+
 def load_all(found: dict) -> dict:
-    """Load (import, JIT-build, nvcc-build) every anchor at once, each in a thread of its own, since each spends its
-    time in compiler processes (FlashInfer's JIT takes minutes on a machine's first run): name -> {available, why,
-    load_s, **info()}."""
-    def load(a):
-        t0 = time.perf_counter()
-        ok, why = a.available()
-        return {"available": ok, "why": why or None, "load_s": round(time.perf_counter() - t0, 1), **a.info()}
-    with ThreadPoolExecutor(len(found) or 1) as pool:
-        futures = {name: pool.submit(load, a) for name, a in found.items()}
-        return {name: f.result() for name, f in futures.items()}
+    """load_in_background, waited for: name -> {available, why, load_s, **info()}."""
+    return {name: f.result() for name, f in load_in_background(found).items()}
