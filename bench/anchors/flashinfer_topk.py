@@ -19,13 +19,16 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 VERSION = "0.7.2.post1"
+SPLIT_COMPILE = 0   # nvcc --split-compile: 0 = as many threads as the machine has CPUs
 
 
 def _cuda_home() -> str | None:
@@ -50,19 +53,56 @@ def curand_include() -> str | None:
     return None
 
 
+def libcuda_link_dir(workspace: Path) -> str | None:
+    """A folder with a libcuda.so for the link step's `-lcuda`, where the toolkit has no lib64/stubs (one assembled
+    from pip packages) and the linker's own folders hold only the driver's libcuda.so.1: a link, in the workspace,
+    to the driver library this process has loaded (torch has initialized CUDA by then). None when not needed or
+    not found."""
+    home = _cuda_home()
+    if home and any(Path(home, d, "libcuda.so").exists() for d in ("lib64/stubs", "lib64", "lib/stubs", "lib")):
+        return None
+    try:
+        cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    except OSError:
+        cache = ""
+    if re.search(r"^\s*libcuda\.so \(", cache, re.M):
+        return None
+    loaded = [ln.split()[-1] for ln in Path("/proc/self/maps").read_text().splitlines() if "/libcuda.so" in ln]
+    if not loaded:
+        return None
+    d = workspace / "libcuda"
+    d.mkdir(parents=True, exist_ok=True)
+    link = d / "libcuda.so"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(loaded[0])
+    return str(d)
+
+
+def _add_flag(var: str, flag: str, unless: str | None = None):
+    """Append flag to the variable unless it, or `unless`, is already there (a value the caller set wins)."""
+    if (unless or flag) not in os.environ.get(var, ""):
+        os.environ[var] = (os.environ.get(var, "") + " " + flag).strip()
+
+
 def jit_environment(arch: str) -> dict:
-    """The environment FlashInfer's JIT reads at import, set where unset: one target architecture (e.g. "9.0a"),
-    a workspace under the temporary folder, and cuRAND's include folder added to nvcc's flags if needed."""
-    env = {"FLASHINFER_CUDA_ARCH_LIST": arch,
-           "FLASHINFER_WORKSPACE_BASE": str(Path(tempfile.gettempdir()) / "flashinfer-ws"),
-           "TVM_FFI_CACHE_DIR": str(Path(tempfile.gettempdir()) / "tvm-ffi-cache")}
+    """The environment FlashInfer's JIT reads at import, set where unset: one target architecture (e.g. "9.0",
+    which FlashInfer builds as sm_90a), a workspace under the temporary folder, nvcc's split compilation (cicc's
+    and ptxas's work spread over the CPUs: FlashInfer's cub_topk.cu takes 838 s on one core, 555 s on two), and
+    where needed cuRAND's include folder and a folder with libcuda.so. Returns what it set."""
+    tmp = Path(tempfile.gettempdir())
+    env = {"FLASHINFER_CUDA_ARCH_LIST": arch, "FLASHINFER_WORKSPACE_BASE": str(tmp / "flashinfer-ws"),
+           "TVM_FFI_CACHE_DIR": str(tmp / "tvm-ffi-cache")}
     out = {k: os.environ.setdefault(k, v) for k, v in env.items()}
+    _add_flag("FLASHINFER_EXTRA_CUDAFLAGS", f"--split-compile={SPLIT_COMPILE}", unless="--split-compile")
     inc = curand_include()
-    if inc and inc not in os.environ.get("FLASHINFER_EXTRA_CUDAFLAGS", ""):
-        os.environ["FLASHINFER_EXTRA_CUDAFLAGS"] = (os.environ.get("FLASHINFER_EXTRA_CUDAFLAGS", "")
-                                                    + f" -isystem {inc}").strip()
-    if os.environ.get("FLASHINFER_EXTRA_CUDAFLAGS"):
-        out["FLASHINFER_EXTRA_CUDAFLAGS"] = os.environ["FLASHINFER_EXTRA_CUDAFLAGS"]
+    if inc:
+        _add_flag("FLASHINFER_EXTRA_CUDAFLAGS", f"-isystem {inc}")
+    lib = libcuda_link_dir(Path(out["FLASHINFER_WORKSPACE_BASE"]))
+    if lib:
+        _add_flag("FLASHINFER_EXTRA_LDFLAGS", f"-L{lib}")
+    out.update({k: os.environ[k] for k in ("FLASHINFER_EXTRA_CUDAFLAGS", "FLASHINFER_EXTRA_LDFLAGS")
+                if os.environ.get(k)})
     return out
 
 
