@@ -6,8 +6,11 @@
 #                                                     # ignore): whl/apache_tvm_ffi-*.whl and
 #                                                     # flashinfer-topk-0.7.2.post1.zip, about 10 MB
 #   there: bash bench/anchors.sh run [bench_gpu.py options]   # in the repo root, with .gpu and .anchors carried
-#          bash bench/anchors.sh build   # the same installs, then only the two builds (FlashInfer's JIT, CUB's
-#                                        # harness), cached in /tmp: a later `run` on that machine starts at once
+#          bash bench/anchors.sh build [--background]   # the same installs, then only the two builds
+#                     # (FlashInfer's JIT, CUB's harness), cached in /tmp: a later `run` on that machine finds them
+#                     # built. --background: in a process of its own that outlives the call (log:
+#                     # /tmp/anchors-build.log), for a build longer than one call; then
+#          bash bench/anchors.sh wait [SECONDS]   # until it has finished (default 580 s), printing its log
 #
 # flashinfer-python's wheel is 62 MB (332 MB unpacked), too much to carry beside the tree and .gpu (64 MiB a call),
 # so `prepare` keeps what its top-k path reads, unchanged: the package's top-level modules and its jit/ and trace/
@@ -21,7 +24,9 @@
 # `run` does what the project's GPU runs do (loaders from .gpu/deb, .gpu's wheels and the project's own in .gpu/proj
 # into /tmp/site), adds apache-tvm-ffi and the FlashInfer subset there, and runs
 # `python3 bench/bench_gpu.py --only topk "$@"` from /tmp. FlashInfer's JIT build of its top-k module takes minutes
-# the first time on a machine (a fresh machine has no cache): docs/performance.md gives the figures.
+# the first time on a machine (cub_topk.cu: 838 s on one core here, 555 s on two with nvcc's --split-compile,
+# which the bench sets); the bench runs it beside its own columns. docs/performance.md gives the figures and the
+# way through `build --background` and `wait` when one call is not enough.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 FLASHINFER=0.7.2.post1
@@ -75,13 +80,18 @@ EOF
   du -sh "$dir"/whl/* "$dir"/*.zip; du -sh "$dir"
 }
 
+# Once per machine: installing again would give the JIT's sources and headers new mtimes, and ninja would then
+# rebuild FlashInfer's module that `build` or an earlier `run` left in /tmp/flashinfer-ws.
 install() {
   cd "$here"
   for f in .gpu/deb/*.deb; do dpkg -x "$f" /; done
   ldconfig
-  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .gpu/whl/*.whl \
-    .gpu/proj/*.whl .anchors/whl/*.whl
-  python3 -m zipfile -e .anchors/flashinfer-topk-*.zip /tmp/site
+  if [ ! -e /tmp/site/.anchors-installed ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .gpu/whl/*.whl \
+      .gpu/proj/*.whl .anchors/whl/*.whl
+    python3 -m zipfile -e .anchors/flashinfer-topk-*.zip /tmp/site
+    touch /tmp/site/.anchors-installed
+  fi
   export PYTHONPATH=/tmp/site XDG_RUNTIME_DIR=/tmp PYTHONUNBUFFERED=1
   cd /tmp
 }
@@ -92,6 +102,12 @@ run() {
 }
 
 build() {
+  if [ "${1:-}" = --background ]; then
+    rm -f /tmp/anchors-build.done
+    setsid nohup bash "$here/bench/anchors.sh" build > /tmp/anchors-build.log 2>&1 < /dev/null &
+    echo "building in the background (pid $!): bash bench/anchors.sh wait"
+    return
+  fi
   install
   python3 - "$here/bench" <<'EOF'
 import json, sys
@@ -99,11 +115,21 @@ sys.path.insert(0, sys.argv[1])
 import anchors
 print(json.dumps(anchors.load_all(anchors.make_anchors()), indent=1, default=str))
 EOF
+  touch /tmp/anchors-build.done
+}
+
+wait_build() {
+  local limit=${1:-580} t=0
+  while [ ! -e /tmp/anchors-build.done ] && [ "$t" -lt "$limit" ]; do sleep 5; t=$((t + 5)); done
+  cat /tmp/anchors-build.log 2>/dev/null || echo "no /tmp/anchors-build.log: start with build --background" >&2
+  [ -e /tmp/anchors-build.done ] || { echo "still building after ${t} s" >&2; return 1; }
 }
 
 case "$cmd" in
   prepare) prepare "$@" ;;
   run) run "$@" ;;
-  build) build ;;
-  *) echo "usage: bash bench/anchors.sh prepare [DIR] | run [bench_gpu.py options] | build" >&2; exit 2 ;;
+  build) build "$@" ;;
+  wait) wait_build "$@" ;;
+  *) echo "usage: bash bench/anchors.sh prepare [DIR] | run [bench_gpu.py options] | build [--background]" \
+       "| wait [SECONDS]" >&2; exit 2 ;;
 esac
