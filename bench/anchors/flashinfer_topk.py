@@ -31,19 +31,32 @@ VERSION = "0.7.2.post1"
 SPLIT_COMPILE = 0   # nvcc --split-compile: 0 = as many threads as the machine has CPUs
 
 
-def _cuda_home() -> str | None:
+def cuda_home() -> str | None:
+    """The CUDA toolkit's root: CUDA_HOME or CUDA_PATH, else where nvcc says it runs from (`nvcc --dryrun` prints
+    it; FlashInfer's own guess, two folders above `which nvcc`, is /usr/local where /usr/local/bin/nvcc is a script
+    that runs the real one, as on this workplace's machines), else /usr/local/cuda."""
     home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
     if home:
         return home
     nvcc = shutil.which("nvcc")
-    return str(Path(nvcc).resolve().parents[1]) if nvcc else None
+    if nvcc:
+        try:
+            r = subprocess.run([nvcc, "--dryrun", "-E", "-x", "cu", os.devnull], capture_output=True, text=True,
+                               timeout=120)
+            m = re.search(r"^#\$ _HERE_=(.+)$", r.stdout + r.stderr, re.M)
+            if m:
+                return str(Path(m.group(1).strip()).resolve().parent)
+        except (OSError, subprocess.SubprocessError):
+            pass
+        return str(Path(nvcc).resolve().parents[1])
+    return "/usr/local/cuda" if Path("/usr/local/cuda/bin/nvcc").exists() else None
 
 
 def curand_include() -> str | None:
     """The folder of curand_kernel.h when the CUDA toolkit nvcc belongs to lacks it (a toolkit assembled from pip
     packages, as on the GPU machines here) but the nvidia-curand wheel has it: FlashInfer's top-k sources include
     flashinfer/sampling.cuh, which includes cuRAND's device header. None when the toolkit has it or none is found."""
-    home = _cuda_home()
+    home = os.environ.get("CUDA_HOME") or cuda_home()
     if home and Path(home, "include", "curand_kernel.h").is_file():
         return None
     spec = importlib.util.find_spec("nvidia")
@@ -58,7 +71,7 @@ def libcuda_link_dir(workspace: Path) -> str | None:
     from pip packages) and the linker's own folders hold only the driver's libcuda.so.1: a link, in the workspace,
     to the driver library this process has loaded (torch has initialized CUDA by then). None when not needed or
     not found."""
-    home = _cuda_home()
+    home = os.environ.get("CUDA_HOME") or cuda_home()
     if home and any(Path(home, d, "libcuda.so").exists() for d in ("lib64/stubs", "lib64", "lib/stubs", "lib")):
         return None
     try:
@@ -87,12 +100,15 @@ def _add_flag(var: str, flag: str, unless: str | None = None):
 
 def jit_environment(arch: str) -> dict:
     """The environment FlashInfer's JIT reads at import, set where unset: one target architecture (e.g. "9.0",
-    which FlashInfer builds as sm_90a), a workspace under the temporary folder, nvcc's split compilation (cicc's
+    which FlashInfer builds as sm_90a), the toolkit's root, a workspace under the temporary folder, nvcc's split compilation (cicc's
     and ptxas's work spread over the CPUs: FlashInfer's cub_topk.cu takes 838 s on one core, 555 s on two), and
     where needed cuRAND's include folder and a folder with libcuda.so. Returns what it set."""
     tmp = Path(tempfile.gettempdir())
     env = {"FLASHINFER_CUDA_ARCH_LIST": arch, "FLASHINFER_WORKSPACE_BASE": str(tmp / "flashinfer-ws"),
            "TVM_FFI_CACHE_DIR": str(tmp / "tvm-ffi-cache")}
+    home = cuda_home()
+    if home:
+        env["CUDA_HOME"] = home   # for FlashInfer's include (-isystem) and link (-L) folders
     out = {k: os.environ.setdefault(k, v) for k, v in env.items()}
     _add_flag("FLASHINFER_EXTRA_CUDAFLAGS", f"--split-compile={SPLIT_COMPILE}", unless="--split-compile")
     inc = curand_include()
