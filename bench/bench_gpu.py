@@ -214,6 +214,7 @@ def bench_anchors(args, cb, tt, torch, found, x, xd, k, rv, ri, entry):
                 run, vd, idd = a.enqueue(xd, k, tie_break=var.tie_break, sorted_output=var.sorted_output)
                 run()
                 v, i = cp.asnumpy(vd), cp.asnumpy(idd)
+                rec.update(a.describe(*xd.shape, k, var.tie_break, var.sorted_output))
 
                 def timed(fn, spin):
                     return cb.time_device(fn, rep, wu, spin_us=spin).samples_ms
@@ -242,6 +243,9 @@ def bench_anchors(args, cb, tt, torch, found, x, xd, k, rv, ri, entry):
         log(f"   {var.key}: {rec['median_ms'] * 1e3:.1f} us ({grade}{'; ' + rec['backend'] if 'backend' in rec else ''}"
             f"; host {host:.0f} us){'; ' + note if note and grade != 'same set' else ''}")
     del xt
+    for a in found.values():
+        if hasattr(a, "release"):
+            a.release()
     entry["anchors"] = out
 
 

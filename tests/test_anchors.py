@@ -140,12 +140,13 @@ def cccl_or_skip():
 
 def test_the_cub_harness_compiles_for_sm90a(tmp_path):
     """Where nvcc and CCCL 3.6 headers are found (flashinfer-python installed, or SPIRALTORCH_ANCHORS_CCCL): the
-    harness builds as the bench builds it, exporting the four functions bench/anchors/cub_topk.py calls."""
+    harness builds as the bench builds it, exporting the five functions bench/anchors/cub_topk.py calls."""
     includes, nvcc = cccl_or_skip()
     out = tmp_path / "libst_cub_topk.so"
     r = subprocess.run(cub_topk.build_command(nvcc, "90a", includes, out), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     if shutil.which("nm"):
         syms = subprocess.run(["nm", "-D", "--defined-only", str(out)], capture_output=True, text=True).stdout
-        assert {"st_cub_topk", "st_cub_topk_temp_bytes", "st_cub_version", "st_cub_error_string"} <= {
+        assert {"st_cub_topk", "st_cub_topk_temp_bytes", "st_cub_topk_segment_bound", "st_cub_version",
+                "st_cub_error_string"} <= {
             ln.split()[-1] for ln in syms.splitlines() if ln.strip()}

@@ -43,12 +43,17 @@
 
 namespace {
 
-// DeviceBatchedTopK sizes its kernels and temporary storage from a compile-time bound on the segment size, so the
-// runtime column count picks one of two bounds, as FlashInfer's own CUB path does (flashinfer/data/csrc/cub_topk.cu):
-// up to 8192 columns CUB may use its single-block backend; above, the cluster backend, up to CUB's 2^21 limit.
-constexpr int64_t kSmallBound = 8192;
+// DeviceBatchedTopK sizes its kernels and temporary storage from a compile-time bound on the segment size, and its
+// documentation asks for the tightest one, so the runtime column count picks the smallest of four bounds: up to
+// 8192 columns CUB may use its single-block backend (FlashInfer's own CUB path stops its ladder there too), above
+// that the thread-block-cluster backend; 2^16 and 2^20 are the bench's row lengths, 2^21 is CUB's limit.
+constexpr int64_t kBound0 = 8192, kBound1 = int64_t{1} << 16, kBound2 = int64_t{1} << 20;
 constexpr int64_t kMaxCols = int64_t{1} << 21;
 constexpr size_t kAlign = 256;
+
+int64_t segment_bound(int64_t cols) {
+  return cols <= kBound0 ? kBound0 : cols <= kBound1 ? kBound1 : cols <= kBound2 ? kBound2 : kMaxCols;
+}
 
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
@@ -80,10 +85,12 @@ cudaError_t batched_topk(void* temp, size_t& temp_bytes, const float* x, float* 
 template <typename Requirements>
 cudaError_t topk_bounded(void* temp, size_t& temp_bytes, const float* x, float* values, int64_t* indices,
                          int64_t rows, int64_t cols, int64_t k, Requirements req, cudaStream_t stream) {
-  if (cols <= kSmallBound) {
-    return batched_topk<kSmallBound>(temp, temp_bytes, x, values, indices, rows, cols, k, req, stream);
+  switch (segment_bound(cols)) {
+    case kBound0: return batched_topk<kBound0>(temp, temp_bytes, x, values, indices, rows, cols, k, req, stream);
+    case kBound1: return batched_topk<kBound1>(temp, temp_bytes, x, values, indices, rows, cols, k, req, stream);
+    case kBound2: return batched_topk<kBound2>(temp, temp_bytes, x, values, indices, rows, cols, k, req, stream);
+    default: return batched_topk<kMaxCols>(temp, temp_bytes, x, values, indices, rows, cols, k, req, stream);
   }
-  return batched_topk<kMaxCols>(temp, temp_bytes, x, values, indices, rows, cols, k, req, stream);
 }
 
 cudaError_t topk(void* temp, size_t& temp_bytes, const float* x, float* values, int64_t* indices, int64_t rows,
@@ -142,6 +149,9 @@ extern "C" {
 int st_cub_version() { return CUB_VERSION; }
 
 const char* st_cub_error_string(int err) { return cudaGetErrorString(static_cast<cudaError_t>(err)); }
+
+// The compile-time bound on the segment size that rows of `cols` columns run under (see segment_bound).
+int64_t st_cub_topk_segment_bound(int64_t cols) { return segment_bound(cols); }
 
 // Bytes of temporary storage st_cub_topk needs for these arguments; a cudaError_t (0: success).
 int st_cub_topk_temp_bytes(int64_t rows, int64_t cols, int64_t k, int tie_break, int sorted, size_t* bytes) {

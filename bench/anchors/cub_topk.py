@@ -104,6 +104,8 @@ class CubTopK:
         lib.st_cub_version.restype = ctypes.c_int
         lib.st_cub_error_string.restype = ctypes.c_char_p
         lib.st_cub_error_string.argtypes = [ctypes.c_int]
+        lib.st_cub_topk_segment_bound.restype = ctypes.c_int64
+        lib.st_cub_topk_segment_bound.argtypes = [ctypes.c_int64]
         lib.st_cub_topk_temp_bytes.restype = ctypes.c_int
         lib.st_cub_topk_temp_bytes.argtypes = ([ctypes.c_int64] * 3 + [ctypes.c_int] * 2
                                                + [ctypes.POINTER(ctypes.c_size_t)])
@@ -122,7 +124,7 @@ class CubTopK:
             raise RuntimeError(f"{what}: {self._lib.st_cub_error_string(err).decode()} (cudaError {err})")
 
     def temp_for(self, rows: int, cols: int, k: int, tie_break: int, sorted_output: bool):
-        """The temporary storage of these arguments (CuPy, allocated once and kept)."""
+        """The temporary storage of these arguments (CuPy, allocated once and kept until release())."""
         import cupy as cp
         key = (rows, cols, k, tie_break, bool(sorted_output))
         if key not in self._temp:
@@ -131,6 +133,15 @@ class CubTopK:
                                                          ctypes.byref(n)), "temporary storage query")
             self._temp[key] = cp.empty(max(1, n.value), dtype=cp.uint8)
         return self._temp[key]
+
+    def release(self):
+        """Free the temporary storage kept so far (the bench calls this after each shape)."""
+        self._temp.clear()
+
+    def describe(self, rows: int, cols: int, k: int, tie_break: int, sorted_output: bool) -> dict:
+        """For the log: the segment-size bound the call compiles against and its temporary storage in bytes."""
+        return {"segment_bound": int(self._lib.st_cub_topk_segment_bound(cols)),
+                "temp_bytes": int(self.temp_for(rows, cols, k, tie_break, sorted_output).nbytes)}
 
     def enqueue(self, xd, k: int, *, tie_break: int = 0, sorted_output: bool = True):
         """(run, values, indices): run() enqueues the top-k of CuPy float32 [rows, cols] xd on CuPy's current stream
