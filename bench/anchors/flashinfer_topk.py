@@ -100,9 +100,9 @@ def _add_flag(var: str, flag: str, unless: str | None = None):
 
 def jit_environment(arch: str) -> dict:
     """The environment FlashInfer's JIT reads at import, set where unset: one target architecture (e.g. "9.0",
-    which FlashInfer builds as sm_90a), the toolkit's root, a workspace under the temporary folder, nvcc's split compilation (cicc's
-    and ptxas's work spread over the CPUs: FlashInfer's cub_topk.cu takes 838 s on one core, 555 s on two), and
-    where needed cuRAND's include folder and a folder with libcuda.so. Returns what it set."""
+    which FlashInfer builds as sm_90a), the toolkit's root, a workspace under the temporary folder, nvcc's split
+    compilation (cicc's and ptxas's work spread over the CPUs: FlashInfer's cub_topk.cu takes 838 s on one core,
+    555 s on two), and where needed cuRAND's include folder and a folder with libcuda.so. Returns what it set."""
     tmp = Path(tempfile.gettempdir())
     env = {"FLASHINFER_CUDA_ARCH_LIST": arch, "FLASHINFER_WORKSPACE_BASE": str(tmp / "flashinfer-ws"),
            "TVM_FFI_CACHE_DIR": str(tmp / "tvm-ffi-cache")}
