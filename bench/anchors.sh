@@ -78,6 +78,9 @@ print(f"{dst}: {len(names)} files of {len(zin.namelist())}")
 EOF
   rm -rf "$w"
   du -sh "$dir"/whl/* "$dir"/*.zip; du -sh "$dir"
+  if git -C "$here" rev-parse -q --git-dir >/dev/null 2>&1 && ! git -C "$here" check-ignore -q "$dir"; then
+    echo "note: git does not ignore $dir; it would travel as part of the tree (echo /.anchors/ >>.git/info/exclude)" >&2
+  fi
 }
 
 # Once per machine: installing again would give the JIT's sources and headers new mtimes, and ninja would then
