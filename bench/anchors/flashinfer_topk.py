@@ -34,7 +34,7 @@ SPLIT_COMPILE = 0   # nvcc --split-compile: 0 = as many threads as the machine h
 def cuda_home() -> str | None:
     """The CUDA toolkit's root: CUDA_HOME or CUDA_PATH, else where nvcc says it runs from (`nvcc --dryrun` prints
     it; FlashInfer's own guess, two folders above `which nvcc`, is /usr/local where /usr/local/bin/nvcc is a script
-    that runs the real one, as on this workplace's machines), else /usr/local/cuda."""
+    that runs the real one, as on this workplace's CPU machine), else /usr/local/cuda."""
     home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
     if home:
         return home
@@ -54,8 +54,9 @@ def cuda_home() -> str | None:
 
 def curand_include() -> str | None:
     """The folder of curand_kernel.h when the CUDA toolkit nvcc belongs to lacks it (a toolkit assembled from pip
-    packages, as on the GPU machines here) but the nvidia-curand wheel has it: FlashInfer's top-k sources include
-    flashinfer/sampling.cuh, which includes cuRAND's device header. None when the toolkit has it or none is found."""
+    packages, like this workplace's CPU machine's) but the nvidia-curand wheel has it: FlashInfer's top-k sources
+    include flashinfer/sampling.cuh, which includes cuRAND's device header. None when the toolkit has it or none is
+    found."""
     home = os.environ.get("CUDA_HOME") or cuda_home()
     if home and Path(home, "include", "curand_kernel.h").is_file():
         return None
