@@ -12,6 +12,10 @@ for both); WGSL between the timestamp queries of its compute passes. The same in
 shaders/space.json are checked and timed and the fastest is reported: that is "the tuned configuration".
 where_nd: 2^26 float32 outputs; GB/s counts the bytes of every input as stored (a broadcast input once) plus the
 output; the reference is a device-to-device copy (cudaMemcpy) of 2^26 float32, 2 x 256 MiB moved.
+Anchors (TopK; --no-anchors skips them): FlashInfer's flashinfer.top_k and CUB's DeviceBatchedTopK (bench/anchors),
+built in background threads while our columns are timed, then timed on the same inputs, each answer graded against
+the oracle by bench/anchors/check.py before its time counts; an anchor that cannot import or build says why under
+the table, its column reads n/a, and the bench goes on (docs/performance.md#anchors-flashinfer-and-cub).
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ from spiraltorch_tuner.cpu import topk_reference  # noqa: E402
 from spiraltorch_tuner.cuda import CudaBackend  # noqa: E402
 from spiraltorch_tuner.errors import SpiralTorchError  # noqa: E402
 from spiraltorch_tuner.space import stcore_fallback, violations  # noqa: E402
+
+import anchors  # noqa: E402  (bench/anchors: FlashInfer's and CUB's TopK)
 
 TOPK_SHAPES = [(8, 65536, 4096), (8, 65536, 64), (1, 1048576, 1024), (64, 32768, 256), (1024, 65536, 128),
                (256, 4096, 16), (4096, 1024, 8), (16, 1048576, 4096)]
@@ -156,6 +162,93 @@ def bench_spiraltorch(args, x, k, rv, ri, entry):
     log(f"   spiraltorch WgpuRank: {t.median_ms * 1e3:.1f} us ({t.timer}){'' if diff is None else '; ' + diff}")
 
 
+def host_time_us(cb, torch, run, n=10):
+    """Median host time of one call, in µs, taken while a 5 ms spin keeps the GPU busy: what the call costs the host
+    to enqueue. A call that waits for the GPU shows as about 5000."""
+    import cupy as cp
+    ts = []
+    with cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
+        for _ in range(n):
+            cb.spin(5000.0)
+            t0 = time.perf_counter()
+            run()
+            ts.append((time.perf_counter() - t0) * 1e6)
+            torch.cuda.synchronize()
+    return statistics.median(ts)
+
+
+def bench_anchors(args, cb, tt, torch, found, x, xd, k, rv, ri, entry):
+    """Other libraries' TopK on the same input (bench/anchors.VARIANTS): each answer graded against the oracle
+    (bench/anchors/check.py; a variant counts if its grade is at least its `require`), then timed as ours or torch
+    are: CUB between CUDA events on CuPy's stream (CudaBackend.time_device, like our CUDA kernels), FlashInfer between
+    CUDA events on torch's stream (TorchTimer, like torch.topk). The spin ahead of each sample lasts at least 3x the
+    call's host time (>= 200 µs), so the host's Python and launch overhead stays out of the time of both."""
+    import cupy as cp
+    rep, wu = args.repeats, args.warmups
+    out = {}
+    xt = None
+    for var in anchors.VARIANTS:
+        a = found.get(var.anchor)
+        if a is None:
+            continue
+        ok, why = a.available()
+        if not ok:
+            out[var.key] = {"ok": False, "error": why}
+            continue
+        rec = {"call": var.call, "sorted": var.sorted_output}
+        try:
+            if var.anchor == "flashinfer":
+                if xt is None:
+                    xt = torch.from_numpy(x).cuda()
+                run = a.enqueue(xt, k, sorted_output=var.sorted_output)
+                vt, it = run()
+                v, i = vt.cpu().numpy(), it.cpu().numpy()
+                try:
+                    rec["backend"] = a.backend(xt, k, var.sorted_output)
+                except Exception as e:   # FlashInfer's own predicates, asked for the log only
+                    rec["backend"] = f"unknown ({type(e).__name__}: {e})"
+
+                def timed(fn, spin):
+                    return tt.time(fn, rep, wu, spin_us=spin)
+            else:
+                run, vd, idd = a.enqueue(xd, k, tie_break=var.tie_break, sorted_output=var.sorted_output)
+                run()
+                v, i = cp.asnumpy(vd), cp.asnumpy(idd)
+                rec.update(a.describe(*xd.shape, k, var.tie_break, var.sorted_output))
+
+                def timed(fn, spin):
+                    return cb.time_device(fn, rep, wu, spin_us=spin).samples_ms
+        except Exception as e:
+            out[var.key] = {**rec, "ok": False, "error": f"{type(e).__name__}: {str(e).strip()[-1000:]}"}
+            log(f"   {var.key}: {out[var.key]['error']}")
+            continue
+        grade, note = anchors.grade_topk(x, rv, ri, v, i, sorted_output=var.sorted_output)
+        ok = grade is not None and anchors.GRADES.index(grade) <= anchors.GRADES.index(var.require)
+        rec.update({"ok": ok, "grade": grade, "required": var.require, "note": note})
+        if not ok:
+            out[var.key] = rec
+            log(f"   {var.key}: WRONG RESULT ({grade or 'wrong'}, needs {var.require}): {note}")
+            continue
+        try:
+            host = host_time_us(cb, torch, run)
+            spin = max(200.0, 3 * host)
+            ts = timed(run, spin)
+        except Exception as e:
+            out[var.key] = {**rec, "ok": False, "error": f"timing: {type(e).__name__}: {str(e).strip()[-1000:]}"}
+            log(f"   {var.key}: {out[var.key]['error']}")
+            continue
+        rec.update({"median_ms": statistics.median(ts), "min_ms": min(ts), "samples_ms": ts, "host_us": host,
+                    "spin_us": spin, "host_waits_for_gpu": host > 4000})
+        out[var.key] = rec
+        log(f"   {var.key}: {rec['median_ms'] * 1e3:.1f} us ({grade}{'; ' + rec['backend'] if 'backend' in rec else ''}"
+            f"; host {host:.0f} us){'; ' + note if note and grade != 'same set' else ''}")
+    del xt
+    for a in found.values():
+        if hasattr(a, "release"):
+            a.release()
+    entry["anchors"] = out
+
+
 def wgsl_candidates(rows, cols, k, limits, feats, quick, pick=None):
     sg = "subgroups" in feats
     c = ([pick] if pick else []) + [stcore_fallback(rows, cols, k, sg),
@@ -176,7 +269,7 @@ class TorchTimer:
     def __init__(self, torch, cuda_backend):
         self.torch, self.cb = torch, cuda_backend
 
-    def time(self, fn, repeats, warmups):
+    def time(self, fn, repeats, warmups, spin_us=200.0):
         import cupy as cp
         torch = self.torch
         for _ in range(warmups):
@@ -187,7 +280,7 @@ class TorchTimer:
         with stream:
             for _ in range(repeats):
                 a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                self.cb.spin(200.0)
+                self.cb.spin(spin_us)
                 a.record()
                 fn()
                 b.record()
@@ -196,7 +289,7 @@ class TorchTimer:
         return [a.elapsed_time(b) for a, b in evs]
 
 
-def bench_topk(args, cb, wb, torch, tt, result):
+def bench_topk(args, cb, wb, torch, tt, result, found=None, loading=None):
     run_doc = None
     if args.tuned:
         with open(args.tuned) as f:
@@ -207,6 +300,7 @@ def bench_topk(args, cb, wb, torch, tt, result):
     rep, wu = args.repeats, args.warmups
     info = wb.info() if wb else None
     rows_out = []
+    later = []
     for rows, cols, k in TOPK_SHAPES:
         log(f"-- topk {rows}x{cols} k={k}")
         x = cases.topk_input(1, rows, cols)
@@ -271,9 +365,26 @@ def bench_topk(args, cb, wb, torch, tt, result):
         if args.spiraltorch:
             bench_spiraltorch(args, x, k, rv, ri, entry)
         rows_out.append(entry)
+        if found:
+            later.append((x, rv, ri, entry))
         del xd
         cp.get_default_memory_pool().free_all_blocks()
     result["topk"] = rows_out
+    if found:
+        # the anchors last, on the same inputs kept in memory: their builds ran meanwhile on other CPU cores
+        t0 = time.perf_counter()
+        result["anchors"] = {name: f.result() for name, f in loading.items()}
+        log(f"-- anchors (waited {time.perf_counter() - t0:.1f} s for their builds)")
+        for name, i in result["anchors"].items():
+            log(f"anchor {name}: " + (f"{ {k: v for k, v in i.items() if k != 'available'} }" if i["available"]
+                                      else f"not run: {i['why']}"))
+        for x, rv, ri, entry in later:
+            log(f"-- topk {entry['rows']}x{entry['cols']} k={entry['k']}: anchors")
+            xd = cp.asarray(x)
+            bench_anchors(args, cb, tt, torch, found, x, xd, entry["k"], rv, ri, entry)
+            del xd
+            cp.get_default_memory_pool().free_all_blocks()
+            torch.cuda.empty_cache()
 
 
 def bench_where(args, cb, wb, torch, tt, result):
@@ -340,13 +451,73 @@ def bench_where(args, cb, wb, torch, tt, result):
     result["where"] = out_rows
 
 
+def anchor_verdict(a) -> str:
+    """What became of one anchor variant on one shape: its grade (check.GRADES) when it was timed, 'wrong' (or
+    'wrong (GRADE)' when its grade is below what the variant requires) when its answer failed the check, 'not run'
+    when it could not be loaded, built, called or timed (its 'error' says why)."""
+    if a.get("error"):
+        return "not run"
+    if not a.get("ok"):
+        return f"wrong ({a['grade']})" if a.get("grade") else "wrong"
+    return a["grade"]
+
+
+def anchor_cell(a):
+    """An anchor's cell in the TopK table: its median in µs, 'wrong' when its answer failed the check, 'n/a' when it
+    did not run (the lines under the table, and the JSON's 'error', say why)."""
+    if not a:
+        return "-"
+    if a.get("median_ms"):
+        return f"{a['median_ms'] * 1e3:.1f}"
+    return "n/a" if anchor_verdict(a) == "not run" else "wrong"
+
+
+def geomean(rs):
+    return math.exp(sum(math.log(r) for r in rs) / len(rs)) if rs else float("nan")
+
+
+def anchor_summary(result, s):
+    """The anchors' lines under the TopK table: what each variant is, its geomean time over our CUDA kernels' and
+    torch's over its own, the grades of its answers; why an anchor did not run. Fills s["anchors"]."""
+    lines = []
+    info = result.get("anchors", {})
+    for name, i in info.items():
+        if not i.get("available"):
+            lines.append(f"{name}: not run: {i.get('why')}")
+        else:
+            lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in i.items()
+                                                 if k in ("version", "cub_version", "jit_build_s", "build_s")))
+    s["anchors"] = {}
+    for v in anchors.VARIANTS:
+        got = [(e, e["anchors"][v.key]) for e in result["topk"] if v.key in e.get("anchors", {})]
+        if not got:
+            continue
+        timed = [(e, a) for e, a in got if a.get("median_ms")]
+        over_cuda = [a["median_ms"] / e["cuda"]["median_ms"] for e, a in timed if e["cuda"].get("median_ms")]
+        torch_over = [e["torch"]["median_ms"] / a["median_ms"] for e, a in timed]
+        grades = {}
+        for _, a in got:
+            g = anchor_verdict(a)
+            grades[g] = grades.get(g, 0) + 1
+        s["anchors"][v.key] = {"call": v.call, "shapes_timed": len(timed), "shapes": len(got),
+                               "over_cuda_geomean": geomean(over_cuda), "torch_over_geomean": geomean(torch_over),
+                               "grades": grades}
+        lines.append(f"{v.key} = {v.call}: {len(timed)}/{len(got)} shapes timed; "
+                     + (f"{v.key}/cuda geomean {geomean(over_cuda):.2f} (> 1: ours faster), worst "
+                        f"{min(over_cuda):.2f}; torch/{v.key} geomean {geomean(torch_over):.2f}; " if timed else "")
+                     + "answers: " + ", ".join(f"{g} {n}" for g, n in grades.items()))
+    return lines
+
+
 def summarize(result):
     lines = []
     s = {}
     if "topk" in result:
         lines.append("TopK (median us; ratio = torch / ours, > 1 means ours is faster)")
-        lines.append(f"{'shape':<22}{'cuda':>9}{'torch':>9}{'wgsl*':>10}{'torch/cuda':>12}{'torch/wgsl':>12}"
-                     "  cuda params | wgsl params")
+        cols = [v for v in anchors.VARIANTS if v.column and any(v.key in e.get("anchors", {}) for e in result["topk"])]
+        lines.append(f"{'shape':<22}{'cuda':>9}{'torch':>9}{'wgsl*':>10}"
+                     + "".join(f"{v.key:>{max(9, len(v.key) + 1)}}" for v in cols)
+                     + f"{'torch/cuda':>12}{'torch/wgsl':>12}  cuda params | wgsl params")
         speed = []
         for e in result["topk"]:
             cu, to = e["cuda"]["median_ms"], e["torch"]["median_ms"]
@@ -362,6 +533,8 @@ def summarize(result):
                        f"sg{int(bool(q['sg']))}")
             lines.append(f"{e['rows']}x{e['cols']} k={e['k']:<6}"[:22].ljust(22)
                          + f"{cu * 1e3:9.1f}{to * 1e3:9.1f}" + (f"{wm * 1e3:10.1f}" if wm else f"{'-':>10}")
+                         + "".join(f"{anchor_cell(e.get('anchors', {}).get(v.key)):>{max(9, len(v.key) + 1)}}"
+                                   for v in cols)
                          + f"{r:12.2f}" + (f"{to / wm:12.2f}" if wm else f"{'-':>12}") + f"  {ps}")
         geo = math.exp(sum(math.log(r) for r in speed) / len(speed))
         seed = result["topk"][0]
@@ -371,6 +544,8 @@ def summarize(result):
         lines.append(f"geo-mean torch/cuda = {geo:.2f} (target >= 2); slowest shape torch/cuda = {min(speed):.2f} "
                      f"(target >= 1); 8x65536 k=4096 cuda/torch = {s['seed_8x65536_k4096_cuda_over_torch']:.3f} "
                      f"(target <= 0.333)")
+        if any("anchors" in e for e in result["topk"]):
+            lines += anchor_summary(result, s)
         by = {e.get("wgsl_tuned_by") for e in result["topk"]} - {None}
         lines.append("wgsl* = the tuned WGSL configuration: " + (
             "the pick of our heuristics from the tuning run given with --tuned" if by == {"heuristics"} else
@@ -442,6 +617,8 @@ def main(argv=None):
     ap.add_argument("--no-wgsl", action="store_true")
     ap.add_argument("--no-spiraltorch", dest="spiraltorch", action="store_false",
                     help="skip SpiralTorch's own WgpuRank TopK (the spiraltorch wheel) column")
+    ap.add_argument("--no-anchors", dest="anchors", action="store_false",
+                    help="skip the anchors: FlashInfer's flashinfer.top_k and CUB's DeviceBatchedTopK (bench/anchors)")
     ap.add_argument("--tuned", metavar="RUN.json", help="a tuning run document (bench/tune_gpu.py, or GET "
                     "/api/runs/{id} -> run): time the WGSL configuration our heuristics pick from it")
     args = ap.parse_args(argv)
@@ -470,11 +647,17 @@ def main(argv=None):
               "python": platform.python_version(), "wgpu": wb.info() if wb else {"unavailable": wgsl_why},
               "timing": "median of repeats; cuda/torch: CUDA events with a spin kernel ahead of each sample; "
                         "wgsl: timestamp queries"}
+    found, loading = {}, {}
+    if args.anchors and args.only in (None, "topk"):
+        # FlashInfer's JIT and CUB's nvcc build start now, in threads, and are waited for after our TopK columns
+        found = anchors.make_anchors()
+        loading = anchors.load_in_background(found)
+        log("anchors: building FlashInfer's top-k module and CUB's harness in the background")
     log(f"device: {result['cuda']}")
     log(f"wgpu: {result['wgpu'] if not wb else {k: result['wgpu'][k] for k in ('device', 'backend', 'timer')}}")
     tt = TorchTimer(torch, cb)
     if args.only in (None, "topk"):
-        bench_topk(args, cb, wb, torch, tt, result)
+        bench_topk(args, cb, wb, torch, tt, result, found, loading)
     if args.only in (None, "where"):
         bench_where(args, cb, wb, torch, tt, result)
     lines = summarize(result)
