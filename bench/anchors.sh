@@ -5,6 +5,8 @@
 #   here:  bash bench/anchors.sh prepare [DIR]        # DIR (default .anchors in the repo root, which git must
 #                                                     # ignore): whl/apache_tvm_ffi-*.whl and
 #                                                     # flashinfer-topk-0.7.2.post1.zip, about 10 MB
+#          bash bench/anchors.sh aot PATH/topk.so [DIR]   # optional: a top-k module FlashInfer's JIT built
+#                                                     # (here or on a GPU machine), 9.5 MB: no build there
 #   there: bash bench/anchors.sh run [bench_gpu.py options]   # in the repo root, with .gpu and .anchors carried
 #          bash bench/anchors.sh build [--background]   # the same installs, then only the two builds
 #                     # (FlashInfer's JIT, CUB's harness), cached in /tmp: a later `run` on that machine finds them
@@ -83,6 +85,17 @@ EOF
   fi
 }
 
+# A top-k module FlashInfer's JIT built (its cached_ops/topk/topk.so, for sm_90a), kept as DIR/aot/topk.so.xz with
+# the build.ninja beside it that says how: `install` puts it where FlashInfer looks for ahead-of-time modules
+# (flashinfer/data/aot/topk/topk.so), which it then loads instead of building (jit/env.py get_aot_artifacts).
+aot() {
+  local so=${1:?aot PATH/topk.so [DIR]} dir=${2:-$here/.anchors}
+  mkdir -p "$dir/aot"
+  xz -6 -T0 -c "$so" > "$dir/aot/topk.so.xz"
+  [ -e "$(dirname "$so")/build.ninja" ] && cp "$(dirname "$so")/build.ninja" "$dir/aot/topk.build.ninja"
+  du -sh "$dir/aot"/*
+}
+
 # Once per machine: installing again would give the JIT's sources and headers new mtimes, and ninja would then
 # rebuild FlashInfer's module that `build` or an earlier `run` left in /tmp/flashinfer-ws.
 install() {
@@ -93,6 +106,10 @@ install() {
     python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .gpu/whl/*.whl \
       .gpu/proj/*.whl .anchors/whl/*.whl
     python3 -m zipfile -e .anchors/flashinfer-topk-*.zip /tmp/site
+    if [ -e .anchors/aot/topk.so.xz ]; then
+      mkdir -p /tmp/site/flashinfer/data/aot/topk
+      xz -dc .anchors/aot/topk.so.xz > /tmp/site/flashinfer/data/aot/topk/topk.so
+    fi
     touch /tmp/site/.anchors-installed
   fi
   export PYTHONPATH=/tmp/site XDG_RUNTIME_DIR=/tmp PYTHONUNBUFFERED=1
@@ -130,9 +147,11 @@ wait_build() {
 
 case "$cmd" in
   prepare) prepare "$@" ;;
+  aot) aot "$@" ;;
   run) run "$@" ;;
   build) build "$@" ;;
   wait) wait_build "$@" ;;
-  *) echo "usage: bash bench/anchors.sh prepare [DIR] | run [bench_gpu.py options] | build [--background]" \
+  *) echo "usage: bash bench/anchors.sh prepare [DIR] | aot PATH/topk.so [DIR] | run [bench_gpu.py options] |" \
+       "build [--background]" \
        "| wait [SECONDS]" >&2; exit 2 ;;
 esac

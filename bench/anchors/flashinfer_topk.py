@@ -166,11 +166,14 @@ class FlashInferTopK:
             version = importlib.metadata.version("flashinfer-python")
         except importlib.metadata.PackageNotFoundError:
             version = getattr(sys.modules.get("flashinfer.version"), "__version__", "unknown")
+        jit_env = importlib.import_module("flashinfer.jit.env")
+        aot = jit_env.FLASHINFER_AOT_DIR / "topk" / "topk.so"      # bench/anchors.sh aot: built ahead of time
         t0 = time.perf_counter()
-        mod.get_topk_module()          # the JIT build (ninja + nvcc), or the cached library
+        mod.get_topk_module()          # the AOT module where present, else the JIT build (ninja + nvcc) or its cache
         build_s = time.perf_counter() - t0
         self._mod = mod
         self._info = {"version": version, "expected_version": VERSION, "jit_build_s": round(build_s, 1),
+                      "aot_module": str(aot) if aot.exists() else None,
                       "environment": env, "module": mod.__file__,
                       "api": "flashinfer.top_k(x, k, sorted=...) (flashinfer/topk.py)"}
 
