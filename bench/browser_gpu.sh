@@ -9,6 +9,8 @@
 #          bash SRC/bench/browser_gpu.sh unpack              # parts checked and unpacked to /tmp/stt/chromium
 #          bash SRC/bench/browser_gpu.sh native OUT.json [--kernels topk,where_nd]   # the native wgpu-py full run
 #          bash SRC/bench/browser_gpu.sh browser OUTDIR [browser_gpu.py options]
+#          bash SRC/bench/browser_gpu.sh bg NAME native|browser ARGS...   # the same, in the background: a step
+#          bash SRC/bench/browser_gpu.sh wait NAME [SECONDS]              # longer than one call (10 minutes)
 #
 # Chromium is Debian 12's `chromium` (the binary from its .deb) with the part of `chromium-common` it reads, and
 # the shared libraries it links that the GPU machine may lack (all of `ldd`'s list but glibc; `unpack` links only
@@ -152,6 +154,18 @@ case "$cmd" in
     . "$stt/env"
     out=${1:?browser OUTDIR [options]}; shift
     python3 "$stt/src/bench/browser_gpu.py" --chromium "$stt/chromium/chromium" --out "$out" "$@" ;;
+  bg)      # a step in a process of its own that outlives the call (a machine's call lasts at most 10 minutes)
+    name=${1:?bg NAME native|browser ARGS...}; shift
+    rm -f "$stt/$name.done"
+    setsid nohup bash -c 'bash "$0" "$@" > "'"$stt/$name.log"'" 2>&1; echo $? > "'"$stt/$name.done"'"' \
+      "$stt/src/bench/browser_gpu.sh" "$@" < /dev/null > /dev/null 2>&1 &
+    echo "$name: running in the background (log $stt/$name.log): bash bench/browser_gpu.sh wait $name" ;;
+  wait)    # until a bg step has finished (at most SECONDS, default 570), then its log's end; 1 while it runs
+    name=${1:?wait NAME [SECONDS]}; limit=${2:-570}; t=0
+    while [ ! -e "$stt/$name.done" ] && [ "$t" -lt "$limit" ]; do sleep 5; t=$((t + 5)); done
+    tail -c 3000 "$stt/$name.log" 2>/dev/null || true
+    [ -e "$stt/$name.done" ] || { echo "$name: still running after ${t} s" >&2; exit 1; }
+    echo "$name: finished, exit status $(cat "$stt/$name.done")" ;;
   *) echo "usage: bash bench/browser_gpu.sh prepare DIR [MB] | setup BASE | take PART | unpack | native OUT.json |" \
-          "browser OUTDIR [options]" >&2; exit 2 ;;
+          "browser OUTDIR [options] | bg NAME STEP ARGS... | wait NAME [SECONDS]" >&2; exit 2 ;;
 esac
