@@ -75,6 +75,36 @@ def _is_loss(e: Exception) -> bool:
     return "device is lost" in str(e).lower() or "device lost" in str(e).lower()
 
 
+ADAPTER_ENV = "SPIRALTORCH_WGPU_ADAPTER"
+
+
+class AdapterChoiceError(LookupError):
+    """SPIRALTORCH_WGPU_ADAPTER names no adapter there is."""
+
+
+def adapter_text(info) -> str:
+    """An adapter as pick_adapter matches and names it: "NVIDIA H200 (NVIDIA, Vulkan, DiscreteGPU)"."""
+    i = dict(info)
+    tags = ", ".join(str(i[k]) for k in ("vendor", "backend_type", "adapter_type") if i.get(k))
+    return f"{i.get('device') or i.get('description') or '?'} ({tags})"
+
+
+def pick_adapter(adapters, choice: str):
+    """The adapter SPIRALTORCH_WGPU_ADAPTER names among `adapters` (wgpu's enumerate_adapters order): an index, or
+    text found (case aside) in its device, description, vendor or backend, the first that has it. Raises
+    AdapterChoiceError listing them."""
+    texts = [adapter_text(a.info) + " " + str(dict(a.info).get("description", "")) for a in adapters]
+    if choice.isdigit() and int(choice) < len(adapters):
+        return adapters[int(choice)]
+    if not choice.isdigit():
+        for a, t in zip(adapters, texts):
+            if choice.lower() in t.lower():
+                return a
+    there = "; ".join(f"{n}: {adapter_text(a.info)}" for n, a in enumerate(adapters)) or "none"
+    raise AdapterChoiceError(f"{ADAPTER_ENV}={choice!r} names no adapter here (an index, or text of one's name); "
+                             f"the adapters: {there}")
+
+
 class WgpuBackend:
     name = NAME
 
@@ -105,8 +135,15 @@ class WgpuBackend:
             except ImportError as e:
                 self._error = f"wgpu-py is not installed ({e}); pip install wgpu"
                 raise BackendUnavailable(self._error) from None
+            choice = os.environ.get(ADAPTER_ENV, "").strip()
             try:
-                adapter = wgpu.gpu.request_adapter_sync(power_preference=self._power)
+                if choice:
+                    adapter = pick_adapter(wgpu.gpu.enumerate_adapters_sync(), choice)
+                else:
+                    adapter = wgpu.gpu.request_adapter_sync(power_preference=self._power)
+            except AdapterChoiceError as e:
+                self._error = str(e)
+                raise BackendUnavailable(self._error) from None
             except Exception as e:  # wgpu raises plain RuntimeError when no Vulkan/Metal/D3D12 driver is present
                 adapter = None
                 reason = str(e).splitlines()[0] if str(e) else type(e).__name__

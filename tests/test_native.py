@@ -276,3 +276,29 @@ def test_wgpu_timing_keeps_the_gpu_busy_and_checks_the_clock():
     d = t.as_dict()
     assert d["clock"] >= 1.0 and guarded._canary_best > 0
     assert t.chains >= 1 and (t.chains == 1) == ("chains" not in d)
+
+
+@pytest.mark.skipif("wgpu" not in AVAILABLE, reason="no WebGPU adapter for wgpu-py here")
+def test_spiraltorch_wgpu_adapter_picks_an_adapter_by_index_or_name_and_says_which_there_are():
+    """SPIRALTORCH_WGPU_ADAPTER (a machine with several GPUs): an index into wgpu's adapters or text of one's name;
+    one that names none makes the backend unavailable with the adapters listed (a fresh process each: the backend
+    keeps its device)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    script = ("import json, spiraltorch_tuner as st\n"
+              "try:\n    i = st.backend_for('wgpu').info(); print(json.dumps([i['backend'], i['device']]))\n"
+              "except Exception as e:\n    print(json.dumps([type(e).__name__, str(e)]))\n")
+
+    def run(choice):
+        env = {**os.environ, "SPIRALTORCH_WGPU_ADAPTER": choice, "XDG_RUNTIME_DIR": "/tmp"}
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = run("0")
+    assert first[0] != "BackendUnavailable", first
+    assert run(first[1][:8].upper()) == first                    # by name, case aside
+    kind, why = run("99")
+    assert kind == "BackendUnavailable" and "SPIRALTORCH_WGPU_ADAPTER='99' names no adapter" in why, why
+    assert f"0: {first[1]}" in why                               # the adapters there are, by index
