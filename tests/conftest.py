@@ -30,6 +30,23 @@ from spiraltorch_tuner.server.app import create_app  # noqa: E402
 from spiraltorch_tuner.server.settings import Settings  # noqa: E402
 
 
+def run_node(modules, body: str, payload, stderr: bool = False):
+    """Runs `body` under node as an ES module that imports each of `modules` (names of static/*.js, as `import *
+    as NAME`), with `input` = payload (through JSON); it must print one JSON value, which is returned parsed (with
+    node's stderr when `stderr`). The tests of the page's own logic (test_gen_js, test_reference_js,
+    test_timing_js) call it."""
+    import json
+    import subprocess
+    from spiraltorch_tuner.paths import ROOT
+    script = ("".join(f"import * as {n} from {json.dumps((ROOT / 'static' / f'{n}.js').as_uri())};\n"
+                      for n in modules)
+              + "const input = JSON.parse(process.argv[1]);\n" + body)
+    out = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return (json.loads(out.stdout), out.stderr) if stderr else json.loads(out.stdout)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

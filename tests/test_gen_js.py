@@ -4,28 +4,22 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
-from spiraltorch_tuner import gen
-from spiraltorch_tuner.paths import ROOT
+from conftest import run_node
 
-GEN_JS = (ROOT / "static" / "gen.js").as_uri()
+from spiraltorch_tuner import gen
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
 
 def run_js(body: str, payload) -> dict:
     """Runs `body` as an ES module with `g` = static/gen.js, `input` = payload; it must print one JSON value."""
-    script = (f"import * as g from {json.dumps(GEN_JS)};\nimport {{ createHash }} from 'node:crypto';\n"
-              "const input = JSON.parse(process.argv[1]);\n"
-              "const sha = (a) => createHash('sha256').update(Buffer.from(a.buffer, a.byteOffset, a.byteLength)).digest('hex');\n"
-              + body)
-    out = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
-                         capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(out.stdout)
+    return run_node(["gen"], "import { createHash } from 'node:crypto';\nconst g = gen;\n"
+                    "const sha = (a) => createHash('sha256').update(Buffer.from(a.buffer, a.byteOffset, a.byteLength))"
+                    ".digest('hex');\n" + body, payload)
 
 
 def sha(a: np.ndarray) -> str:

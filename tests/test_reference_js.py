@@ -3,37 +3,26 @@ where_nd upload layout and search-space logic agree with native/, all run under 
 from __future__ import annotations
 
 import base64
-import json
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
+from conftest import run_node
 
 from spiraltorch_tuner import cases
 from spiraltorch_tuner.cpu import topk_reference
-from spiraltorch_tuner.paths import ROOT
 from spiraltorch_tuner.space import configurations, stcore_fallback, violations
 from spiraltorch_tuner.shaders import space
 from spiraltorch_tuner.wgpu_backend import coalesce, strided_view, where_uniform
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
-STATIC = ROOT / "static"
-
 
 def run_js(body: str, payload, stderr: bool = False):
-    script = ("\n".join(f"import * as {n} from {json.dumps((STATIC / f'{n}.js').as_uri())};"
-                        for n in ("reference", "cases", "gpu", "space", "tuner"))
-              + "\nconst input = JSON.parse(require_input());\n"
-              "function require_input() { return process.argv[1]; }\n"
-              "const b64 = (a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');\n"
-              "const unb64 = (s, C) => { const b = Buffer.from(s, 'base64'); const u = new Uint8Array(b.length);"
-              " u.set(b); return new C(u.buffer); };\n" + body)
-    out = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return (json.loads(out.stdout), out.stderr) if stderr else json.loads(out.stdout)
+    return run_node(("reference", "cases", "gpu", "space", "tuner"),
+                    "const b64 = (a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');\n"
+                    "const unb64 = (s, C) => { const b = Buffer.from(s, 'base64'); const u = new Uint8Array(b.length);"
+                    " u.set(b); return new C(u.buffer); };\n" + body, payload, stderr)
 
 
 def topk_js(x: np.ndarray, k: int):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
 
 import pytest
+from conftest import run_node
 
 from spiraltorch_tuner.paths import ROOT
 
@@ -18,12 +18,7 @@ RUN = ROOT / "bench" / "results" / "h200-2026-11-30-browser-full-topk-unrounded.
 
 
 def run_js(body: str, payload) -> dict:
-    script = (f"import * as timing from {json.dumps((ROOT / 'static' / 'timing.js').as_uri())};\n"
-              "const input = JSON.parse(process.argv[1]);\n" + body)
-    out = subprocess.run(["node", "--input-type=module", "-e", script, json.dumps(payload)],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return run_node(["timing"], body, payload)
 
 
 def quanta(seqs):
