@@ -134,17 +134,8 @@ def judge_where(on_ms: list, fit_ms: list) -> dict | None:
     if not times or not len(model):
         return None
     kernel = where_kernel_times(on_ms)
-    rows = []
-    for case, shape, dtype in sorted(times, key=lambda k: (k[0], math.prod(k[1]), k[1], k[2])):
-        t = times[(case, shape, dtype)]
-        best = min(t.values())
-        pick = choose_where(model, *where_query(case, shape))
-        row = {"case": case, "shape": list(shape), "dtype": dtype, "configs": len(t),
-               "best": dict(zip(WHERE_KEYS, min(t, key=lambda c: (t[c], c)))), "best_ms": best,
-               "pick": dict(zip(WHERE_KEYS, pick)), "pick_ms": t.get(pick)}
-        _add_regrets(row, ("pick",), best)
-        row["pick_kernel_regret"] = kernel_regret(kernel.get((case, shape, dtype), {}), pick)
-        rows.append(row)
+    rows = [_where_row(key, times[key], kernel, [("pick", "pick", choose_where(model, *where_query(*key[:2])))])
+            for key in _where_cases(times)]
     return {"cases": rows, "regret": _summary(rows, "pick_regret"),
             "kernel_regret": _summary(rows, "pick_kernel_regret"),
             "worst": worst_of(rows, case_name, "pick_regret"), "unmeasured": sum(r["pick_ms"] is None for r in rows)}
@@ -222,6 +213,28 @@ def case_name(c: dict) -> str:
     return f"{c['case']} {'x'.join(map(str, c['shape']))} {c['dtype']}"
 
 
+def _where_cases(times: dict) -> list:
+    """The (case, shape, dtype) keys of where_times in report order: by case, then size, shape and dtype."""
+    return sorted(times, key=lambda k: (k[0], math.prod(k[1]), k[1], k[2]))
+
+
+def _where_row(key: tuple, t: dict, kernel: dict, picks: list) -> dict:
+    """A where_nd report row for case `key` with times `t` ({configuration: ms}): the fastest configuration, and
+    per (name, column, configuration) of `picks` the configuration in `column`, NAME_ms, NAME_regret and
+    NAME_kernel_regret (over the fastest kernel of its path; `kernel` as where_kernel_times). None where a pick is."""
+    case, shape, dtype = key
+    best = min(t.values())
+    row = {"case": case, "shape": list(shape), "dtype": dtype, "configs": len(t),
+           "best": dict(zip(WHERE_KEYS, min(t, key=lambda c: (t[c], c)))), "best_ms": best}
+    for name, column, c in picks:
+        row[column] = dict(zip(WHERE_KEYS, c)) if c else None
+        row[f"{name}_ms"] = t.get(c)
+    _add_regrets(row, [name for name, _, _ in picks], best)
+    for name, _, c in picks:
+        row[f"{name}_kernel_regret"] = kernel_regret(kernel.get(key, {}), c) if c else None
+    return row
+
+
 def where_report(ms: list) -> dict | None:
     """where_nd's part of the report: per measured case (case, shape, dtype) the best configuration, the rule's
     pick, the held-out pick (the rule fitted without every case of that output shape) and the fixed default, with
@@ -234,23 +247,14 @@ def where_report(ms: list) -> dict | None:
     default = tuple(space()["where_nd"]["default"][k] for k in WHERE_KEYS)
     held: dict = {}
     rows = []
-    for case, shape, dtype in sorted(times, key=lambda k: (k[0], math.prod(k[1]), k[1], k[2])):
-        t = times[(case, shape, dtype)]
-        best = min(t.values())
+    for key in _where_cases(times):
+        case, shape, _ = key
         q = where_query(case, shape)
         if shape not in held:
             held[shape] = where_table(ms, exclude_shape=shape)
-        pick, loo = choose_where(model, *q), choose_where(held[shape], *q)
-        row = {"case": case, "shape": list(shape), "dtype": dtype, "configs": len(t),
-               "best": dict(zip(WHERE_KEYS, min(t, key=lambda c: (t[c], c)))), "best_ms": best,
-               "pick": dict(zip(WHERE_KEYS, pick)), "pick_ms": t.get(pick),
-               "heldout_pick": dict(zip(WHERE_KEYS, loo)) if loo else None, "heldout_ms": t.get(loo),
-               "default": dict(zip(WHERE_KEYS, default)), "default_ms": t.get(default)}
-        _add_regrets(row, ("pick", "heldout", "default"), best)
-        k = kernel.get((case, shape, dtype), {})
-        for name, c in (("pick", pick), ("heldout", loo), ("default", default)):
-            row[f"{name}_kernel_regret"] = kernel_regret(k, c) if c else None
-        rows.append(row)
+        rows.append(_where_row(key, times[key], kernel, [("pick", "pick", choose_where(model, *q)),
+                                                         ("heldout", "heldout_pick", choose_where(held[shape], *q)),
+                                                         ("default", "default", default)]))
     names = [("tuned_measured", "pick"), ("tuned_heldout", "heldout"), ("fixed_default", "default")]
     regret = {name: _summary(rows, f"{col}_regret") for name, col in names}
     if kernel:
