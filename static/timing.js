@@ -75,10 +75,9 @@ export class Quanta {
 }
 
 /** Chains N for a quantized timer: raised from 1 until the median interval (ns; `deltas` at N = 1, then one
- *  `measure(N)` per step) spans MIN_QUANTA quanta. `quantum`: ns, or a function giving the current estimate (a
- *  timer's Quanta learns from each step). Returns {chains, deltas}; {1, deltas} when the quantum is 0. */
-export async function spanQuanta(quantum, deltas, measure) {
-  const q = typeof quantum === "function" ? quantum : () => quantum;
+ *  `measure(N)` per step) spans MIN_QUANTA quanta. `q()`: the quantum in ns as now known (a timer's Quanta learns
+ *  from each step). Returns {chains, deltas}; {1, deltas} when the quantum is 0. */
+export async function spanQuanta(q, deltas, measure) {
   let chains = 1;
   while (q() && median(deltas) < MIN_QUANTA * q() && chains < MAX_CHAINS) {
     // straight to the chains that span MIN_QUANTA quanta by this reading, 10 % over (a rounded reading is short by
@@ -233,7 +232,7 @@ export class Timer {
     await this.gpu.device.queue.onSubmittedWorkDone();
     const deltas = [];
     for (let i = 0; i < Math.min(3, Math.max(1, repeats)); i++) deltas.push(await this.sample(passes, 1));
-    const { chains } = await spanQuanta(WALL_QUANTUM_NS, deltas, (c) => this.sample(passes, c));
+    const { chains } = await spanQuanta(() => WALL_QUANTUM_NS, deltas, (c) => this.sample(passes, c));
     const samples = [];
     for (let i = 0; i < Math.max(1, repeats); i++) samples.push((await this.sample(passes, chains)) / chains / 1e6);
     return { timer: this.kind, chains, quantum_ns: WALL_QUANTUM_NS, ...summarize(samples) };
