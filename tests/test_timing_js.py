@@ -89,3 +89,37 @@ def test_unrounded_timer_keeps_one_chain_for_long_kernels():
     got = simulate([4.47, 2.39, 1.19, 0.05], 1)
     assert got["quantum"] == 0
     assert got["chains"][:3] == [1, 1, 1] and got["chains"][3] == math.ceil(0.5 / 0.05)
+
+
+def canary_flags(span_quanta, slowdowns, quantum_ns=100_000, n=2000):
+    """A canary of span_quanta quanta read on a timer rounding to quantum_ns at random phases: the best of 9
+    readings at full clock, then n readings each at a true slowdown drawn from `slowdowns`; how many of them
+    Timer.time's two ratios put over the 1.06 tolerance: c / best, and clockRatio."""
+    return run_js("""
+let seed = 11;
+const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+const { span, slow, Q, n } = input;
+const read = (ns) => { const a = rnd() * 1e9; return Math.floor((a + ns) / Q) * Q - Math.floor(a / Q) * Q; };
+const ns = span * Q, toMs = (d) => d / 1e6;
+const best = Math.min(...Array.from({ length: 9 }, () => toMs(read(ns))));
+let naive = 0, proven = 0;
+for (let i = 0; i < n; i++) {
+  const c = toMs(read(ns * slow[i % slow.length]));
+  if (c / Math.min(best, c) > 1.06) naive++;
+  if (timing.clockRatio(c, Math.min(best, c), toMs(Q)) > 1.06) proven++;
+}
+console.log(JSON.stringify({ naive, proven }));
+""", {"span": span_quanta, "slow": slowdowns, "Q": quantum_ns, "n": n})
+
+
+def test_a_rounded_canary_is_not_read_as_a_lowered_clock():
+    """The rounded H200 run: canaries of about 31.5 quanta with a percent or two of jitter; c / best flagged
+    readings of 33/31 as a lowered clock, clockRatio does not, and still flags a clock 20 % or 3x down."""
+    jitter = [1.0, 1.005, 1.01, 1.015, 1.02]
+    got = canary_flags(31.5, jitter)
+    assert got["naive"] > 20 and got["proven"] == 0, got
+    assert canary_flags(31.5, [1.2], n=200)["proven"] == 200
+    assert canary_flags(31.5, [3.0], n=200)["proven"] == 200
+    # unrounded (a 1 ns quantum): the two agree
+    fine = canary_flags(3_150_000, [1.0, 1.05, 1.07, 1.2], quantum_ns=1, n=400)
+    assert fine["naive"] == fine["proven"] == 200, fine
