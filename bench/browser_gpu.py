@@ -65,7 +65,8 @@ STATE_JS = """JSON.stringify({done: !!(window.__tuner && window.__tuner.done), n
   error: window.__tuner && window.__tuner.error, ready: document.querySelector('#adapter-card').dataset.ready || '',
   state: document.body.dataset.state, status: document.getElementById('status').textContent,
   timestamps: window.__tuner && window.__tuner.timestamps || null,
-  clockGuard: window.__tuner && window.__tuner.clockGuard || null})"""
+  clockGuard: window.__tuner && window.__tuner.clockGuard || null,
+  phases: window.__tuner && window.__tuner.phases || null})"""
 
 
 def log(*a):
@@ -311,12 +312,14 @@ def run_page(exe, flags, env, url, query: str, out: Path, name: str, timeout: fl
     q = [m["quantum_ns"] for m in ms if m.get("timer") == "timestamp" and m.get("quantum_ns") is not None]
     log(f"{name}: {sum(m['ok'] for m in ms)}/{len(ms)} ok, page {run['duration_s']:.1f} s, wall {wall:.1f} s, "
         f"adapter {run['adapter']}, timestamps probe {st['timestamps'] and st['timestamps']['quantum_ns']}, "
-        f"quantum_ns seen {sorted(set(q))[:5]}, errors {errors}, clock guard {st.get('clockGuard')}")
+        f"quantum_ns seen {sorted(set(q))[:5]}, errors {errors}, clock guard {st.get('clockGuard')}, phases (ms) {st.get('phases')}")
     return {"run_id": run["run_id"], "page_s": run["duration_s"], "wall_s": wall, "status": run["status"],
             "ok": sum(m["ok"] for m in ms), "n": len(ms), "errors": errors,
             "probe_quantum_ns": st["timestamps"] and st["timestamps"]["quantum_ns"],
             # the clock guard's work (timing.js guardInfo): retries of a measurement and ms of GPU loading
-            "clock_guard": st.get("clockGuard")}
+            "clock_guard": st.get("clockGuard"),
+            # where the page's time went: ms per kernel and phase (static/tuner.js Tuner.phases)
+            "phases": st.get("phases")}
 
 
 def compact_log(path: Path, keep: int = 3):

@@ -4,7 +4,7 @@
 
 import { loadSpace, getSpace } from "./space.js";
 import { openGpu, isCpuAdapter, webgpuMissingReason } from "./gpu.js";
-import { Tuner, plan } from "./tuner.js";
+import { Tuner, phaseText, plan } from "./tuner.js";
 import { drawChart, drawRegretChart, groupKey, paramText, fmtMs, WHERE_KERNEL_SERIES, WHERE_REGRET_SERIES }
   from "./chart.js";
 import { initCompare } from "./compare.js";
@@ -342,6 +342,7 @@ async function runTuner(resume = null) {
   }
   const duration = elapsed();
   window.__tuner.clockGuard = tuner.timer ? tuner.timer.guardInfo() : null;   // test hook
+  window.__tuner.phases = tuner.phases;
   showRunTimestamps(tuner.measurements);
   drawChart($("chart"), tuner.measurements);
   const status = tuner.cancelled ? "cancelled" : (tuner.deviceDead || crash) ? "failed" : "complete";
@@ -356,7 +357,8 @@ async function runTuner(resume = null) {
     + `${doc.measurements.length} configurations in ${duration.toFixed(1)} s (${nOk} ok`
     + `${doc.measurements.length - nOk ? `, ${doc.measurements.length - nOk} failed` : ""}).`
     + (crash ? ` Error: ${crash.message}` : "") + (tuner.deviceDead ? ` ${tuner.deviceDead}` : "")
-    + (resume ? ` Resumed after ${kept.length} configurations kept in this browser.` : "");
+    + (resume ? ` Resumed after ${kept.length} configurations kept in this browser.` : "")
+    + ` ${phaseText(tuner.phases)}`;
   window.__tuner.durationS = duration;
   try {
     const reply = await postRun(doc);

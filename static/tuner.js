@@ -80,6 +80,24 @@ export function configKey(m) {
   return JSON.stringify(m.kernel === "topk" ? [m.kernel, m.rows, m.cols, m.k, p] : [m.kernel, m.case, m.shape, m.dtype, p]);
 }
 
+const PHASES = [["timing", "timer"], ["call", "timed calls"], ["check", "first call and check"], ["inputs", "inputs"]];
+
+/** Tuner.phases as a sentence: seconds per kernel and the share of each phase ("rest": the configuration's other
+ *  work and the page's turn between configurations). */
+export function phaseText(phases) {
+  const parts = [];
+  for (const [kernel, ph] of Object.entries(phases || {})) {
+    const total = (ph.configuration || 0) + (ph.between || 0);
+    if (!(total > 0)) continue;
+    const named = PHASES.filter(([k]) => ph[k] > 0).map(([k, label]) => [label, ph[k]]);
+    const rest = total - named.reduce((a, [, v]) => a + v, 0);
+    const pct = (v) => `${Math.round((100 * v) / total)} %`;
+    parts.push(`${kernel === "topk" ? "TopK" : kernel} ${(total / 1e3).toFixed(1)} s (`
+      + [...named, ["rest", rest]].map(([label, v]) => `${label} ${pct(v)}`).join(", ") + ")");
+  }
+  return parts.length ? `Time: ${parts.join("; ")}.` : "";
+}
+
 export class Tuner {
   /** gpu: an open Gpu; spec: the space to run; onMeasure(m, done, total, job) after each configuration; done: the
    *  measurements of a resumed run's first configurations (static/resume.js), which run() does not measure again. */
@@ -96,6 +114,19 @@ export class Tuner {
     const bad = done.findIndex((m, i) => !this.jobs[i] || configKey(m) !== configKey(measurementBase(this.jobs[i])));
     if (bad >= 0) throw new Error(`configuration ${bad + 1} of the kept run is not the one this adapter plans for its space`);
     this.measurements = [...done];
+    // where a run's time goes: ms per kernel and phase (inputs: generating them and the reference; check: the first
+    // call, its readback and the comparison; call: where_nd's timed calls with uploads; timing: the timer (chain
+    // search, warm-up, samples, clock guard); rest: the configuration's other work and the page's turn between
+    // configurations). The page and bench/browser_gpu.py show it.
+    this.phases = {};
+  }
+
+  /** Adds the ms since t0 to `phase` of `kernel`; returns now. */
+  account(kernel, phase, t0) {
+    const now = performance.now();
+    const k = this.phases[kernel] || (this.phases[kernel] = {});
+    k[phase] = (k[phase] || 0) + (now - t0);
+    return now;
   }
 
   cancel() { this.cancelled = true; }
@@ -111,11 +142,15 @@ export class Tuner {
         m = { ...measurementBase(job), ok: false, error: `not run: ${this.deviceDead}`, timer: this.timer.kind,
               median_ms: null, min_ms: null, spread: null, samples_ms: [] };
       } else {
+        const t0 = performance.now();
         m = await this.measure(job);
+        this.account(job.kernel, "configuration", t0);
       }
+      const t1 = performance.now();
       this.measurements.push(m);
       this.onMeasure(m, i + 1, total, job);
       await new Promise((r) => setTimeout(r, 0));   // let the page paint between configurations
+      this.account(job.kernel, "between", t1);
     }
     this.timer.destroy();
     this.inputs.clear();
@@ -180,15 +215,19 @@ export class Tuner {
 
   async topkJob(job) {
     const [rows, cols, k] = job.shape;
+    let t = performance.now();
     const { x, ref, checksum } = await this.topkInputs(rows, cols, k);
+    t = this.account("topk", "inputs", t);
     const plan = await this.gpu.topkPlan(x, rows, cols, k, job.params);
     try {
       await this.gpu.runOnce(plan.passes);
       const [vals, idx] = await this.gpu.readBack([plan.bufs[3], plan.bufs[4]]);
       this.gpu.checkLost();
       const bad = compareTopk(vals, idx, ref, rows * k);
+      t = this.account("topk", "check", t);
       if (bad) return { ok: false, error: `wrong result: ${bad}` };
       const timing = await this.timer.time(plan.passes, { repeats: this.spec.repeats ?? 5, warmups: this.spec.warmups ?? 1 });
+      this.account("topk", "timing", t);
       this.gpu.checkLost();
       return { ok: true, timing, checksum };
     } finally {
@@ -211,7 +250,9 @@ export class Tuner {
   /** Upload + kernel per iteration on the wall clock, and with timestamps the kernel alone as kernel_ms, as
    *  native/wgpu_backend.py time_where_nd times it. */
   async whereJob(job) {
+    let t = performance.now();
     const { views, ref, checksum } = await this.whereInputsFor(job);
+    t = this.account("where_nd", "inputs", t);
     const gpu = this.gpu, dev = gpu.device;
     const outShape = job.shape, numel = outShape.reduce((a, b) => a * b, 1), p = job.params;
     const pipe = await gpu.wherePipeline(p);
@@ -223,6 +264,7 @@ export class Tuner {
       tmp.forEach((b) => b.destroy());
       gpu.checkLost();
       const bad = compareBits(got, ref, numel);
+      t = this.account("where_nd", "check", t);
       if (bad) return { ok: false, error: `wrong result: ${bad}` };
       const repeats = this.spec.repeats ?? 5, warmups = this.spec.warmups ?? 1;
       // with timestamps the kernel is timed alone below, and the call with its uploads takes space.json's
@@ -239,6 +281,7 @@ export class Tuner {
         tmp.forEach((b) => b.destroy());
       }
       gpu.checkLost();
+      t = this.account("where_nd", "call", t);
       const timing = { timer: "wall", ...summarize(samples) };
       let kernel_ms;
       if (this.timer.kind === "timestamp") {
@@ -254,6 +297,7 @@ export class Tuner {
         } finally {
           bufs.forEach((b) => b.destroy());
         }
+        this.account("where_nd", "timing", t);
         gpu.checkLost();
       }
       return { ok: true, timing, kernel_ms, checksum };
