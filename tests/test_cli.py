@@ -158,6 +158,19 @@ H200_ROUNDS = {
                "where_nd regret (kernel alone) geomean 1.008  worst 1.047  over 42 cases"],
         "nu": ["regret geomean 1.020  worst 1.121  over 44 shapes"],
         "un": ["regret geomean 1.012  worst 1.116  over 44 shapes"]}),
+    # round 3: 188 measurements of the rounded run read 33/31 quanta of canary as a lowered clock and were dropped
+    "round 3, clock flags": (("s19-native-full", "s19-browser-full-rounded"), {
+        "nr": ["regret geomean 1.038  worst 1.845  over 44 shapes",
+               "where_nd regret (kernel alone) geomean 1.172  worst 1.483  over 42 cases"]}),
+    "round 4, full preset": (("s19-native-full", "s19-r4-browser-full-rounded"), {
+        "nr": ["regret geomean 1.019  worst 1.107  over 44 shapes",
+               "where_nd regret geomean 1.017  worst 1.339  over 42 cases",
+               "where_nd regret (kernel alone) geomean 1.008  worst 1.047  over 42 cases"],
+        "rn": ["regret geomean 1.014  worst 1.100  over 44 shapes",
+               "where_nd regret geomean 1.021  worst 1.222  over 42 cases",
+               "where_nd regret (kernel alone) geomean 1.014  worst 1.073  over 42 cases"],
+        "report r": ["regret tuned_heldout    geomean 1.025  worst 1.186  over 44 shapes",
+                     "where_nd regret tuned_heldout          geomean 1.007  worst 1.201  over 42 cases"]}),
 }
 
 
