@@ -24,8 +24,9 @@ export function paramText(p) {
   return Object.entries(p).map(([k, v]) => `${k}=${v === true ? "T" : v === false ? "F" : v}`).join(" ");
 }
 
-/** Draws measurements into `container` (replacing what was there). */
-export function drawChart(container, measurements) {
+/** Draws measurements into `container` (replacing what was there), `width` px wide at most (reading the container's
+ *  clientWidth lays the page out first: during a run, pass a width read once). */
+export function drawChart(container, measurements, width = container.clientWidth) {
   container.replaceChildren();
   const ok = measurements.filter((m) => m.ok && m.median_ms > 0);
   if (!ok.length) {
@@ -43,22 +44,22 @@ export function drawChart(container, measurements) {
   }
   const names = [...groups.keys()];
   const left = 64, top = 28, plotH = 260, bottom = 50;
-  const avail = (container.clientWidth || 900) - left - 16;   // fit the card; scroll sideways past 84 px a column
+  const avail = (width || 900) - left - 16;   // fit the card; scroll sideways past 84 px a column
   const colW = Math.max(84, Math.min(150, avail / names.length));
-  const width = left + colW * names.length + 16, height = top + plotH + bottom;
+  const svgW = left + colW * names.length + 16, height = top + plotH + bottom;
   let lo = Math.min(...ok.map((m) => m.median_ms)), hi = Math.max(...ok.map((m) => m.median_ms));
   let l0 = Math.floor(Math.log10(lo)), l1 = Math.ceil(Math.log10(hi));
   if (l1 === l0) l1 += 1;
   const y = (v) => top + plotH - ((Math.log10(v) - l0) / (l1 - l0)) * plotH;
-  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+  const svg = el("svg", { viewBox: `0 0 ${svgW} ${height}`, width: svgW, height, role: "img",
                           "aria-label": "median time per configuration, log scale" });
   for (let e = l0; e <= l1; e++) {
     const yy = y(10 ** e);
-    svg.append(el("line", { x1: left, x2: width - 8, y1: yy, y2: yy, class: "grid-major" }));
+    svg.append(el("line", { x1: left, x2: svgW - 8, y1: yy, y2: yy, class: "grid-major" }));
     svg.append(el("text", { x: left - 6, y: yy + 4, class: "axis", "text-anchor": "end" }, fmtMs(10 ** e)));
     if (e < l1) for (const f of [2, 5]) {
       const ym = y(f * 10 ** e);
-      svg.append(el("line", { x1: left, x2: width - 8, y1: ym, y2: ym, class: "grid-minor" }));
+      svg.append(el("line", { x1: left, x2: svgW - 8, y1: ym, y2: ym, class: "grid-minor" }));
     }
   }
   svg.append(el("text", { x: 12, y: top + plotH / 2, class: "axis", transform: `rotate(-90 12 ${top + plotH / 2})`,
@@ -85,7 +86,7 @@ export function drawChart(container, measurements) {
                               "text-anchor": "middle" }, line));
     });
   });
-  svg.append(el("rect", { x: left, y: top, width: width - left - 8, height: plotH, class: "frame" }));
+  svg.append(el("rect", { x: left, y: top, width: svgW - left - 8, height: plotH, class: "frame" }));
   let lx = left;
   for (const [cls, text] of [["topk1", "TopK 1CE / where direct"], ["topk2", "TopK 2CE / where segmented"], ["best", "best of shape"]]) {
     svg.append(el("circle", { cx: lx + 5, cy: 12, r: cls === "best" ? 5 : 4, class: `dot ${cls}` }));

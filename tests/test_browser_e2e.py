@@ -158,7 +158,7 @@ def test_tiny_custom_space_runs_checks_stores_and_downloads_compilable_rust(page
     assert all(ph[k]["timing"] > 0 and ph[k]["check"] > 0 for k in ph), ph
     assert ph["where_nd"]["call"] > 0, ph
     assert sum(v for k in ph for v in (ph[k]["configuration"], ph[k]["between"])) <= elapsed * 1e3, (ph, elapsed)
-    assert "Time: TopK" in page.text_content("#summary") and "where_nd" in page.text_content("#summary")
+    assert "Time: TopK" in page.text_content("#phases") and "where_nd" in page.text_content("#phases")
     page.wait_for_selector("#report-where-table tbody tr")        # the quality report, TopK and where_nd
     assert page.locator("#report-table tbody tr").count() == 2
     assert page.locator("#report-where-table tbody tr").count() == 3         # three cases of one shape
