@@ -2,7 +2,7 @@
 configurations) run by the page in headless Chromium here (SwiftShader), and the page's account of where the time
 went (static/tuner.js Tuner.phases: inputs, first call and check, timer, between configurations).
 
-    .venv/bin/python bench/page_overhead.py [--rows 13] [--chromium /usr/bin/chromium]
+    .venv/bin/python bench/page_overhead.py [--rows 13] [--no-warm]
 
 Prints the run's wall time, its configurations and the phases in ms. Run it before and after a change to the page
 (git stash), one after the other: SwiftShader shares the CPU with the page, so the absolute times are of this
@@ -28,13 +28,14 @@ from test_browser_e2e import launch, open_tuner, set_space  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=13, help="TopK shapes of 1..ROWS rows (x 5 column counts)")
+    ap.add_argument("--no-warm", action="store_true", help="the page's ?warm=0: no pipelines built ahead")
     args = ap.parse_args()
     live = start_server(Path(tempfile.mkdtemp()) / "overhead.sqlite3")
     try:
         with sync_playwright() as p:
             b = launch(p)
             page = b.new_page(viewport={"width": 1400, "height": 900})
-            open_tuner(page, str(live))
+            open_tuner(page, str(live), "?warm=0" if args.no_warm else "")
             shapes = ", ".join(f"{r}x{c}:8" for r in range(1, args.rows + 1) for c in (1024, 2048, 4096, 8192, 16384))
             set_space(page, {"#topk-shapes": shapes, "#topk-wg": "64, 128, 256", "#topk-kl": "4",
                              "#topk-ch": "0, 1024", "#topk-sg": "false, true", "#repeats": "3", "#warmups": "1",

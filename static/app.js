@@ -273,7 +273,8 @@ function fmtDuration(s) {
 // ?autorun=1 starts it at once. Debugging aids: ?timer=wall ignores timestamp-query; ?quantize=NS simulates a browser's
 // quantized timestamps; ?clockguard=1 (or 0) forces the clock guard on (off) whatever the adapter, e.g. to exercise it
 // on SwiftShader; ?canary=iters:1024,load_iters:8192,... overrides space.json "canary" numbers (a CPU adapter's
-// canary is slow: one of space.json's takes ~0.1 s on SwiftShader, one load dispatch ~3 s).
+// canary is slow: one of space.json's takes ~0.1 s on SwiftShader, one load dispatch ~3 s); ?warm=0 builds each
+// configuration's pipelines when it runs, not while the one before is measured.
 function timerOptionsFromUrl() {
   const q = new URLSearchParams(location.search);
   const cg = q.get("clockguard");
@@ -305,7 +306,7 @@ async function runTuner(resume = null) {
   let tuner;
   try {
     tuner = new Tuner(state.gpu, spec, {
-      timerOptions, done: kept,
+      timerOptions, done: kept, warm: new URLSearchParams(location.search).get("warm") !== "0",
       onMeasure: (m, done, total, job) => {
         keeper.keep(done - 1, m, elapsed());
         window.__tuner.results.push(m);

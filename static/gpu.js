@@ -66,6 +66,8 @@ export class Gpu {
     this.device = device;
     this.lost = null;
     this.pipelines = new Map();
+    this.warming = new Map();    // key -> promise of a pipeline built ahead (warm), or of null where that failed
+    this.pipelineWaitMs = 0;     // time callers of pipeline() waited for builds
     this.layouts = new Map();
     this.canaryBindGroup = null;
     device.lost.then((info) => {
@@ -97,11 +99,49 @@ export class Gpu {
     return this.layouts.get(kernel);
   }
 
+  /** Starts building a configuration's pipeline ahead of its use (the tuner: the next configuration's while this
+   *  one is measured); pipeline() takes it, or on a failure builds it again to say why. The module is made inside
+   *  error scopes of its own, pushed and popped in one turn: a measurement's scopes are open meanwhile, and an
+   *  invalid module of the next configuration failed the one being measured. */
+  warm(kernel, entry, params, derivedConstants = {}) {
+    const constants = { ...overrides(kernel, params), ...derivedConstants };
+    const key = JSON.stringify([kernel, entry, !!params.sg, Object.entries(constants).sort()]);
+    if (this.pipelines.has(key) || this.warming.has(key)) return;
+    const dev = this.device;
+    this.warming.set(key, moduleSource(kernel, params).then((code) => {
+      if (dev !== this.device) return null;
+      dev.pushErrorScope("validation");
+      dev.pushErrorScope("internal");
+      const pipe = dev.createComputePipelineAsync({ layout: this.layout(kernel).layout,
+        compute: { module: dev.createShaderModule({ code }), entryPoint: entry, constants } });
+      dev.popErrorScope().catch(() => null);
+      dev.popErrorScope().catch(() => null);
+      return pipe;
+    }).catch(() => null));
+  }
+
   /** A compute pipeline for one entry point of a configuration; shader and pipeline errors become KernelError. */
   async pipeline(kernel, entry, params, derivedConstants = {}) {
     const constants = { ...overrides(kernel, params), ...derivedConstants };
     const key = JSON.stringify([kernel, entry, !!params.sg, Object.entries(constants).sort()]);
     if (this.pipelines.has(key)) return this.pipelines.get(key);
+    const t0 = performance.now();
+    try {
+      return await this.build(kernel, entry, params, constants, key);
+    } finally {
+      this.pipelineWaitMs += performance.now() - t0;
+    }
+  }
+
+  async build(kernel, entry, params, constants, key) {
+    if (this.warming.has(key)) {
+      const warm = await this.warming.get(key);
+      this.warming.delete(key);
+      if (warm && this.device) {
+        this.pipelines.set(key, warm);
+        return warm;
+      }
+    }
     const code = await moduleSource(kernel, params);
     const dev = this.device;
     dev.pushErrorScope("validation");
@@ -173,15 +213,25 @@ export class Gpu {
 
   // -- TopK -----------------------------------------------------------------------------------------------
   /** Buffers, bind group and passes ({pipeline, bindGroup, groups}) of one TopK configuration. */
-  async topkPlan(x, rows, cols, k, params) {
-    const shape = { rows, cols, k };
-    const d = derived("topk", shape, params);
-    const U = GPUBufferUsage;
+  /** A TopK configuration's passes ([entry point, workgroups]), derived sizes and derived constants. */
+  topkPasses(rows, cols, k, params) {
+    const d = derived("topk", { rows, cols, k }, params);
     const passes = params.use_2ce
       ? [["topk_chunks", [d.nchunks, rows, 1]], ["topk_merge", [d.merge_groups, rows, 1]]]
       : [["topk_1ce", [rows, 1, 1]]];
+    return { d, passes, sc: { SORT_CAP: sortCap(d.kp, params.wg, this.limits, params.ls !== false) } };
+  }
+
+  /** Builds a TopK configuration's pipelines ahead (warm). */
+  warmTopk(rows, cols, k, params) {
+    const { passes, sc } = this.topkPasses(rows, cols, k, params);
+    for (const [entry] of passes) this.warm("topk", entry, params, sc);
+  }
+
+  async topkPlan(x, rows, cols, k, params) {
+    const U = GPUBufferUsage;
+    const { d, passes, sc } = this.topkPasses(rows, cols, k, params);
     const pipes = [];
-    const sc = { SORT_CAP: sortCap(d.kp, params.wg, this.limits, params.ls !== false) };
     for (const [entry] of passes) pipes.push(await this.pipeline("topk", entry, params, sc));
     const bufs = [
       this.buffer(new Uint32Array([rows, cols, k, d.kp, d.nchunks, 0, 0, 0]), U.UNIFORM),
@@ -244,8 +294,11 @@ export class Gpu {
    * output shape, one write per contiguous output row), dispatch, wait. Returns the output buffer's owner.
    */
   async wherePipeline(params) {
-    return this.pipeline("where_nd", params.path === "direct" ? "where_strided" : "where_dense", params);
+    return this.pipeline("where_nd", whereEntry(params), params);
   }
+
+  /** Builds a where_nd configuration's pipeline ahead (warm). */
+  warmWhere(params) { this.warm("where_nd", whereEntry(params), params); }
 
   whereIteration(pipe, views, items, outShape, numel, params, out) {
     const { pass, bufs } = this.whereBind(pipe, views, items, outShape, numel, params, out);
@@ -377,6 +430,8 @@ export function coalesce(shape, stridesList) {
   }
   return [out.map(([n]) => n), stridesList.map((_, t) => out.map(([, sts]) => sts[t]))];
 }
+
+const whereEntry = (params) => (params.path === "direct" ? "where_strided" : "where_dense");
 
 /** native/wgpu_backend.py where_groups: workgroups of a where_nd dispatch, VPT runs of 4 outputs per thread. */
 export function whereGroups(numel, params) {

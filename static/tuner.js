@@ -87,6 +87,8 @@ export function configKey(m) {
 }
 
 const PHASES = [["timing", "timer"], ["call", "timed calls"], ["check", "first call and check"], ["inputs", "inputs"]];
+// a part of "check" (the first call waits for its pipelines): shown beside it, not added to the total
+const PART = [["pipelines", "waiting for pipelines"]];
 
 /** Tuner.phases as a sentence: seconds per kernel and the share of each phase ("rest": the configuration's other
  *  work and the page's turn between configurations). */
@@ -98,8 +100,9 @@ export function phaseText(phases) {
     const named = PHASES.filter(([k]) => ph[k] > 0).map(([k, label]) => [label, ph[k]]);
     const rest = total - named.reduce((a, [, v]) => a + v, 0);
     const pct = (v) => `${Math.round((100 * v) / total)} %`;
+    const part = PART.filter(([k]) => ph[k] > 0).map(([k, label]) => ` incl. ${pct(ph[k])} ${label}`).join("");
     parts.push(`${kernel === "topk" ? "TopK" : kernel} ${(total / 1e3).toFixed(1)} s (`
-      + [...named, ["rest", rest]].map(([label, v]) => `${label} ${pct(v)}`).join(", ") + ")");
+      + [...named, ["rest", rest]].map(([label, v]) => `${label} ${pct(v)}${label === "first call and check" ? part : ""}`).join(", ") + ")");
   }
   return parts.length ? `Time: ${parts.join("; ")}.` : "";
 }
@@ -107,7 +110,9 @@ export function phaseText(phases) {
 export class Tuner {
   /** gpu: an open Gpu; spec: the space to run; onMeasure(m, done, total, job) after each configuration; done: the
    *  measurements of a resumed run's first configurations (static/resume.js), which run() does not measure again. */
-  constructor(gpu, spec, { onMeasure = () => {}, timeoutMs = CONFIG_TIMEOUT_MS, timerOptions = {}, done = [] } = {}) {
+  constructor(gpu, spec, { onMeasure = () => {}, timeoutMs = CONFIG_TIMEOUT_MS, timerOptions = {}, done = [],
+                           warm = true } = {}) {
+    this.warm = warm;
     this.timerOptions = timerOptions;
     this.gpu = gpu;
     this.spec = spec;
@@ -148,9 +153,11 @@ export class Tuner {
         m = { ...measurementBase(job), ok: false, error: `not run: ${this.deviceDead}`, timer: this.timer.kind,
               median_ms: null, min_ms: null, spread: null, samples_ms: [] };
       } else {
-        const t0 = performance.now();
+        this.warmNext(i + 1);
+        const t0 = performance.now(), w0 = this.gpu.pipelineWaitMs;
         m = await this.measure(job);
         this.account(job.kernel, "configuration", t0);
+        this.account(job.kernel, "pipelines", performance.now() - (this.gpu.pipelineWaitMs - w0));
       }
       const t1 = performance.now();
       this.measurements.push(m);
@@ -194,6 +201,17 @@ export class Tuner {
     if (result.kernel_ms !== undefined) m.kernel_ms = result.kernel_ms;
     if (result.ok && result.checksum) m.checksum = result.checksum;
     return m;
+  }
+
+  /** Starts building the pipelines of configuration i (the next one) while this one is measured: a driver's
+   *  compile then overlaps the GPU's work instead of preceding the next configuration's first call. */
+  warmNext(i) {
+    const job = this.jobs[i];
+    if (!job || !this.warm || this.gpu.lost) return;
+    try {
+      if (job.kernel === "topk") this.gpu.warmTopk(...job.shape, job.params);
+      else this.gpu.warmWhere(job.params);
+    } catch (_) { /* pipeline() builds it and says what is wrong */ }
   }
 
   /** After a device loss: one new device for the rest of the run; if that fails or was spent, stop measuring. */
