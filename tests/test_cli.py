@@ -171,6 +171,11 @@ H200_ROUNDS = {
                "where_nd regret (kernel alone) geomean 1.014  worst 1.073  over 42 cases"],
         "report r": ["regret tuned_heldout    geomean 1.025  worst 1.186  over 44 shapes",
                      "where_nd regret tuned_heldout          geomean 1.007  worst 1.201  over 42 cases"]}),
+    # round 4's rule on round 2's native run (one GPU, nothing beside it, 10 calls a configuration)
+    "round 4 on round 2's native run": (("s18-native-full", "s19-r4-browser-full-rounded"), {
+        "nr": ["regret geomean 1.018  worst 1.099  over 44 shapes",
+               "where_nd regret geomean 1.011  worst 1.168  over 42 cases",
+               "where_nd regret (kernel alone) geomean 1.005  worst 1.023  over 42 cases"]}),
 }
 
 
