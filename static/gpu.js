@@ -104,8 +104,7 @@ export class Gpu {
    *  error scopes of its own, pushed and popped in one turn: a measurement's scopes are open meanwhile, and an
    *  invalid module of the next configuration failed the one being measured. */
   warm(kernel, entry, params, derivedConstants = {}) {
-    const constants = { ...overrides(kernel, params), ...derivedConstants };
-    const key = JSON.stringify([kernel, entry, !!params.sg, Object.entries(constants).sort()]);
+    const { constants, key } = pipelineKey(kernel, entry, params, derivedConstants);
     if (this.pipelines.has(key) || this.warming.has(key)) return;
     const dev = this.device;
     this.warming.set(key, moduleSource(kernel, params).then((code) => {
@@ -122,8 +121,7 @@ export class Gpu {
 
   /** A compute pipeline for one entry point of a configuration; shader and pipeline errors become KernelError. */
   async pipeline(kernel, entry, params, derivedConstants = {}) {
-    const constants = { ...overrides(kernel, params), ...derivedConstants };
-    const key = JSON.stringify([kernel, entry, !!params.sg, Object.entries(constants).sort()]);
+    const { constants, key } = pipelineKey(kernel, entry, params, derivedConstants);
     if (this.pipelines.has(key)) return this.pipelines.get(key);
     const t0 = performance.now();
     try {
@@ -212,7 +210,6 @@ export class Gpu {
   }
 
   // -- TopK -----------------------------------------------------------------------------------------------
-  /** Buffers, bind group and passes ({pipeline, bindGroup, groups}) of one TopK configuration. */
   /** A TopK configuration's passes ([entry point, workgroups]), derived sizes and derived constants. */
   topkPasses(rows, cols, k, params) {
     const d = derived("topk", { rows, cols, k }, params);
@@ -228,6 +225,7 @@ export class Gpu {
     for (const [entry] of passes) this.warm("topk", entry, params, sc);
   }
 
+  /** Buffers, bind group and passes ({pipeline, bindGroup, groups}) of one TopK configuration. */
   async topkPlan(x, rows, cols, k, params) {
     const U = GPUBufferUsage;
     const { d, passes, sc } = this.topkPasses(rows, cols, k, params);
@@ -429,6 +427,12 @@ export function coalesce(shape, stridesList) {
     else out.push([n, sts]);
   }
   return [out.map(([n]) => n), stridesList.map((_, t) => out.map(([, sts]) => sts[t]))];
+}
+
+/** A configuration's pipeline constants (overrides and derived) and its key in Gpu's pipeline cache. */
+function pipelineKey(kernel, entry, params, derivedConstants) {
+  const constants = { ...overrides(kernel, params), ...derivedConstants };
+  return { constants, key: JSON.stringify([kernel, entry, !!params.sg, Object.entries(constants).sort()]) };
 }
 
 const whereEntry = (params) => (params.path === "direct" ? "where_strided" : "where_dense");

@@ -62,7 +62,7 @@ function withTimeout(promise, ms, what) {
 
 /** A turn of the event loop for the page (scheduler.yield where the browser has it: setTimeout(0) is clamped to 4 ms
  *  once nested, 10 s over the full preset's 2,659 configurations). */
-export function yieldToPage() {
+function yieldToPage() {
   return globalThis.scheduler && scheduler.yield ? scheduler.yield() : new Promise((r) => setTimeout(r, 0));
 }
 
@@ -132,11 +132,16 @@ export class Tuner {
     this.phases = {};
   }
 
+  /** Adds `ms` to `phase` of `kernel`. */
+  add(kernel, phase, ms) {
+    const k = this.phases[kernel] || (this.phases[kernel] = {});
+    k[phase] = (k[phase] || 0) + ms;
+  }
+
   /** Adds the ms since t0 to `phase` of `kernel`; returns now. */
   account(kernel, phase, t0) {
     const now = performance.now();
-    const k = this.phases[kernel] || (this.phases[kernel] = {});
-    k[phase] = (k[phase] || 0) + (now - t0);
+    this.add(kernel, phase, now - t0);
     return now;
   }
 
@@ -157,7 +162,7 @@ export class Tuner {
         const t0 = performance.now(), w0 = this.gpu.pipelineWaitMs;
         m = await this.measure(job);
         this.account(job.kernel, "configuration", t0);
-        this.account(job.kernel, "pipelines", performance.now() - (this.gpu.pipelineWaitMs - w0));
+        this.add(job.kernel, "pipelines", this.gpu.pipelineWaitMs - w0);
       }
       const t1 = performance.now();
       this.measurements.push(m);
