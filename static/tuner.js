@@ -172,6 +172,7 @@ export class Tuner {
     }
     this.timer.destroy();
     this.inputs.clear();
+    this.gpu.releaseResident();
     return this.measurements;
   }
 
@@ -234,8 +235,10 @@ export class Tuner {
   async topkInputs(rows, cols, k) {
     const key = `topk:${rows}x${cols}:${k}`;
     if (!this.inputs.has(key)) {
+      // the input of this shape, kept for its other k (the same array stays resident on the GPU: Gpu.resident)
+      const prev = [...this.inputs.entries()].find(([old]) => old.startsWith(`topk:${rows}x${cols}:`));
       for (const old of this.inputs.keys()) if (old.startsWith("topk:")) this.inputs.delete(old);
-      const x = topkInput(this.spec.seed ?? 1, rows, cols, "uniform");
+      const x = prev ? prev[1].x : topkInput(this.spec.seed ?? 1, rows, cols, "uniform");
       const ref = topkReference(x, rows, cols, k);
       this.inputs.set(key, { x, ref, checksum: await sha256Hex(ref.values, ref.indices) });
     }
