@@ -250,9 +250,10 @@ export class Gpu {
     const { d, passes, sc } = this.topkPasses(rows, cols, k, params);
     const pipes = [];
     for (const [entry] of passes) pipes.push(await this.pipeline("topk", entry, params, sc));
+    const xbuf = this.resident(x);
     const bufs = [
       this.buffer(new Uint32Array([rows, cols, k, d.kp, d.nchunks, 0, 0, 0]), U.UNIFORM),
-      this.resident(x),
+      xbuf,
       this.empty(d.scratch_bytes, U.STORAGE),
       this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
       this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
@@ -260,7 +261,7 @@ export class Gpu {
     const bindGroup = this.device.createBindGroup({ layout: this.layout("topk").bgl,
       entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })) });
     return { bufs, passes: passes.map(([, groups], i) => ({ pipeline: pipes[i], bindGroup, groups })),
-             destroy: () => bufs.forEach((b, i) => i !== 1 && b.destroy()) };
+             destroy: () => bufs.forEach((b) => b !== xbuf && b.destroy()) };
   }
 
   /** Encodes `chains` copies of a dispatch chain in one compute pass; with a query set, a timestamp at the beginning
