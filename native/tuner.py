@@ -133,7 +133,8 @@ def where_job(backend, seed, case, shape, dtype, params, repeats, warmups) -> di
 
 def plan(spec: dict, limits: dict, features) -> list[tuple]:
     """The jobs of a space: ("topk", (rows, cols, k), params) and ("where_nd", (case, shape, dtype), params),
-    TopK shapes each with the st-core baseline configuration added when it is legal and not in the grid."""
+    TopK shapes each with the st-core baseline configuration added when it is legal and not in the grid, where_nd
+    configurations with their paths in turns (alternate)."""
     jobs = []
     sg = "subgroups" in features
     for rows, cols, k in spec.get("topk", {}).get("shapes", []):
@@ -149,9 +150,21 @@ def plan(spec: dict, limits: dict, features) -> list[tuple]:
             shape = {"ndim": len(shp), "numel": int(np.prod(shp))}
             for case in w["cases"]:
                 for dtype in w.get("dtypes", ["float32"]):
-                    for p in configurations("where_nd", shape, w["params"], limits, features):
+                    for p in alternate(configurations("where_nd", shape, w["params"], limits, features), "path"):
                         jobs.append(("where_nd", (case, tuple(shp), dtype), p))
     return jobs
+
+
+def alternate(cfgs: list[dict], name: str) -> list[dict]:
+    """`cfgs` in turns of `name`'s values (direct, segmented, direct, ...), each value's in their order. A where_nd
+    rule pools a call's uploads per path over the path's configurations; measured one path after the other, a
+    drift of the host's call time (0.5 vs 1 ms on the H200, for spans of a dozen configurations) fell on one path
+    and read as a difference between them. In turns, it falls on both alike (docs/timing.md)."""
+    groups: dict = {}
+    for c in cfgs:
+        groups.setdefault(c.get(name), []).append(c)
+    runs = list(groups.values())
+    return [run[i] for i in range(max(map(len, runs), default=0)) for run in runs if i < len(run)]
 
 
 def tune(device: str = "wgpu", preset: str = "quick", spec: dict | None = None, label: str = "",

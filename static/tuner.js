@@ -34,7 +34,7 @@ export function plan(spec, limits, features) {
       const shape = { ndim: shp.length, numel: shp.reduce((a, b) => a * b, 1) };
       for (const kase of w.cases || []) {
         for (const dtype of w.dtypes || ["float32"]) {
-          for (const p of configurations("where_nd", shape, w.params, limits, features)) {
+          for (const p of alternate(configurations("where_nd", shape, w.params, limits, features), "path")) {
             jobs.push({ kernel: "where_nd", kase, shape: shp, dtype, params: p });
           }
         }
@@ -42,6 +42,21 @@ export function plan(spec, limits, features) {
     }
   }
   return jobs;
+}
+
+/** `cfgs` in turns of `name`'s values (direct, segmented, direct, ...), each value's in their order: a drift of the
+ *  host's call time then falls on both where_nd paths alike (native/tuner.py's alternate). */
+export function alternate(cfgs, name) {
+  const groups = new Map();
+  for (const c of cfgs) {
+    if (!groups.has(c[name])) groups.set(c[name], []);
+    groups.get(c[name]).push(c);
+  }
+  const runs = [...groups.values()], out = [];
+  for (let i = 0; i < Math.max(0, ...runs.map((r) => r.length)); i++) {
+    for (const r of runs) if (i < r.length) out.push(r[i]);
+  }
+  return out;
 }
 
 async function sha256Hex(...arrays) {

@@ -302,3 +302,20 @@ def test_spiraltorch_wgpu_adapter_picks_an_adapter_by_index_or_name_and_says_whi
     kind, why = run("99")
     assert kind == "BackendUnavailable" and "SPIRALTORCH_WGPU_ADAPTER='99' names no adapter" in why, why
     assert f"0: {first[1]}" in why                               # the adapters there are, by index
+
+
+def test_the_tuner_measures_where_paths_in_turns():
+    """docs/timing.md: a case's where_nd configurations are planned direct, segmented, direct, ... (each path's in
+    the grid's order), so that a drift of the host's call time falls on both paths' pooled uploads alike; the
+    page plans the same (tests/test_reference_js.py compares the two plans)."""
+    from spiraltorch_tuner.tuner import alternate, plan, preset_space
+    full = preset_space("full")
+    jobs = [j for j in plan({"where_nd": full["where_nd"]}, {}, []) if j[1] == ("contiguous", (1024,), "float32")]
+    paths = [p["path"] for _, _, p in jobs]
+    assert len(jobs) == 32 and paths == ["direct", "segmented"] * 16
+    grid = configurations("where_nd", {"ndim": 1, "numel": 1024}, full["where_nd"]["params"])
+    assert sorted(map(repr, grid)) == sorted(repr(p) for _, _, p in jobs)       # the same configurations
+    assert [p for _, _, p in jobs if p["path"] == "direct"] == [p for p in grid if p["path"] == "direct"]
+    uneven = [{"path": "a", "n": 1}, {"path": "a", "n": 2}, {"path": "a", "n": 3}, {"path": "b", "n": 4}]
+    assert alternate(uneven, "path") == [uneven[0], uneven[3], uneven[1], uneven[2]]
+    assert alternate([], "path") == []
