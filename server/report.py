@@ -98,18 +98,23 @@ def judge(on: dict, fit_measurements: list, fit_runs: list[str]) -> dict:
     """The TopK rule fitted on `fit_measurements` (from the runs `fit_runs`) judged on the TopK shapes of the run
     document `on`, which it was not fitted on (e.g. your model's shapes, tuned in their own run): per shape the best
     configuration and time there, the rule's pick, its time and regret (None where `on` did not measure the pick),
-    the summary and the worst. The subgroups flag is `on`'s adapter's. Raises NothingToJudge without TopK data on
-    either side."""
+    the summary and the worst; and the where_nd rule on `on`'s cases where both sides have where_nd. The subgroups
+    flag is `on`'s adapter's. Without TopK data on one side the TopK part is empty and `topk_missing` says why (a
+    where_nd-only run is judged on where_nd alone); raises NothingToJudge when neither kernel can be judged."""
     fit_ms, on_ms = usable(fit_measurements), usable(on.get("measurements", []))
     sg = "subgroups" in on.get("features", [])
     table, times = topk_table(fit_ms), topk_times(on_ms)
+    missing = None
     if not times:
-        raise NothingToJudge(f"run {on.get('run_id')} holds no correct TopK measurement to judge the rule on")
-    if table.votes[sg] is None:
-        raise NothingToJudge(f"runs {', '.join(fit_runs) or '(none)'} hold no correct TopK measurement"
-                             f"{'' if sg else ' with sg = false'} to fit the rule on")
+        missing = f"run {on.get('run_id')} holds no correct TopK measurement to judge the rule on"
+    elif table.votes[sg] is None:
+        missing = (f"runs {', '.join(fit_runs) or '(none)'} hold no correct TopK measurement"
+                   f"{'' if sg else ' with sg = false'} to fit the rule on")
+    where = judge_where(on_ms, fit_ms)
+    if missing and where is None:
+        raise NothingToJudge(f"{missing}, and no where_nd measurements on both sides")
     rows = []
-    for key in sorted(times):
+    for key in sorted(times) if not missing else []:
         t = times[key]
         best = min(t.values())
         pick = choose_topk(table, *key, sg)
@@ -119,11 +124,13 @@ def judge(on: dict, fit_measurements: list, fit_runs: list[str]) -> dict:
         _add_regrets(row, ("pick",), best)
         rows.append(row)
     return {"run_id": on.get("run_id"), "fit_runs": list(fit_runs), "subgroups": sg, "shapes": rows,
+            "topk_missing": missing,
             "regret": _summary(rows, "pick_regret"), "worst": worst_of(rows, lambda x: x["shape"], "pick_regret"),
-            "unmeasured": sum(r["pick_ms"] is None for r in rows), "where_nd": judge_where(on_ms, fit_ms),
+            "unmeasured": sum(r["pick_ms"] is None for r in rows), "where_nd": where,
             "doc": "regret = time of the rule's pick / fastest measured time on that shape, the rule fitted on "
                    "fit_runs only; a pick this run did not measure has no regret (counted in unmeasured); where_nd "
-                   "(where both sides have it): the same per case, and on the kernel time alone"}
+                   "(where both sides have it): the same per case, and on the kernel time alone; topk_missing: why "
+                   "there is no TopK part (null where there is one)"}
 
 
 def judge_where(on_ms: list, fit_ms: list) -> dict | None:
@@ -180,8 +187,11 @@ def rule_fit(store, on: dict, rule: str) -> tuple[list, list[str]]:
 
 def format_judge(r: dict) -> str:
     """A judgement (judge) as a plain-text table (the CLI prints it)."""
-    out = [f"TopK rule of {', '.join(r['fit_runs'])} judged on run {r['run_id']}",
-           f"{'shape':<22} {'configs':>7} {'best ms':>9} {'pick':>9}"]
+    out = [f"TopK rule of {', '.join(r['fit_runs'])} judged on run {r['run_id']}"]
+    if r.get("topk_missing"):
+        out.append(f"no TopK part: {r['topk_missing']}")
+    else:
+        out.append(f"{'shape':<22} {'configs':>7} {'best ms':>9} {'pick':>9}")
     for s in r["shapes"]:
         v = s["pick_regret"]
         out.append(f"{s['shape']:<22} {s['configs']:>7} {_fmt(s['best_ms'], '{:.4g}'):>9} {_fmt(v):>9}{_over(v)}"

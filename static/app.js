@@ -588,13 +588,17 @@ async function showJudge(runId, name) {
     $("report-summary").textContent = `Nothing to judge: ${body && typeof body.detail === "string" ? body.detail : `HTTP ${r.status}`}.`;
     return;
   }
-  fillTable($("report-table"), JUDGE_COLS, body.shapes, body.worst ? body.worst.target : Infinity, "pick_regret");
-  drawRegretChart($("report-chart"), body.shapes, JUDGE_SERIES);
-  $("report-topk").hidden = false;
-  $("report-summary").textContent = `Regret = time of the pick / fastest time on this run (1.0 is perfect) of the ` +
-    `rule fitted on ${body.fit_runs.length} other run${body.fit_runs.length === 1 ? "" : "s"} of this GPU, ` +
-    `which never saw these shapes: ${fmtRegret(body.regret)}.` + worstText(body.worst, "Worst") +
-    (body.unmeasured ? ` ${body.unmeasured} picks were not measured in this run.` : "");
+  const fitted = `fitted on ${body.fit_runs.length} other run${body.fit_runs.length === 1 ? "" : "s"} of this GPU`;
+  $("report-topk").hidden = !!body.topk_missing;
+  if (body.topk_missing) {       // a where_nd-only judgement: the TopK part says why it is empty
+    $("report-summary").textContent = `No TopK part: ${body.topk_missing}. The where_nd rule ${fitted} is below.`;
+  } else {
+    fillTable($("report-table"), JUDGE_COLS, body.shapes, body.worst ? body.worst.target : Infinity, "pick_regret");
+    drawRegretChart($("report-chart"), body.shapes, JUDGE_SERIES);
+    $("report-summary").textContent = `Regret = time of the pick / fastest time on this run (1.0 is perfect) of ` +
+      `the rule ${fitted}, which never saw these shapes: ${fmtRegret(body.regret)}.` + worstText(body.worst, "Worst") +
+      (body.unmeasured ? ` ${body.unmeasured} picks were not measured in this run.` : "");
+  }
   const w = body.where_nd;
   $("report-where").hidden = !w;
   if (!w) return;

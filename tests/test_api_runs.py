@@ -340,7 +340,8 @@ def test_report_holds_out_each_shape_when_judging_the_rule(sample_run):
 
 def test_judge_fits_the_rule_on_other_runs_and_says_what_is_wrong(client, sample_run):
     """GET /api/runs/{id}/judge: the rule of the other runs of the class judged on this run's shapes; a rule that
-    names the judged run, an unknown run, or a run without TopK data are 4xx with a reason."""
+    names the judged run, an unknown run, or runs with nothing both can judge are 4xx with a reason; a where_nd-only
+    side is judged on where_nd alone."""
     a, b = sample_run(label="fit"), sample_run(label="judged")
     where_only = sample_run(measurements=[m for m in b["measurements"] if m["kernel"] == "where_nd"])
     for d in (a, b, where_only):
@@ -358,7 +359,17 @@ def test_judge_fits_the_rule_on_other_runs_and_says_what_is_wrong(client, sample
     same = client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": b["run_id"]})
     assert same.status_code == 422 and "itself" in same.json()["detail"]
     assert client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": "nope"}).status_code == 404
-    none = client.get(f"/api/runs/{where_only['run_id']}/judge")
-    assert none.status_code == 422 and "no correct TopK measurement to judge" in none.json()["detail"]
-    unfit = client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": where_only["run_id"]})
-    assert unfit.status_code == 422 and "to fit the rule on" in unfit.json()["detail"]
+    # a where_nd-only run is judged on where_nd alone, and the TopK part says why it is empty
+    wj = client.get(f"/api/runs/{where_only['run_id']}/judge")
+    assert wj.status_code == 200, wj.text
+    wj = wj.json()
+    assert wj["shapes"] == [] and wj["regret"]["n"] == 0 and "no correct TopK measurement to judge" in wj["topk_missing"]
+    assert wj["where_nd"]["regret"]["n"] == len(wj["where_nd"]["cases"]) > 0
+    assert j["topk_missing"] is None
+    unfit = client.get(f"/api/runs/{b['run_id']}/judge", params={"rule": where_only["run_id"]}).json()
+    assert "to fit the rule on" in unfit["topk_missing"] and unfit["shapes"] == [] and unfit["where_nd"]["cases"]
+    topk_only = sample_run(measurements=[m for m in a["measurements"] if m["kernel"] == "topk"])
+    assert client.post("/api/runs", json=topk_only).status_code == 201
+    none = client.get(f"/api/runs/{where_only['run_id']}/judge", params={"rule": topk_only["run_id"]})
+    assert none.status_code == 422
+    assert "no correct TopK measurement to judge" in none.json()["detail"] and "where_nd" in none.json()["detail"]
