@@ -70,6 +70,14 @@ def plan_shape(rows: int, cols: int, k: int, params: dict | None = None) -> dict
     return {**p, "nchunks": nchunks, "nseg": -(-k // p["seg"]), "rounds": -(-32 // p["rb"]), "bins": 1 << p["rb"]}
 
 
+def chain(p: dict, rows: int, k: int) -> list[tuple[str, tuple[int, int, int]]]:
+    """The dispatches of one call, (entry point, workgroups), for a configuration from plan_shape."""
+    per_row = (p["nchunks"], rows, 1)
+    return ([("radix_hist", per_row), ("radix_select", (rows, 1, 1))] * p["rounds"]
+            + [("radix_count", per_row), ("radix_filter", per_row), ("radix_segsort", (p["nseg"], rows, 1)),
+               ("radix_rank", (-(-k // p["wg"]), rows, 1))])
+
+
 class RadixTopK:
     """The radix TopK passes on a WgpuBackend's device (a new WgpuBackend when none is given)."""
 
@@ -80,6 +88,7 @@ class RadixTopK:
         self.backend = backend
         self._layout = None
         self._pipelines: dict = {}
+        self._module = None
 
     def _bind_layout(self):
         b = self.backend
@@ -91,6 +100,7 @@ class RadixTopK:
                 for i, t in enumerate(types)])
             self._layout = (bgl, b._device.create_pipeline_layout(bind_group_layouts=[bgl]), b._device)
             self._pipelines.clear()
+            self._module = None
         return self._layout
 
     def _pipeline(self, entry: str, p: dict):
@@ -99,9 +109,11 @@ class RadixTopK:
         if key not in self._pipelines:
             dev = self.backend._device
             try:
-                module = dev.create_shader_module(code=shaders.read(SOURCE))
+                if self._module is None:
+                    self._module = dev.create_shader_module(code=shaders.read(SOURCE))
                 self._pipelines[key] = dev.create_compute_pipeline(
-                    layout=self._bind_layout()[1], compute={"module": module, "entry_point": entry, "constants": consts})
+                    layout=self._bind_layout()[1],
+                    compute={"module": self._module, "entry_point": entry, "constants": consts})
             except Exception as e:
                 raise KernelError(f"pipeline {entry} {consts} failed to build: {e}") from None
         return self._pipelines[key]
@@ -127,13 +139,7 @@ class RadixTopK:
                 b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC)]
         bg = b._device.create_bind_group(layout=self._layout[0], entries=[
             {"binding": i, "resource": {"buffer": buf}} for i, buf in enumerate(bufs)])
-        per_row = (p["nchunks"], rows, 1)
-        rounds = [(self._pipeline("radix_hist", p), per_row), (self._pipeline("radix_select", p), (rows, 1, 1))]
-        passes = rounds * p["rounds"] + [
-            (self._pipeline("radix_count", p), per_row),
-            (self._pipeline("radix_filter", p), per_row),
-            (self._pipeline("radix_segsort", p), (p["nseg"], rows, 1)),
-            (self._pipeline("radix_rank", p), (-(-k // p["wg"]), rows, 1))]
+        passes = [(self._pipeline(entry, p), groups) for entry, groups in chain(p, rows, k)]
         return passes, bg, bufs
 
     def topk2d(self, x, k, params=None):

@@ -49,7 +49,8 @@ def check(rt, x, k, params=None):
     rv, ri = topk_reference(x, k)
     assert i.dtype == np.int64 and v.dtype == np.float32
     bad = np.argwhere((i != ri) | (v.view(np.uint32) != rv.view(np.uint32)))
-    assert bad.size == 0, f"{len(bad)} wrong of {i.size}; first at {bad[0].tolist()}: {i[tuple(bad[0])]} vs {ri[tuple(bad[0])]}"
+    assert bad.size == 0, (f"{len(bad)} wrong of {i.size}; first at {bad[0].tolist()}: column {i[tuple(bad[0])]}, "
+                           f"oracle {ri[tuple(bad[0])]}")
 
 
 def uniform(seed, shape):
