@@ -73,9 +73,9 @@ def plan_shape(rows: int, cols: int, k: int, params: dict | None = None) -> dict
 def chain(p: dict, rows: int, k: int) -> list[tuple[str, tuple[int, int, int]]]:
     """The dispatches of one call, (entry point, workgroups), for a configuration from plan_shape."""
     per_row = (p["nchunks"], rows, 1)
+    rank = [("radix_rank", (-(-k // p["wg"]), rows, 1))] if p["nseg"] > 1 else []   # else radix_segsort writes
     return ([("radix_hist", per_row), ("radix_select", (rows, 1, 1))] * p["rounds"]
-            + [("radix_count", per_row), ("radix_filter", per_row), ("radix_segsort", (p["nseg"], rows, 1)),
-               ("radix_rank", (-(-k // p["wg"]), rows, 1))])
+            + [("radix_count", per_row), ("radix_filter", per_row), ("radix_segsort", (p["nseg"], rows, 1))] + rank)
 
 
 class RadixTopK:

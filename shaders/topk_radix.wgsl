@@ -18,10 +18,11 @@
 //   radix_filter  (chunks x rows) writes the chunk's keys above the prefix to sel[row][abase ..] and its tied keys
 //                 whose rank among the row's tied keys, in column order, is below `need` to sel[row][k - need + r]:
 //                 the prefix over earlier chunks' counts, then a scan inside the workgroup over tiles of WG * KL.
-//   radix_segsort (segments x rows) bitonic sort, descending, of each SEG pairs of sel in workgroup memory.
-//   radix_rank    (k / WG x rows) a pair's place = its place in its segment + the pairs greater than it in every
-//                 other segment (binary search); writes the value and the column there. Resets the row's state
-//                 for the next call.
+//   radix_segsort (segments x rows) bitonic sort, descending, of each SEG pairs of sel in workgroup memory; with
+//                 one segment (k <= SEG) it writes the output itself and resets the row's state.
+//   radix_rank    (k / WG x rows, only with more than one segment) a pair's place = its place in its segment +
+//                 the pairs greater than it in every other segment (binary search); writes the value and the
+//                 column there. Resets the row's state for the next call.
 //
 // Limits: workgroup memory max(4 * 2^RB, 8 * SEG) bytes plus a few words (RB = 11, SEG = 1024: 8 KiB); WG <= 256
 // invocations; 7 storage buffers and 1 uniform; rows and chunks per row <= 65535 (one workgroup dimension each).
@@ -288,7 +289,26 @@ fn radix_segsort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
             workgroupBarrier();
         }
     }
+    if (shape.nseg == 1u) {
+        // One segment holds the row's k: this is the output, and radix_rank is not dispatched.
+        if (lid == 0u) { reset_state(row, k); }
+        for (var i = lid; i < n; i += WG) {
+            let col = ~sort_buf[i].y;
+            out_val[s0 + i] = xbits[row * shape.cols + col];
+            out_idx[s0 + i] = col;
+        }
+        return;
+    }
     for (var i = lid; i < n; i += WG) { sel[s0 + i] = sort_buf[i]; }
+}
+
+// The state the next call's first round starts from (the host uploads the same before the first call).
+fn reset_state(row: u32, k: u32) {
+    let s = row * 4u;
+    state[s] = 0u;
+    state[s + 1u] = k;
+    state[s + 2u] = 0u;
+    state[s + 3u] = 0u;
 }
 
 // Pairs of the descending list sel[list .. list + n) greater than v.
@@ -307,14 +327,7 @@ fn radix_rank(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     let row = wid.y;
     if (row >= shape.rows) { return; }
     let k = shape.k;
-    if (wid.x == 0u && lid == 0u) {
-        // The state the next call's first round starts from (the host uploads the same before the first call).
-        let s = row * 4u;
-        state[s] = 0u;
-        state[s + 1u] = k;
-        state[s + 2u] = 0u;
-        state[s + 3u] = 0u;
-    }
+    if (wid.x == 0u && lid == 0u) { reset_state(row, k); }
     let i = wid.x * WG + lid;
     if (i >= k) { return; }
     let list = row * k;

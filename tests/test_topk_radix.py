@@ -124,18 +124,24 @@ def test_other_configurations_match_the_oracle(rt, params):
     check(rt, specials(7, (2, 3000)), 345, params)
 
 
-def test_one_call_after_another_starts_from_a_fresh_state(rt):
-    # The chain's last pass resets each row's state for the next call; timing runs many chains on one plan.
-    x = uniform(3, (2, 5000))
-    passes, bg, bufs = rt.plan(x, 100, SMALL)
+@pytest.mark.parametrize("params", [SMALL, None], ids=["rank-pass", "one-segment"])
+def test_each_call_starts_from_a_fresh_state(rt, params):
+    # The chain's last pass (radix_rank, or radix_segsort when k fits one segment) resets each row's state for the
+    # next call; timing runs many chains on one plan. Here the input changes under the same plan between calls.
+    x, y = uniform(3, (2, 5000)), few_values(4, (2, 5000), 7)
+    passes, bg, bufs = rt.plan(x, 100, params)
     b = rt.backend
-    enc = b._device.create_command_encoder()
-    b._encode(enc, passes, bg, chains=3)
-    b._device.queue.submit([enc.finish()])
-    idx = np.frombuffer(b._device.queue.read_buffer(bufs[7]), dtype=np.uint32)[:200].reshape(2, 100)
-    for buf in bufs:
-        buf.destroy()
-    assert np.array_equal(idx, topk_reference(x, 100)[1])
+    try:
+        for inp in (x, y, x):
+            b._device.queue.write_buffer(bufs[1], 0, inp)
+            enc = b._device.create_command_encoder()
+            b._encode(enc, passes, bg, chains=2)
+            b._device.queue.submit([enc.finish()])
+            idx = np.frombuffer(b._device.queue.read_buffer(bufs[7]), dtype=np.uint32)[:200].reshape(2, 100)
+            assert np.array_equal(idx, topk_reference(inp, 100)[1])
+    finally:
+        for buf in bufs:
+            buf.destroy()
 
 
 @pytest.mark.parametrize("seed", range(24))
