@@ -1,5 +1,6 @@
-"""The draft radix TopK for long rows (shaders/topk_radix.wgsl, native/wgpu_radix.py) against the WGSL pipelines there
-are (the shipped rule's pick for the shape and 2CE candidates), on wgpu-py with timestamp queries: every configuration
+"""The radix TopK pipeline for long rows (shaders/topk_radix.wgsl, run by native/wgpu_radix.py's RadixTopK with its
+kernel constants: `ch` is the kernel's CH, the search space's rch) against the 1CE and 2CE pipelines (the shipped
+rule's pick for the shape and 2CE candidates), on wgpu-py with timestamp queries: every configuration
 is checked bit for bit against the NumPy oracle, then timed as WgpuBackend.time_topk2d times (one submission, warm-up
 chains, the clock guard on GPU adapters). With --phases, also each dispatch of one chain in a compute pass of its
 own (a pass per dispatch adds a few us each; the split, not the sum, is what it is for).
@@ -15,7 +16,8 @@ On the lent GPU machine (wgpu-py and the Vulkan loader carried in .gpu/, as for 
       --out $OUT/radix_probe.json | tee $OUT/radix_probe.txt
 
 Prints per shape each configuration's median us (or WRONG / the error), the best of each kind and their ratio;
-exits 1 if any result was wrong.
+exits 1 if any result was wrong. Its H200 run of 2026-11-30 chose the radix values of the full preset
+(docs/kernels.md).
 """
 from __future__ import annotations
 

@@ -228,6 +228,10 @@ class CudaBackend:
         if unknown:
             raise ParamsError(f"unknown topk parameters {sorted(unknown)}; allowed: {sorted(p)}")
         p.update(params)
+        if p["radix"] or p["rb"] or p["rch"]:
+            raise ParamsError(f"the radix pipeline (radix, rb, rch) is WGSL only (shaders/topk_radix.wgsl); the CUDA "
+                              f"backend runs 1CE or 2-stage: pass radix=false, rb=0, rch=0 (got radix={p['radix']}, "
+                              f"rb={p['rb']}, rch={p['rch']})")
         wg, kl, ch = int(p["wg"]), int(p["kl"]), int(p["ch"])
         if wg % 32 or not 64 <= wg <= 1024 or wg & (wg - 1):
             raise ParamsError(f"wg must be a power of two in [64, 1024], got {wg}")

@@ -18,17 +18,26 @@ def space() -> dict:
     return json.loads(read("space.json"))
 
 
+def is_radix(kernel: str, params: dict) -> bool:
+    """Whether a configuration is of TopK's radix pipeline (space.json topk.radix: its own module and overrides)."""
+    return kernel == "topk" and bool(params.get("radix", False))
+
+
 def module_source(kernel: str, params: dict) -> str:
-    """The WGSL of `kernel` ("topk" or "where_nd") for a configuration: the files space.json lists for it,
-    joined in order. naga accepts subgroup builtins without `enable subgroups;`, which the browser adds."""
+    """The WGSL of `kernel` ("topk" or "where_nd") for a configuration: the files space.json lists for it (for a
+    radix configuration, topk.radix's), joined in order. naga accepts subgroup builtins without
+    `enable subgroups;`, which the browser adds."""
     spec = space()[kernel]
+    if is_radix(kernel, params):
+        return "\n".join(read(name) for name in spec["radix"]["sources"])
     key = str(bool(params.get(spec.get("source_param", ""), False))).lower()
     return "\n".join(read(name) for name in spec["sources"][key])
 
 
 def overrides(kernel: str, params: dict) -> dict:
-    """Override constants of a configuration, by their WGSL names."""
-    names = space()[kernel]["overrides"]
+    """Override constants of a configuration, by their WGSL names (a radix configuration's: topk.radix's)."""
+    spec = space()[kernel]
+    names = spec["radix"]["overrides"] if is_radix(kernel, params) else spec["overrides"]
     return {wgsl: int(params[p]) for p, wgsl in names.items() if p in params}
 
 

@@ -17,14 +17,46 @@ def next_pow2(n: int) -> int:
 
 
 def derived(kernel: str, shape: dict, params: dict) -> dict:
-    """Quantities that restrictions and launches need, computed from a shape and a configuration."""
+    """Quantities that restrictions and launches need, computed from a shape and a configuration. The radix
+    pipeline (radix_derived) has its own chunks, scratch buffers and workgroup memory."""
     if kernel != "topk":
         return {}
+    if params.get("radix"):
+        return radix_derived(shape, params)
     rows, cols, k = shape["rows"], shape["cols"], shape["k"]
     kp = next_pow2(k)
     nchunks = -(-cols // params["ch"]) if params.get("use_2ce") and params.get("ch") else 1
     return {"kp": kp, "nchunks": nchunks, "merge_groups": -(-nchunks * kp // params["wg"]),
-            "scratch_bytes": rows * nchunks * kp * 8, "input_bytes": rows * cols * 4}
+            "scratch_bytes": rows * nchunks * kp * 8, "input_bytes": rows * cols * 4, "radix_wg_bytes": 0}
+
+
+def radix_seg(k: int) -> int:
+    """SEG of topk_radix.wgsl: pairs per workgroup of the segmented sort, space.json topk.radix.seg lowered to k's
+    power of two (at least 2). static/space.js mirrors this."""
+    return min(space()["topk"]["radix"]["seg"], max(2, next_pow2(k)))
+
+
+def radix_derived(shape: dict, params: dict) -> dict:
+    """derived() of a radix configuration: nchunks = chunks of rch columns per row; merge_groups = the widest
+    dispatch after the filter (segments of the sort, or the rank pass's k / wg); scratch_bytes = the largest
+    scratch buffer (the row's k selected pairs, the per-chunk counts, the 2^rb-bin histogram); radix_wg_bytes = the
+    most workgroup memory an entry point uses (radix_workgroup_bytes). static/space.js mirrors this."""
+    rows, cols, k = shape["rows"], shape["cols"], shape["k"]
+    wg, rb, rch = max(1, int(params["wg"])), int(params.get("rb") or 0), int(params.get("rch") or 0)
+    nchunks = -(-cols // rch) if rch > 0 else 1
+    seg = radix_seg(k)
+    nseg = -(-k // seg)
+    bins = 1 << min(max(rb, 0), 24)
+    return {"kp": next_pow2(k), "nchunks": nchunks, "merge_groups": max(nseg, -(-k // wg)),
+            "scratch_bytes": max(rows * k * 8, rows * nchunks * 8, rows * bins * 4), "input_bytes": rows * cols * 4,
+            "radix_wg_bytes": max(radix_workgroup_bytes(wg, rb, seg).values())}
+
+
+def radix_workgroup_bytes(wg: int, rb: int, seg: int) -> dict:
+    """Workgroup memory of each entry point of topk_radix.wgsl (the variables it uses; vec4 and the three counters
+    included): the 2^rb-bin histogram, the scan's u32 per invocation, the sort's seg pairs."""
+    return {"radix_hist": 4 * (1 << min(max(rb, 0), 24)) + 16, "radix_select": 4 * wg + 16,
+            "radix_count": 12 + 16, "radix_filter": 4 * wg + 12 + 16, "radix_segsort": 8 * seg, "radix_rank": 0}
 
 
 def _term(t, env: dict):
@@ -40,9 +72,11 @@ def _term(t, env: dict):
 
 
 def violations(kernel: str, shape: dict, params: dict, limits: dict | None = None,
-               features=()) -> list[str]:
-    """Restrictions of space.json that this configuration breaks on an adapter, as readable strings."""
-    env = {**shape, **params, **derived(kernel, shape, params), "limits": limits or {}, "features": set(features)}
+               features=(), wgsl: bool = True) -> list[str]:
+    """Restrictions of space.json that this configuration breaks on an adapter, as readable strings. `wgsl`: the
+    configuration runs as this project's WGSL (the page, the wgpu backend); CUDA, MPS and NumPy pass False."""
+    env = {**shape, **params, **derived(kernel, shape, params), "limits": limits or {}, "features": set(features),
+           "wgsl": bool(wgsl)}
     broken = []
     for rule in space()[kernel]["restrictions"]:
         if any(params.get(p) != v for p, v in rule.get("when", {}).items()):
@@ -53,14 +87,16 @@ def violations(kernel: str, shape: dict, params: dict, limits: dict | None = Non
     return broken
 
 
-def configurations(kernel: str, shape: dict, grid: dict, limits: dict | None = None, features=()) -> list[dict]:
-    """Every legal configuration of `grid` ({param: [values]}) for a shape, in a stable order."""
+def configurations(kernel: str, shape: dict, grid: dict, limits: dict | None = None, features=(),
+                   wgsl: bool = True) -> list[dict]:
+    """Every legal configuration of `grid` ({param: [values]}) for a shape, in a stable order (`wgsl` as for
+    violations)."""
     names = list(space()[kernel]["params"])
     values = [grid.get(n, [space()[kernel]["default"][n]]) for n in names]
     out = []
     for combo in itertools.product(*values):
         params = dict(zip(names, combo))
-        if not violations(kernel, shape, params, limits, features):
+        if not violations(kernel, shape, params, limits, features, wgsl):
             out.append(params)
     return out
 
@@ -82,7 +118,8 @@ def stcore_fallback(rows: int, cols: int, k: int, subgroups: bool) -> dict:
         ch = next_pow2(max(1024, k))
         if ch >= cols:
             use_2ce, ch = False, 0
-    return {"use_2ce": use_2ce, "wg": wg, "kl": kl, "ch": ch, "sg": bool(subgroups), "ls": True}
+    return {"use_2ce": use_2ce, "wg": wg, "kl": kl, "ch": ch, "sg": bool(subgroups), "ls": True, "radix": False,
+            "rb": 0, "rch": 0}
 
 
 # Workgroup memory the TopK kernels use besides the sort buffer: the 256-bin histogram, the selection state and the

@@ -18,6 +18,7 @@ from . import cases
 from .cpu import topk_reference
 from .errors import SpiralTorchError
 from .registry import resolve
+from .rules import backend_family
 from .shaders import space
 from .space import configurations, stcore_fallback
 
@@ -131,17 +132,19 @@ def where_job(backend, seed, case, shape, dtype, params, repeats, warmups) -> di
     return {"kernel": "where_nd", "case": case, "shape": list(shape), "dtype": dtype, "params": dict(params or {}), **m}
 
 
-def plan(spec: dict, limits: dict, features) -> list[tuple]:
+def plan(spec: dict, limits: dict, features, wgsl: bool = True) -> list[tuple]:
     """The jobs of a space: ("topk", (rows, cols, k), params) and ("where_nd", (case, shape, dtype), params),
     TopK shapes each with the st-core baseline configuration added when it is legal and not in the grid, where_nd
-    configurations with their paths in turns (alternate)."""
+    configurations with their paths in turns (alternate). `wgsl`: the backend runs this project's WGSL
+    (space.violations; CUDA, MPS and NumPy: False, no radix pipeline)."""
     jobs = []
     sg = "subgroups" in features
     for rows, cols, k in spec.get("topk", {}).get("shapes", []):
         shape = {"rows": rows, "cols": cols, "k": k}
-        cfgs = configurations("topk", shape, spec["topk"]["params"], limits, features)
+        cfgs = configurations("topk", shape, spec["topk"]["params"], limits, features, wgsl)
         base = stcore_fallback(rows, cols, k, sg)
-        if base not in cfgs and configurations("topk", shape, {n: [v] for n, v in base.items()}, limits, features):
+        if base not in cfgs and configurations("topk", shape, {n: [v] for n, v in base.items()}, limits, features,
+                                               wgsl):
             cfgs.append(base)
         jobs += [("topk", (rows, cols, k), p) for p in cfgs]
     w = spec.get("where_nd")
@@ -175,7 +178,7 @@ def tune(device: str = "wgpu", preset: str = "quick", spec: dict | None = None, 
     spec = spec or preset_space(preset)
     limits = info.get("limits", {})
     features = info.get("features", [])
-    jobs = plan(spec, limits, features)
+    jobs = plan(spec, limits, features, wgsl=backend_family(backend.name) == "wgsl")
     seed, repeats, warmups = spec.get("seed", 1), spec.get("repeats", 5), spec.get("warmups", 1)
     t0, started = time.perf_counter(), _now()
     measurements = []

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from . import shaders
+from . import shaders, wgpu_radix
 from .backend import Timing, check_topk_args, check_where_args
 from .errors import BackendUnavailable, KernelError, ParamsError, SpiralTorchError
 from .space import default_params, derived, sort_cap, violations
@@ -227,6 +227,7 @@ class WgpuBackend:
             bt = self._wgpu.BufferBindingType
             ro = bt.read_only_storage
             types = {"topk": [bt.uniform, ro, bt.storage, bt.storage, bt.storage],
+                     wgpu_radix.LAYOUT: [bt.uniform, ro] + [bt.storage] * (wgpu_radix.STORAGE_BUFFERS - 1),
                      "where_nd": [bt.uniform, ro, ro, ro, bt.storage],
                      "canary": [bt.storage]}[kernel]
             entries = [{"binding": i, "visibility": self._wgpu.ShaderStage.COMPUTE, "buffer": {"type": t}}
@@ -237,12 +238,13 @@ class WgpuBackend:
 
     def _pipeline(self, kernel: str, entry: str, params: dict, derived_consts: dict | None = None):
         consts = {**shaders.overrides(kernel, params), **(derived_consts or {})}
-        key = (kernel, entry, bool(params.get("sg", False)), tuple(sorted(consts.items())))
+        layout = wgpu_radix.LAYOUT if shaders.is_radix(kernel, params) else kernel
+        key = (layout, entry, bool(params.get("sg", False)), tuple(sorted(consts.items())))
         if key not in self._pipelines:
             try:
                 module = self._device.create_shader_module(code=shaders.module_source(kernel, params))
                 self._pipelines[key] = self._device.create_compute_pipeline(
-                    layout=self._layout(kernel)[1],
+                    layout=self._layout(layout)[1],
                     compute={"module": module, "entry_point": entry, "constants": consts})
             except Exception as e:
                 if _is_loss(e):     # the device, not this pipeline: _device_faults replaces the device
@@ -464,10 +466,15 @@ class WgpuBackend:
 
     # -- TopK ---------------------------------------------------------------------------------------------
     def _topk_plan(self, x: np.ndarray, k: int, params: dict | None):
+        """(passes, bind group, buffers) of one call of a configuration, for 1CE, 2CE and the radix pipeline
+        (wgpu_radix) alike; the last two buffers hold the values' bits and the columns, [rows, k]."""
         self._ensure()
         rows, cols = x.shape
         shape = {"rows": rows, "cols": cols, "k": int(k)}
         p = self._check_params("topk", shape, params)
+        if p.get("radix"):
+            consts = wgpu_radix.plan_shape(rows, cols, int(k), wgpu_radix.constants(shape, p), self.limits)
+            return wgpu_radix.plan(self, x, int(k), consts)
         d = derived("topk", shape, p)
         u = self._wgpu.BufferUsage
         uni = np.array([rows, cols, k, d["kp"], d["nchunks"], 0, 0, 0], dtype=np.uint32)
@@ -492,27 +499,35 @@ class WgpuBackend:
     def topk2d(self, x, k, params=None):
         x = check_topk_args(x, k)
         with self._lock:
-            passes, bg, bufs = self._topk_plan(x, k, params)
-            enc = self._device.create_command_encoder()
-            self._encode(enc, passes, bg)
-            self._device.queue.submit([enc.finish()])
-            rows = x.shape[0]
-            vals = np.frombuffer(self._device.queue.read_buffer(bufs[3]), dtype=np.float32)[: rows * k]
-            idx = np.frombuffer(self._device.queue.read_buffer(bufs[4]), dtype=np.uint32)[: rows * k]
-            for b in bufs:
-                b.destroy()
-            return vals.reshape(rows, k).copy(), idx.reshape(rows, k).astype(np.int64)
+            return self._topk_run(x, k, *self._topk_plan(x, k, params))
 
     @_device_faults
     def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
         x = check_topk_args(x, k)
         with self._lock:
-            passes, bg, bufs = self._topk_plan(x, k, params)
-            try:
-                return self._timed_submit(passes, bg, repeats, warmups)
-            finally:
-                for b in bufs:
-                    b.destroy()
+            return self._topk_time(*self._topk_plan(x, k, params), repeats, warmups)
+
+    def _topk_run(self, x, k, passes, bg, bufs):
+        """One call of a plan: (values, int64 indices) from its last two buffers; the plan's buffers destroyed."""
+        try:
+            enc = self._device.create_command_encoder()
+            self._encode(enc, passes, bg)
+            self._device.queue.submit([enc.finish()])
+            rows = x.shape[0]
+            vals = np.frombuffer(self._device.queue.read_buffer(bufs[-2]), dtype=np.float32)[: rows * k]
+            idx = np.frombuffer(self._device.queue.read_buffer(bufs[-1]), dtype=np.uint32)[: rows * k]
+            return vals.reshape(rows, k).copy(), idx.reshape(rows, k).astype(np.int64)
+        finally:
+            for b in bufs:
+                b.destroy()
+
+    def _topk_time(self, passes, bg, bufs, repeats, warmups) -> Timing:
+        """A plan's dispatch chain timed (_timed_submit); the plan's buffers destroyed."""
+        try:
+            return self._timed_submit(passes, bg, repeats, warmups)
+        finally:
+            for b in bufs:
+                b.destroy()
 
     # -- where_nd -----------------------------------------------------------------------------------------
     @_device_faults

@@ -1,174 +1,143 @@
-"""Draft, not measured on a GPU: WGSL TopK for long rows with each row spread over many workgroups
-(shaders/topk_radix.wgsl: a radix select over the key in rounds of RB bits, a filter, a segmented sort), run with
-wgpu-py on a WgpuBackend's device. Not in the tuner's search space, the page or the heuristics yet (GitHub issue #19
-item 3): it is to be measured against the 2CE pipeline first (bench/radix_probe.py).
+"""TopK's radix pipeline on wgpu-py (shaders/topk_radix.wgsl: each row spread over chunks of columns, a radix select
+of the k-th largest key in rounds of RB bits, a filter, a segmented sort): the plan of one call on a WgpuBackend's
+device, its buffers, bind group and dispatch chain.
+
+WgpuBackend.topk2d and time_topk2d run a configuration of the search space with radix = true through it (the
+override constants from space.json topk.radix, SEG derived from k). RadixTopK runs the kernel's override constants
+as given, in lower case (wg, ch, rb, kl, seg): the tests reach chunk, segment and tile sizes there that the space
+does not, and bench/radix_probe.py sweeps them.
 
     from spiraltorch_tuner.wgpu_radix import RadixTopK
-    values, indices = RadixTopK().topk2d(x, k)          # x: float32 [rows, cols]; same answer as cpu.topk_reference
+    values, indices = RadixTopK().topk2d(x, k, {"ch": 2048, "rb": 8})   # same answer as cpu.topk_reference
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import shaders
+from . import registry
 from .backend import Timing, check_topk_args
-from .errors import KernelError, ParamsError
+from .errors import ParamsError
+from .shaders import overrides, space
+from .space import radix_seg, radix_workgroup_bytes
 
-SOURCE = "topk_radix.wgsl"
-
-# Parameters and their override constants. wg: invocations per workgroup; ch: columns per chunk (one workgroup of
-# the histogram, count and filter passes); rb: key bits per round of the select; kl: consecutive columns per
-# invocation in the filter's tie scan; seg: pairs per workgroup of the segmented sort (lowered to k's power of two).
+# The kernel's override constants (lower case here) and RadixTopK's values for those not given. wg: invocations per
+# workgroup; ch: columns per chunk (one workgroup of the histogram, count and filter passes); rb: key bits per round
+# of the select; kl: consecutive columns per invocation in the filter's tie scan; seg: pairs per workgroup of the
+# segmented sort (lowered to k's power of two).
 DEFAULTS = {"wg": 256, "ch": 4096, "rb": 11, "kl": 4, "seg": 1024}
-OVERRIDES = {"wg": "WG", "ch": "CH", "rb": "RB", "kl": "KL", "seg": "SEG"}
 
-# WebGPU's default limits: every configuration accepted here runs on any WebGPU adapter.
+# WebGPU's default limits: what RadixTopK checks against, so every configuration it accepts runs on any adapter.
 DEFAULT_LIMITS = {"maxComputeWorkgroupStorageSize": 16384, "maxComputeInvocationsPerWorkgroup": 256,
-                  "maxComputeWorkgroupsPerDimension": 65535, "maxStorageBuffersPerShaderStage": 8}
-STORAGE_BUFFERS = 7
+                  "maxComputeWorkgroupsPerDimension": 65535}
+STORAGE_BUFFERS = 7     # and one uniform: within WebGPU's default maxStorageBuffersPerShaderStage (8)
+LAYOUT = "topk_radix"   # WgpuBackend._layout's name for the bind group layout of these bindings
 
 
 def _pow2(n: int) -> bool:
     return n >= 1 and n & (n - 1) == 0
 
 
-def workgroup_bytes(p: dict) -> dict:
-    """Workgroup memory of each entry point (the variables it uses; vec4 and the three counters included)."""
-    return {"radix_hist": 4 * (1 << p["rb"]) + 16, "radix_select": 4 * p["wg"] + 16,
-            "radix_count": 12 + 16, "radix_filter": 4 * p["wg"] + 12 + 16, "radix_segsort": 8 * p["seg"],
-            "radix_rank": 0}
+def constants(shape: dict, params: dict) -> dict:
+    """The kernel constants (lower case) of a search-space configuration with radix = true: its overrides by
+    space.json topk.radix (wg, kl, rch -> CH, rb) and SEG derived from k (space.radix_seg)."""
+    c = {name.lower(): v for name, v in overrides("topk", {**params, "radix": True}).items()}
+    return {**c, "seg": radix_seg(shape["k"])}
 
 
-def plan_shape(rows: int, cols: int, k: int, params: dict | None = None) -> dict:
-    """The configuration for a shape (DEFAULTS updated by `params`, seg lowered to k's power of two) with its
-    derived counts, or ParamsError saying which limit or rule it breaks."""
+def plan_shape(rows: int, cols: int, k: int, params: dict | None = None, limits: dict | None = None) -> dict:
+    """The kernel constants for a shape (DEFAULTS updated by `params`, seg lowered to k's power of two) with the
+    derived counts, or ParamsError saying which rule or limit of `limits` (default: WebGPU's defaults) it breaks."""
+    lim = {**DEFAULT_LIMITS, **(limits or {})} if limits is not None else DEFAULT_LIMITS
     p = dict(DEFAULTS)
     if params:
         unknown = set(params) - set(p)
         if unknown:
-            raise ParamsError(f"unknown radix TopK parameters {sorted(unknown)}; allowed: {sorted(p)}")
+            raise ParamsError(f"unknown radix TopK constants {sorted(unknown)}; allowed: {sorted(p)}")
         p.update({n: int(v) for n, v in params.items()})
     p["seg"] = min(p["seg"], max(2, 1 << (k - 1).bit_length()))
     bad = []
-    if not (_pow2(p["wg"]) and 32 <= p["wg"] <= DEFAULT_LIMITS["maxComputeInvocationsPerWorkgroup"]):
-        bad.append(f"wg={p['wg']} must be a power of two in 32..256")
-    if not 4 <= p["rb"] <= 11:
-        bad.append(f"rb={p['rb']} must be in 4..11 (2^rb bins of 4 bytes in workgroup memory)")
+    wmax = int(lim["maxComputeInvocationsPerWorkgroup"])
+    if not (_pow2(p["wg"]) and 32 <= p["wg"] <= wmax):
+        bad.append(f"wg={p['wg']} must be a power of two in 32..{wmax}")
+    if p["rb"] < 4:
+        bad.append(f"rb={p['rb']} must be >= 4 (and 2^rb bins fit in workgroup memory)")
     if not _pow2(p["seg"]):
         bad.append(f"seg={p['seg']} must be a power of two")
     if p["ch"] < p["wg"] or p["kl"] < 1:
         bad.append(f"ch={p['ch']} must be >= wg and kl={p['kl']} >= 1")
     nchunks = -(-cols // max(1, p["ch"]))
-    wmax = DEFAULT_LIMITS["maxComputeWorkgroupsPerDimension"]
-    if rows > wmax or nchunks > wmax:
-        bad.append(f"rows={rows} and chunks per row={nchunks} must be <= {wmax}")
-    for entry, nbytes in workgroup_bytes(p).items():
-        if nbytes > DEFAULT_LIMITS["maxComputeWorkgroupStorageSize"]:
-            bad.append(f"{entry} needs {nbytes} bytes of workgroup memory, over 16384")
+    gmax = int(lim["maxComputeWorkgroupsPerDimension"])
+    if rows > gmax or nchunks > gmax:
+        bad.append(f"rows={rows} and chunks per row={nchunks} must be <= {gmax}")
+    smax = int(lim["maxComputeWorkgroupStorageSize"])
+    for entry, nbytes in radix_workgroup_bytes(p["wg"], p["rb"], p["seg"]).items():
+        if nbytes > smax:
+            what = {"radix_hist": f"rb={p['rb']}", "radix_segsort": f"seg={p['seg']}"}.get(entry, f"wg={p['wg']}")
+            bad.append(f"{what}: {entry} needs {nbytes} bytes of workgroup memory, over {smax}")
     if bad:
         raise ParamsError(f"radix TopK configuration {p} is not legal for {rows}x{cols} k={k}: {'; '.join(bad)}")
     return {**p, "nchunks": nchunks, "nseg": -(-k // p["seg"]), "rounds": -(-32 // p["rb"]), "bins": 1 << p["rb"]}
 
 
 def chain(p: dict, rows: int, k: int) -> list[tuple[str, tuple[int, int, int]]]:
-    """The dispatches of one call, (entry point, workgroups), for a configuration from plan_shape."""
+    """The dispatches of one call, (entry point, workgroups), for constants from plan_shape."""
     per_row = (p["nchunks"], rows, 1)
     rank = [("radix_rank", (-(-k // p["wg"]), rows, 1))] if p["nseg"] > 1 else []   # else radix_segsort writes
     return ([("radix_hist", per_row), ("radix_select", (rows, 1, 1))] * p["rounds"]
             + [("radix_count", per_row), ("radix_filter", per_row), ("radix_segsort", (p["nseg"], rows, 1))] + rank)
 
 
+def plan(backend, x: np.ndarray, k: int, p: dict):
+    """(passes, bind group, buffers) of one call with constants `p` from plan_shape, on `backend`'s device (its
+    pipeline cache and buffer helpers): passes as WgpuBackend._encode takes them; the last two buffers hold the
+    values' bits and the columns, [rows, k], as in WgpuBackend._topk_plan."""
+    b = backend
+    rows, cols = x.shape
+    u = b._wgpu.BufferUsage
+    uni = np.array([rows, cols, k, p["nchunks"], p["nseg"], 0, 0, 0], dtype=np.uint32)
+    state = np.tile(np.array([0, k, 0, 0], dtype=np.uint32), rows)   # prefix, need, rounds done, done
+    bufs = [b._buffer(uni, usage=u.UNIFORM),
+            b._buffer(np.ascontiguousarray(x), usage=u.STORAGE),
+            b._buffer(size=rows * p["bins"] * 4, usage=u.STORAGE),      # zeroed by WebGPU at creation
+            b._buffer(state, usage=u.STORAGE),
+            b._buffer(size=rows * p["nchunks"] * 8, usage=u.STORAGE),
+            b._buffer(size=rows * k * 8, usage=u.STORAGE),
+            b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC),
+            b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC)]
+    bg = b._device.create_bind_group(layout=b._layout(LAYOUT)[0], entries=[
+        {"binding": i, "resource": {"buffer": buf}} for i, buf in enumerate(bufs)])
+    passes = [(b._pipeline("topk", entry, {"radix": True}, entry_constants(entry, p)), groups)
+              for entry, groups in chain(p, rows, k)]
+    return passes, bg, bufs
+
+
+def entry_constants(entry: str, p: dict) -> dict:
+    """The override constants (WGSL names) an entry point's pipeline is built with: those it uses (space.json
+    topk.radix.entry_constants), so the passes of configurations that differ only in others share a pipeline."""
+    return {name: p[name.lower()] for name in space()["topk"]["radix"]["entry_constants"][entry]}
+
+
 class RadixTopK:
-    """The radix TopK passes on a WgpuBackend's device (a new WgpuBackend when none is given)."""
+    """The radix pipeline with its kernel constants as given (lower case: wg, ch, rb, kl, seg), checked against
+    WebGPU's default limits, on a WgpuBackend's device (the package's wgpu backend when none is given)."""
 
     def __init__(self, backend=None):
-        if backend is None:
-            from .wgpu_backend import WgpuBackend
-            backend = WgpuBackend()
-        self.backend = backend
-        self._layout = None
-        self._pipelines: dict = {}
-        self._module = None
-
-    def _bind_layout(self):
-        b = self.backend
-        if self._layout is None or self._layout[2] is not b._device:
-            bt = b._wgpu.BufferBindingType
-            types = [bt.uniform, bt.read_only_storage] + [bt.storage] * (STORAGE_BUFFERS - 1)
-            bgl = b._device.create_bind_group_layout(entries=[
-                {"binding": i, "visibility": b._wgpu.ShaderStage.COMPUTE, "buffer": {"type": t}}
-                for i, t in enumerate(types)])
-            self._layout = (bgl, b._device.create_pipeline_layout(bind_group_layouts=[bgl]), b._device)
-            self._pipelines.clear()
-            self._module = None
-        return self._layout
-
-    def _pipeline(self, entry: str, p: dict):
-        consts = {wgsl: p[name] for name, wgsl in OVERRIDES.items()}
-        key = (entry, tuple(sorted(consts.items())))
-        if key not in self._pipelines:
-            dev = self.backend._device
-            try:
-                if self._module is None:
-                    self._module = dev.create_shader_module(code=shaders.read(SOURCE))
-                self._pipelines[key] = dev.create_compute_pipeline(
-                    layout=self._bind_layout()[1],
-                    compute={"module": self._module, "entry_point": entry, "constants": consts})
-            except Exception as e:
-                raise KernelError(f"pipeline {entry} {consts} failed to build: {e}") from None
-        return self._pipelines[key]
+        self.backend = backend if backend is not None else registry.get("wgpu")
 
     def plan(self, x: np.ndarray, k: int, params: dict | None = None):
-        """(passes, bind group, buffers) of one call: passes as WgpuBackend._encode takes them; buffers[6] and [7]
-        hold the values' bits and the columns, [rows, k]."""
-        b = self.backend
-        b._ensure()
-        self._bind_layout()
+        """(passes, bind group, buffers) of one call (see plan)."""
+        self.backend._ensure()
         rows, cols = x.shape
-        p = plan_shape(rows, cols, k, params)
-        u = b._wgpu.BufferUsage
-        uni = np.array([rows, cols, k, p["nchunks"], p["nseg"], 0, 0, 0], dtype=np.uint32)
-        state = np.tile(np.array([0, k, 0, 0], dtype=np.uint32), rows)   # prefix, need, rounds done, done
-        bufs = [b._buffer(uni, usage=u.UNIFORM),
-                b._buffer(np.ascontiguousarray(x), usage=u.STORAGE),
-                b._buffer(size=rows * p["bins"] * 4, usage=u.STORAGE),      # zeroed by WebGPU at creation
-                b._buffer(state, usage=u.STORAGE),
-                b._buffer(size=rows * p["nchunks"] * 8, usage=u.STORAGE),
-                b._buffer(size=rows * k * 8, usage=u.STORAGE),
-                b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC),
-                b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC)]
-        bg = b._device.create_bind_group(layout=self._layout[0], entries=[
-            {"binding": i, "resource": {"buffer": buf}} for i, buf in enumerate(bufs)])
-        passes = [(self._pipeline(entry, p), groups) for entry, groups in chain(p, rows, k)]
-        return passes, bg, bufs
+        return plan(self.backend, x, k, plan_shape(rows, cols, k, params))
 
     def topk2d(self, x, k, params=None):
         """Largest k per row, sorted descending, ties to the lower index, NaN largest: (values, int64 indices)."""
         x = check_topk_args(x, k)
-        b = self.backend
-        with b._lock:
-            passes, bg, bufs = self.plan(x, k, params)
-            try:
-                enc = b._device.create_command_encoder()
-                b._encode(enc, passes, bg)
-                b._device.queue.submit([enc.finish()])
-                rows = x.shape[0]
-                vals = np.frombuffer(b._device.queue.read_buffer(bufs[6]), dtype=np.float32)[: rows * k]
-                idx = np.frombuffer(b._device.queue.read_buffer(bufs[7]), dtype=np.uint32)[: rows * k]
-                return vals.reshape(rows, k).copy(), idx.reshape(rows, k).astype(np.int64)
-            finally:
-                for buf in bufs:
-                    buf.destroy()
+        with self.backend._lock:
+            return self.backend._topk_run(x, k, *self.plan(x, k, params))
 
     def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
-        """GPU time of one call's dispatch chain, as WgpuBackend.time_topk2d times the other pipelines (timestamps and
-        the clock guard where the device has them, else the wall clock)."""
+        """GPU time of one call's dispatch chain, as WgpuBackend.time_topk2d times every TopK pipeline."""
         x = check_topk_args(x, k)
-        b = self.backend
-        with b._lock:
-            passes, bg, bufs = self.plan(x, k, params)
-            try:
-                return b._timed_submit(passes, bg, repeats, warmups)
-            finally:
-                for buf in bufs:
-                    buf.destroy()
+        with self.backend._lock:
+            return self.backend._topk_time(*self.plan(x, k, params), repeats, warmups)

@@ -47,6 +47,9 @@ class TopKParams(Strict):
     ch: Annotated[int, Field(ge=0, le=1 << 31)]
     sg: bool = False
     ls: bool = True       # sort candidate lists in workgroup memory when they fit (runs before it existed: true)
+    radix: bool = False   # the radix pipeline (runs before it existed: false, and rb = rch = 0)
+    rb: Annotated[int, Field(ge=0, le=32)] = 0
+    rch: Annotated[int, Field(ge=0, le=1 << 31)] = 0
 
 
 class WhereParams(Strict):

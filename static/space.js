@@ -23,14 +23,34 @@ export function nextPow2(n) {
 
 const ceilDiv = (a, b) => Math.ceil(a / b);
 
-/** Quantities that restrictions and launches need, computed from a shape and a configuration. */
+/** Quantities that restrictions and launches need, computed from a shape and a configuration (the radix
+ *  pipeline's: radixDerived). */
 export function derived(kernel, shape, params) {
   if (kernel !== "topk") return {};
+  if (params.radix) return radixDerived(shape, params);
   const { rows, cols, k } = shape;
   const kp = nextPow2(k);
   const nchunks = params.use_2ce && params.ch ? ceilDiv(cols, params.ch) : 1;
   return { kp, nchunks, merge_groups: ceilDiv(nchunks * kp, params.wg),
-           scratch_bytes: rows * nchunks * kp * 8, input_bytes: rows * cols * 4 };
+           scratch_bytes: rows * nchunks * kp * 8, input_bytes: rows * cols * 4, radix_wg_bytes: 0 };
+}
+
+/** SEG of topk_radix.wgsl, as native/space.py radix_seg: space.json topk.radix.seg lowered to k's power of two. */
+export function radixSeg(k) {
+  return Math.min(getSpace().topk.radix.seg, Math.max(2, nextPow2(k)));
+}
+
+/** derived() of a radix configuration, as native/space.py radix_derived: chunks of rch columns, the widest dispatch
+ *  after the filter, the largest scratch buffer and the most workgroup memory of an entry point. */
+export function radixDerived(shape, params) {
+  const { rows, cols, k } = shape;
+  const wg = Math.max(1, Number(params.wg)), rb = Number(params.rb) || 0, rch = Number(params.rch) || 0;
+  const nchunks = rch > 0 ? ceilDiv(cols, rch) : 1;
+  const seg = radixSeg(k), nseg = ceilDiv(k, seg);
+  const bins = 2 ** Math.min(Math.max(rb, 0), 24);
+  return { kp: nextPow2(k), nchunks, merge_groups: Math.max(nseg, ceilDiv(k, wg)),
+           scratch_bytes: Math.max(rows * k * 8, rows * nchunks * 8, rows * bins * 4), input_bytes: rows * cols * 4,
+           radix_wg_bytes: Math.max(4 * bins + 16, 4 * wg + 28, 8 * seg) };
 }
 
 // Workgroup memory of the TopK kernels besides the sort buffer (native/space.py TOPK_WG_BYTES).
@@ -58,10 +78,11 @@ function term(t, env) {
   return env[t];
 }
 
-/** Restrictions of space.json that this configuration breaks on an adapter, as readable strings. */
+/** Restrictions of space.json that this configuration breaks on an adapter, as readable strings (the page runs
+ *  this project's WGSL: the term `wgsl` is true here). */
 export function violations(kernel, shape, params, limits = {}, features = []) {
   const env = { ...shape, ...params, ...derived(kernel, shape, params), limits: limits || {},
-                features: new Set(features) };
+                features: new Set(features), wgsl: true };
   const broken = [];
   for (const rule of getSpace()[kernel].restrictions) {
     if (Object.entries(rule.when || {}).some(([p, v]) => params[p] !== v)) continue;
@@ -104,7 +125,7 @@ export function stcoreFallback(rows, cols, k, subgroups) {
     ch = nextPow2(Math.max(1024, k));
     if (ch >= cols) { use2ce = false; ch = 0; }
   }
-  return { use_2ce: use2ce, wg, kl, ch, sg: !!subgroups, ls: true };
+  return { use_2ce: use2ce, wg, kl, ch, sg: !!subgroups, ls: true, radix: false, rb: 0, rch: 0 };
 }
 
 export function sameParams(a, b) {

@@ -1,5 +1,6 @@
-"""The draft radix TopK for long rows (shaders/topk_radix.wgsl, native/wgpu_radix.py) on wgpu-py, bit for bit against
-the NumPy oracle: values (NaN payloads included) and columns."""
+"""The radix TopK pipeline's kernel (shaders/topk_radix.wgsl) through RadixTopK (native/wgpu_radix.py: its override
+constants as given, chunk, segment and tile sizes beyond the search space's) on wgpu-py, bit for bit against the
+NumPy oracle: values (NaN payloads included) and columns. Its place in the search space: test_radix_space.py."""
 import importlib
 import importlib.util
 import os
