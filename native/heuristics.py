@@ -6,8 +6,10 @@ ratio, where the run has one, within space.json canary.tolerance). From them two
 over every configuration (for adapters with subgroups), one over sg = false configurations only. A query (rows,
 cols, k, subgroups) is answered by the measured shapes nearest to it in half-octaves of rows, cols and k: each
 configuration of the tuned grid gets their distance-weighted cost, and the query gets the cheapest one that is
-legal for it as it is (2CE: k <= ch < cols; 1CE always is). So every pick is a configuration of the tuned grid,
-one a full run measures on any shape where it is legal, and runs as it was measured.
+legal for it as it is (2CE: k <= ch < cols; radix: rch < cols; 1CE always is). So every pick is a configuration of
+the tuned grid, one a full run measures on any shape where it is legal, and runs as it was measured. SpiralTorch's
+kernels have no radix pipeline: its files (the st-core flavours, the wasm-table) are fitted on the measurements
+without_radix leaves.
 
 where_nd. A decision tree over (contiguous, lg numel, ndim) of the measured cases (lg x = bit length of x; case
 "contiguous" is contiguous, neg_stride and broadcast are not), each case weighed once per dtype; its leaves hold
@@ -38,8 +40,9 @@ from dataclasses import dataclass
 
 from .shaders import space
 
-TOPK_KEYS = ("use_2ce", "wg", "kl", "ch", "sg", "ls")
-TOPK_DEFAULTS = {"sg": False, "ls": True}   # parameters that runs made before they existed did not post
+TOPK_KEYS = ("use_2ce", "wg", "kl", "ch", "sg", "ls", "radix", "rb", "rch")
+RADIX_OFF = {"radix": False, "rb": 0, "rch": 0}     # the radix pipeline's parameters in every other configuration
+TOPK_DEFAULTS = {"sg": False, "ls": True, **RADIX_OFF}   # parameters that runs made before they existed did not post
 WHERE_KEYS = ("path", "wg", "vpt")
 OUTLIER_SPREAD = 0.5
 CLOCK_TOLERANCE = space()["canary"]["tolerance"]
@@ -70,12 +73,30 @@ def params_tuple(params: dict, keys) -> tuple:
     return tuple(params[k] if k in params else TOPK_DEFAULTS[k] for k in keys)
 
 
+def topk_config(c) -> tuple:
+    """A TopK configuration tuple as long as TOPK_KEYS: one of a rules file written before the radix pipeline
+    existed (six fields) padded with the defaults of the fields it lacks."""
+    c = tuple(c)
+    return c + tuple(TOPK_DEFAULTS[k] for k in TOPK_KEYS[len(c):])
+
+
+def is_radix(m: dict) -> bool:
+    """Whether a measurement is of TopK's radix pipeline."""
+    return m.get("kernel") == "topk" and bool((m.get("params") or {}).get("radix"))
+
+
+def without_radix(measurements) -> list[dict]:
+    """The measurements of configurations SpiralTorch's own kernels can run: all but the radix pipeline's, which
+    st-core has no kernel for. The st-core flavours and the wasm-table are fitted on these."""
+    return [m for m in measurements if not is_radix(m)]
+
+
 @dataclass(frozen=True)
 class TopKEntry:
     rows: int
     cols: int
     k: int
-    any: tuple            # (use_2ce, wg, kl, ch, sg, ls) of the fastest configuration
+    any: tuple            # (use_2ce, wg, kl, ch, sg, ls, radix, rb, rch) of the fastest configuration
     no_sg: tuple | None   # the fastest with sg = false, if one was measured
     any_ms: float
     no_sg_ms: float | None
@@ -146,7 +167,8 @@ def cost_of(r: float) -> float:
 # decides the pipeline and the chunking). The shapes within VOTE_SLACK of the nearest vote, each with weight
 # 1 / (2 + distance). Each configuration of the grid (MIN_SHARE rule) gets the weighted sum of its costs on
 # the voters (the cost above, in thousandths, as integers so Rust and Python add the very same numbers), and the
-# query gets the configuration of least sum among those legal for it as they are (2CE: k <= ch < cols; 1CE always);
+# query gets the configuration of least sum among those legal for it as they are (2CE: k <= ch < cols; radix:
+# rch < cols; 1CE always);
 # ties: the first in configuration order. A configuration's cost on a shape where it is not legal as it is counts
 # as that shape's slowest: what would run there is another configuration, whose time says nothing about this one.
 # So a pick is always a configuration of the grid, run as it was measured.
@@ -169,11 +191,12 @@ class Vote:
     configs: tuple
     cost: tuple
     grid: tuple            # the chunk sizes of the grid: a pick is made legal with them when none is legal as is
+    rgrid: tuple = ()      # the same for the radix pipeline's chunks (rch)
 
 
 def legal(c: tuple, cols: int, k: int) -> bool:
-    """Whether a TopK configuration runs as it is on a shape (2CE: k <= ch < cols)."""
-    return legalize(c, cols, k, None) == c
+    """Whether a TopK configuration runs as it is on a shape (2CE: k <= ch < cols; radix: rch < cols)."""
+    return legalize(c, cols, k, None) == topk_config(c)
 
 
 def fit_vote(shapes: dict, allowed) -> Vote | None:
@@ -190,7 +213,8 @@ def fit_vote(shapes: dict, allowed) -> Vote | None:
         r = log_regret(sub[key], c if legal(c, key[1], key[2]) else None)
         return min(65535, round(1000 * cost_of(r)))
     cost = tuple(tuple(milli(c, key) for key in keys) for c in cands)
-    return Vote(tuple(tuple(ho(v) for v in key) for key in keys), tuple(cands), cost, ch_grid(cands))
+    return Vote(tuple(tuple(ho(v) for v in key) for key in keys), tuple(cands), cost, ch_grid(cands),
+                rch_grid(cands))
 
 
 def vote_pick(v: Vote, rows: int, cols: int, k: int) -> tuple:
@@ -211,7 +235,7 @@ def vote_pick(v: Vote, rows: int, cols: int, k: int) -> tuple:
                 best = (s, i)
         if best is not None:
             break
-    return legalize(v.configs[best[1]], cols, k, v.grid)
+    return legalize(v.configs[best[1]], cols, k, v.grid, v.rgrid)
 
 
 # The where_nd tree: each node splits its items (measured cases) on one feature at a threshold; each leaf holds the
@@ -300,8 +324,8 @@ def grid_configs(shapes: dict) -> list:
     (a posted run may hold one, e.g. 1CE with ch > 0) cannot be picked as measured and is left out."""
     keys = sorted(shapes)
     seen = Counter(c for key in keys for c in shapes[key])
-    legal = {c: sum(legalize(c, key[1], key[2], None) == c for key in keys) for c in seen}
-    return _best_shares({c: n / legal[c] for c, n in seen.items() if legal[c]})
+    fits = {c: sum(legal(c, key[1], key[2]) for key in keys) for c in seen}
+    return _best_shares({c: n / fits[c] for c, n in seen.items() if fits[c]})
 
 
 def _best_shares(share: dict) -> list:
@@ -314,22 +338,38 @@ def _best_shares(share: dict) -> list:
 
 def ch_grid(cands) -> tuple:
     """The chunk sizes of the tuned grid: those of the 2CE candidates."""
-    return tuple(sorted({c[3] for c in cands if c[0]}))
+    return tuple(sorted({c[3] for c in cands if c[0] and not c[6]}))
 
 
-def legalize(c: tuple, cols: int, k: int, grid) -> tuple:
+def rch_grid(cands) -> tuple:
+    """The radix pipeline's chunk sizes of the tuned grid: those of the radix candidates."""
+    return tuple(sorted({c[8] for c in cands if c[6]}))
+
+
+def _nearest(ok, ch):
+    """The chunk size of `ok` nearest to ch in bit length (ties: the smaller)."""
+    return min(ok, key=lambda g: (abs(lg(g) - lg(ch)), g))
+
+
+def legalize(c: tuple, cols: int, k: int, grid, rgrid=None) -> tuple:
     """`c` made legal for a shape: a 2CE configuration needs k <= ch < cols, else its ch becomes the chunk size of
     `grid` (the tuned ones) nearest in bit length that is legal (ties: the smaller), else it becomes 1CE with ch = 0.
-    `grid` None: no replacement chunk (the configuration as it is, or 1CE)."""
-    use_2ce, wg, kl, ch, sg, ls = c
+    A radix configuration needs rch < cols, else its rch becomes the legal one of `rgrid` nearest in bit length
+    (at least wg), else it becomes 1CE. `grid` and `rgrid` None: no replacement chunk (the configuration as it is,
+    or 1CE). The radix pipeline's parameters are 0 in every other configuration."""
+    use_2ce, wg, kl, ch, sg, ls, radix, rb, rch = topk_config(c)
+    one_ce = (False, wg, kl, 0, sg, ls, False, 0, 0)
+    if radix:
+        if rch < cols:
+            return (use_2ce, wg, kl, ch, sg, ls, radix, rb, rch)
+        ok = [g for g in rgrid or () if wg <= g < cols]
+        return (use_2ce, wg, kl, ch, sg, ls, radix, rb, _nearest(ok, rch)) if ok else one_ce
     if not use_2ce:
-        return (False, wg, kl, 0, sg, ls)
+        return one_ce
     if k <= ch < cols:
-        return c
+        return (True, wg, kl, ch, sg, ls, False, 0, 0)
     ok = [g for g in grid or () if k <= g < cols]
-    if ok:
-        return (True, wg, kl, min(ok, key=lambda g: (abs(lg(g) - lg(ch)), g)), sg, ls)
-    return (False, wg, kl, 0, sg, ls)
+    return (True, wg, kl, _nearest(ok, ch), sg, ls, False, 0, 0) if ok else one_ce
 
 
 def choose_topk(model: TopKModel, rows: int, cols: int, k: int, subgroups: bool) -> tuple | None:
@@ -484,8 +524,11 @@ def group_by_class(docs) -> dict:
 
 def _mkey(m) -> tuple:
     shape = tuple(m["shape"]) if m.get("shape") is not None else None
+    params = m.get("params", {})
+    if m["kernel"] == "topk":   # a run from before a parameter existed measured it at its default
+        params = {**TOPK_DEFAULTS, **params}
     return (m["kernel"], m.get("rows"), m.get("cols"), m.get("k"), m.get("case"), shape, m.get("dtype"),
-            tuple(sorted((k, str(v)) for k, v in m.get("params", {}).items())))
+            tuple(sorted((k, str(v)) for k, v in params.items())))
 
 
 def merge_measurements(docs) -> list[dict]:

@@ -92,7 +92,8 @@ class RuleSet:
     def to_document(self) -> dict:
         """The rules file (RULES_FORMAT): each class's key, runs, votes and tree, as JSON."""
         def vote(v):
-            return None if v is None else {"points": v.points, "configs": v.configs, "cost": v.cost, "grid": v.grid}
+            return None if v is None else {"points": v.points, "configs": v.configs, "cost": v.cost, "grid": v.grid,
+                                           "rgrid": v.rgrid}
         return {"format": RULES_FORMAT, "version": 1, "doc": "fitted TopK votes and where_nd trees per device class "
                 "(native/heuristics.py); SPIRALTORCH_TUNER_HEURISTICS may point to such a file",
                 "classes": [{"class": vars(c.key), "runs": c.runs,
@@ -107,11 +108,13 @@ def backend_family(backend: str) -> str:
     return name if name in ("cuda", "cpu", "mps") else "wgsl"
 
 
-def fit_runs(docs, name: str, merge: bool = True) -> RuleSet:
+def fit_runs(docs, name: str, merge: bool = True, radix: bool = True) -> RuleSet:
     """The rules of run documents, fitted per device class as wgpu_heuristics.rs is: `merge`, each class's runs
     merged (heuristics.merge_measurements, as a file of every run); else one run's measurements as they are (as a
-    file of that run)."""
-    docs = [{**d, "measurements": h.usable(d.get("measurements", []))} for d in docs]
+    file of that run). `radix` False: without the radix pipeline's measurements (heuristics.without_radix: for
+    SpiralTorch's tuner_results.json, whose kernels have no radix pipeline)."""
+    keep = h.usable if radix else (lambda ms: h.usable(h.without_radix(ms)))
+    docs = [{**d, "measurements": keep(d.get("measurements", []))} for d in docs]
     if not merge and len(docs) > 1:
         raise ValueError("merge=False fits one run")
     classes = []
@@ -128,9 +131,10 @@ def _tuple(x):
 
 
 def rules_from_document(d: dict, name: str) -> RuleSet:
+    # a file written before the radix pipeline existed: six-field configurations (topk_config pads them), no rgrid
     def vote(v):
-        return None if v is None else h.Vote(_tuple(v["points"]), _tuple(v["configs"]), _tuple(v["cost"]),
-                                              _tuple(v["grid"]))
+        return None if v is None else h.Vote(_tuple(v["points"]), tuple(h.topk_config(c) for c in v["configs"]),
+                                              _tuple(v["cost"]), _tuple(v["grid"]), _tuple(v.get("rgrid", [])))
     try:
         return RuleSet(name, [ClassRules(h.AdapterClass(**c["class"]),
                                          {True: vote(c["topk"]["subgroups"]), False: vote(c["topk"]["no_subgroups"])},
@@ -142,7 +146,8 @@ def rules_from_document(d: dict, name: str) -> RuleSet:
 class WasmTable:
     """SpiralTorch's WasmTunerTable (tuner_results.json): records sorted as st-core sorts them (subgroup true first,
     then rows_min, cols_min ascending, cols_max descending; stable), the first match's overrides applied to st-core's
-    fallback rule. Our parameters it has no field for: sg = the adapter has subgroups, ls = true."""
+    fallback rule. Our parameters it has no field for: sg = the adapter has subgroups, ls = true, no radix pipeline
+    (st-core has none)."""
 
     def __init__(self, name: str, records: list[dict]):
         self.name = name
@@ -155,7 +160,7 @@ class WasmTable:
             if wasm_matches(r, rows, cols, k, subgroups):
                 base = stcore_fallback(rows, cols, k, subgroups)
                 c = (r.get("use_2ce", base["use_2ce"]), r.get("wg", base["wg"]), r.get("kl", base["kl"]),
-                     r.get("ch", base["ch"]), bool(subgroups), True)
+                     r.get("ch", base["ch"]), bool(subgroups), True, False, 0, 0)
                 return h.legalize(c, cols, k, None), f"record {i}"
         return None
 
@@ -313,7 +318,7 @@ def choose(kernel: str, backend, info: dict, query: tuple, limits: dict, feature
         params = dict(zip(h.TOPK_KEYS if kernel == "topk" else h.WHERE_KEYS, c))
         shape = ({"rows": query[0], "cols": query[1], "k": query[2]} if kernel == "topk"
                  else {"ndim": query[1], "numel": query[0]})
-        bad = violations(kernel, shape, params, limits, features)
+        bad = violations(kernel, shape, params, limits, features, wgsl=family == "wgsl")
         if bad:
             notes.append(f"{label} ({rule}) picked {params}, not legal here: breaks {', '.join(bad)}")
             continue

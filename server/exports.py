@@ -1,6 +1,7 @@
 """Every download of the tuned rule, by flavour: Rust (rustgen.py: "standalone", "st-core", "st-core-v1.3"),
-SpiralTorch's tuner_results.json ("wasm-table", wasm_table.py) and our rules file ("rules": the fitted votes and
-trees per device class, which SPIRALTORCH_TUNER_HEURISTICS and the package's shipped rules use)."""
+SpiralTorch's tuner_results.json ("wasm-table", wasm_table.py: fitted without the radix pipeline, which st-core
+lacks) and our rules file ("rules": the fitted votes and trees per device class, which SPIRALTORCH_TUNER_HEURISTICS
+and the package's shipped rules use)."""
 from __future__ import annotations
 
 import json
@@ -53,7 +54,8 @@ def export_run(doc: dict | None, flavour: str = "standalone", run_id: str | None
     if flavour in RUST_FLAVOURS:
         return _rust(generate(doc, flavour, run_id=run_id, created_at=created_at), flavour)
     docs = [] if doc is None else [{**doc, "run_id": run_id or doc.get("run_id", "")}]
-    return _json(fit_runs(docs, "rules", merge=False), adapter_class(doc) if doc else None, flavour)
+    rules = fit_runs(docs, "rules", merge=False, radix=flavour != "wasm-table")
+    return _json(rules, adapter_class(doc) if doc else None, flavour)
 
 
 def export_merged(records, flavour: str = "standalone") -> Export:
@@ -64,5 +66,6 @@ def export_merged(records, flavour: str = "standalone") -> Export:
     if flavour in RUST_FLAVOURS:
         return _rust(generate_merged(records, flavour), flavour)
     docs = [{**r["run"], "run_id": r["run_id"]} for r in records]
-    return _json(fit_runs(docs, "rules"), adapter_class(records[-1]["run"]) if records else None, flavour)
+    return _json(fit_runs(docs, "rules", radix=flavour != "wasm-table"),
+                 adapter_class(records[-1]["run"]) if records else None, flavour)
 

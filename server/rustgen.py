@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from spiraltorch_tuner.heuristics import (OUTLIER_SPREAD, VOTE_COLS, VOTE_SLACK, AdapterClass, adapter_class, choose_topk,
-                         choose_where, topk_table, where_table)
+                         choose_where, topk_table, where_table, without_radix)
 from .merge import merged_classes, usable
 
 FLAVOURS = ("standalone", "st-core", "st-core-v1.3")
@@ -57,9 +57,9 @@ def _b(v) -> str:
 
 
 def _topk_lit(c) -> str:
-    use_2ce, wg, kl, ch, sg, ls = c
+    use_2ce, wg, kl, ch, sg, ls, radix, rb, rch = c
     return (f"TopKChoice {{ use_2ce: {_b(use_2ce)}, wg: {wg}, kl: {kl}, ch: {ch}, sg: {_b(sg)}, "
-            f"ls: {_b(ls)} }}")
+            f"ls: {_b(ls)}, radix: {_b(radix)}, rb: {rb}, rch: {rch} }}")
 
 
 def _topk_opt(c) -> str:
@@ -79,8 +79,8 @@ RULE_LINES = [
     f"// |d k|; the shapes within {VOTE_SLACK} of the nearest vote, with weight 1 / (2 + distance).",
     "// Each grid configuration gets the weighted sum of its costs on them (log-regret in thousandths, regret over",
     "// 1.25 weighted x5; on a shape where it is not legal as it is, that shape's slowest), and the query gets the",
-    "// cheapest one that is legal for it as it is (2CE: k <= ch < cols). One vote over all configurations (with",
-    "// subgroups), one over sg = false ones.",
+    "// cheapest one that is legal for it as it is (2CE: k <= ch < cols; radix: rch < cols). One vote over all",
+    "// configurations (with subgroups), one over sg = false ones.",
     "// Rule (where_nd): a decision tree over ct = contiguous, ln = bit length of numel, nd = ndim of the measured",
     "// cases; each leaf holds the configuration of least summed cost over its cases.",
     ]
@@ -138,7 +138,8 @@ def _vote_rust(v, name: str) -> str:
     configs = "".join(f"        {_topk_lit(c)},\n" for c in v.configs)
     cost = "".join(f"        {', '.join(map(str, row))},\n" for row in v.cost)
     return (f"\nconst {name}: Vote = Vote {{\n    points: &[\n{points}    ],\n    configs: &[\n{configs}    ],\n"
-            f"    cost: &[\n{cost}    ],\n    grid: &[{', '.join(map(str, v.grid))}],\n}};\n")
+            f"    cost: &[\n{cost}    ],\n    grid: &[{', '.join(map(str, v.grid))}],\n"
+            f"    rgrid: &[{', '.join(map(str, v.rgrid))}],\n}};\n")
 
 
 def _topk_rule(model, suffix: str) -> str:
@@ -224,6 +225,12 @@ def _render(header: str, run_id: str, adapter: dict, classes: list, primary: int
     return "".join(parts)
 
 
+def _runnable(measurements, flavour: str) -> list:
+    """The TopK measurements a flavour's rule is fitted on: SpiralTorch's drop-ins (st-core, st-core-v1.3) only
+    those of configurations its kernels can run, without the radix pipeline (heuristics.without_radix)."""
+    return measurements if flavour == "standalone" else without_radix(measurements)
+
+
 def generate(doc: dict | None, flavour: str = "standalone", run_id: str | None = None,
              created_at: str | None = None) -> str:
     """The Rust source of wgpu_heuristics.rs for a run document (None: the stub, every chooser returns None).
@@ -231,16 +238,17 @@ def generate(doc: dict | None, flavour: str = "standalone", run_id: str | None =
     The rule (native/heuristics.py has the Python of it; report.py judges it): only correct measurements count;
     TopK: two votes of the nearest measured shapes (all configurations; sg = false ones), emitted as constant
     tables and the same arithmetic in Rust; the pick is a grid configuration legal for the query's shape as it is
-    (2CE needs k <= ch < cols); where_nd: a decision tree, emitted as plain `if`s on thresholds. `flavour`
-    "st-core" is crates/st-core/src/backend/wgpu_heuristics_generated.rs of SpiralTorch today: `choose` answers its
-    11-field `Choice`, the tables live in `mod spiraltorch_tuner`; "st-core-v1.3" replaces v1.3's
-    wgpu_heuristics.rs (4-field `Choice`, `choose`, `generated::choose`, `fallback` and `Extras`).
+    (2CE needs k <= ch < cols, radix rch < cols); where_nd: a decision tree, emitted as plain `if`s on thresholds.
+    `flavour` "st-core" is crates/st-core/src/backend/wgpu_heuristics_generated.rs of SpiralTorch today: `choose`
+    answers its 11-field `Choice`, the tables live in `mod spiraltorch_tuner`; "st-core-v1.3" replaces v1.3's
+    wgpu_heuristics.rs (4-field `Choice`, `choose`, `generated::choose`, `fallback` and `Extras`). st-core has no
+    radix pipeline: the st-core flavours' TopK rule is fitted without the radix measurements, so it never picks one.
     The file holds one device class, the run's (`ADAPTER_KEY`; `choose_topk_for` answers for it alone).
     `created_at` is the date written in the header (the stored run's); nothing here reads the clock."""
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}; allowed: {', '.join(FLAVOURS)}")
     ms = usable(doc.get("measurements", [])) if doc else []
-    classes = [(adapter_class(doc), topk_table(ms), where_table(ms))] if doc else []
+    classes = [(adapter_class(doc), topk_table(_runnable(ms, flavour)), where_table(ms))] if doc else []
     return _render(_header(doc, run_id, created_at, flavour), run_id or (doc or {}).get("run_id", ""),
                    (doc or {}).get("adapter", {}), classes, 0 if doc else -1, flavour)
 
@@ -258,7 +266,7 @@ def generate_merged(records, flavour: str = "standalone") -> str:
     merged = merged_classes(records)
     latest = records[-1]
     primary = next(i for i, (c, _, _) in enumerate(merged) if c == adapter_class(latest["run"]))
-    classes = [(c, topk_table(ms), where_table(ms)) for c, _, ms in merged]
+    classes = [(c, topk_table(_runnable(ms, flavour)), where_table(ms)) for c, _, ms in merged]
     lines = [f"// {file_name(flavour)} ({flavour} flavour), generated by {GENERATOR}. Do not edit: regenerate.",
              "// SpiralTorch Tuner is AGPL-3.0-or-later; this generated file is data about your hardware.",
              f"// Merged: {len(records)} runs in {len(merged)} device classes; the newest run: "
@@ -302,8 +310,12 @@ def _tests(topk, where, flavour, classes=()) -> str:
                  "            for &sg in &[false, true] {\n"
                  "                if let Some(c) = choose_topk(rows, cols, k, sg) {\n"
                  "                    assert!(!c.sg || sg);\n"
-                 "                    assert!(if c.use_2ce { k <= c.ch && c.ch < cols } else { c.ch == 0 });\n"
-                 "                }\n            }\n        }\n    }\n")
+                 "                    assert!(if c.radix { c.rch < cols && !c.use_2ce && c.ch == 0 && c.rb >= 4 }\n"
+                 "                        else if c.use_2ce { k <= c.ch && c.ch < cols && c.rb == 0 && c.rch == 0 }\n"
+                 "                        else { c.ch == 0 && c.rb == 0 && c.rch == 0 });\n"
+                 + ("" if flavour == "standalone" else
+                    "                    assert!(!c.radix, \"st-core has no radix pipeline\");\n")
+                 + "                }\n            }\n        }\n    }\n")
         if flavour == "st-core" and topk:
             e = topk[0]
             want = choose_topk(topk, e.rows, e.cols, e.k, True)

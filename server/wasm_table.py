@@ -7,7 +7,9 @@ are also cut at ch + 1 for every chunk size of the grid. So the table is exact: 
 vote's pick (computed for all boxes at once below, with the very float sums of vote_pick), then records are grown
 greedily over neighbouring boxes of one pick (records_for). The records do not overlap, so WasmTunerTable's sort
 cannot change which one matches. Each carries our four parameters (use_2ce, wg, kl, ch); st-core keeps its own
-values for its other fields, and our sg/ls have no field (st-core's kernels have no such variants).
+values for its other fields, and our sg/ls have no field (st-core's kernels have no such variants). st-core has no
+radix pipeline either: the votes given here are fitted without its measurements (exports.py: rules.fit_runs with
+radix=False), and a vote holding a radix configuration is refused.
 """
 from __future__ import annotations
 
@@ -59,11 +61,18 @@ def vote_picks(v: h.Vote, queries: np.ndarray) -> list[tuple]:
     return out
 
 
+class RadixInVote(ValueError):
+    """A vote given to the wasm-table holds a radix configuration, which st-core cannot run."""
+
+
 def records_for(v: h.Vote, subgroup: bool) -> list[dict]:
     """The non-overlapping records of one vote (see the module docstring). Boxes are grown greedily: from the first
     uncovered box (rows, then cols, then k ascending), along k, then cols, then rows, while the boxes taken in hold
     the same pick or are empty (k > cols, which no query has), then marked covered. Rows stop at the kernels' limit
     (65535; the last interval stays open); cols and k span the u32 range."""
+    if any(c[6] for c in v.configs):
+        raise RadixInVote("the wasm-table's vote holds radix configurations; st-core has no radix pipeline: fit it "
+                          "without them (rules.fit_runs(..., radix=False))")
     chs = {c[3] + 1 for c in v.configs if c[0]} | {g + 1 for g in v.grid}
     iv = (intervals([x for x in ho_starts() if x <= MAX_ROWS]), intervals(ho_starts() + sorted(chs)),
           intervals(ho_starts() + sorted(chs)))

@@ -10,7 +10,8 @@ run documents.
   under `tmp_path`; keyword arguments are `Settings` fields (token=, max_body_bytes=, ...). Use with
   `fastapi.testclient.TestClient`.
 - `sample_run` (function scope): the factory `make_run(**overrides) -> dict`, a valid run document with a fresh
-  run_id; `from conftest import make_run` works too.
+  run_id; `from conftest import make_run` works too. Its TopK parameters are those of a run from before the radix
+  pipeline (no `ls`, `radix`, `rb`, `rch`); `make_radix_run` adds radix measurements.
 """
 from __future__ import annotations
 
@@ -134,6 +135,24 @@ def make_run(**overrides) -> dict:
            "started_at": "2026-11-25T00:00:00Z", "finished_at": "2026-11-25T00:00:10Z", "duration_s": 10.0,
            "status": "complete", "measurements": ms}
     doc.update(overrides)
+    return doc
+
+
+def _radix(rows, cols, k, ms, rb=8, rch=1024, wg=256):
+    """A TopK measurement of the radix pipeline (its other parameters at the one value space.json allows)."""
+    m = _topk(rows, cols, k, ms, wg=wg)
+    m["params"].update(ls=True, radix=True, rb=rb, rch=rch)
+    return m
+
+
+def make_radix_run(**overrides) -> dict:
+    """make_run's document plus the radix pipeline (rb 8 and 11, rch 1024 and 2048) measured on every shape where
+    it is legal (rch < cols: 4x4096 k=64 and 2x16384 k=256), the fastest there: a run whose rule picks radix for
+    long rows and 1CE for 4x1024 k=8. Importable: `from conftest import make_radix_run`."""
+    doc = make_run(**overrides)
+    for (rows, cols, k), best in (((4, 4096, 64), 0.4), ((2, 16384, 256), 1.0)):
+        doc["measurements"] += [_radix(rows, cols, k, best * f, rb=rb, rch=rch)
+                                for rb, rch, f in ((8, 1024, 1.0), (8, 2048, 1.2), (11, 1024, 1.3), (11, 2048, 1.4))]
     return doc
 
 

@@ -8,6 +8,8 @@ from fastapi.testclient import TestClient
 from spiraltorch_tuner.server.app import create_app
 from spiraltorch_tuner.server.settings import Settings
 
+OFF = {"radix": False, "rb": 0, "rch": 0}     # the radix pipeline's parameters in a 1CE or 2CE configuration
+
 
 @pytest.fixture()
 def client(make_app, tmp_path):
@@ -256,7 +258,8 @@ def test_zero_times_do_not_break_the_report_or_the_rust(client, sample_run):
     rep = client.get(f"/api/runs/{doc['run_id']}/report")
     assert rep.status_code == 200
     shape = {s["shape"]: s for s in rep.json()["shapes"]}["4x1024 k=8"]
-    assert shape["pick"] == shape["best"] == {"use_2ce": False, "wg": 128, "kl": 4, "ch": 0, "sg": False, "ls": True}
+    assert shape["pick"] == shape["best"] == {"use_2ce": False, "wg": 128, "kl": 4, "ch": 0, "sg": False, "ls": True,
+                                                 **OFF}
     assert client.get(f"/api/runs/{doc['run_id']}/heuristics.rs").status_code == 200
 
 
@@ -328,11 +331,13 @@ def test_report_holds_out_each_shape_when_judging_the_rule(sample_run):
     from spiraltorch_tuner.server.report import format_report, report
     rep = report(sample_run())
     s = {r["shape"]: r for r in rep["shapes"]}["4x1024 k=8"]
-    assert s["pick"] == {"use_2ce": False, "wg": 64, "kl": 4, "ch": 0, "sg": True, "ls": True} and s["pick_regret"] == 1.0
+    assert s["pick"] == {"use_2ce": False, "wg": 64, "kl": 4, "ch": 0, "sg": True, "ls": True, **OFF}
+    assert s["pick_regret"] == 1.0
     # without its own data, 4x1024 k=8 takes 4x4096 k=64's 2CE winner, which is illegal at cols 1024 -> 1CE, 0.9 ms
-    assert s["heldout_pick"] == {"use_2ce": False, "wg": 128, "kl": 4, "ch": 0, "sg": False, "ls": True}
+    assert s["heldout_pick"] == {"use_2ce": False, "wg": 128, "kl": 4, "ch": 0, "sg": False, "ls": True, **OFF}
     assert s["heldout_regret"] == pytest.approx(0.9 / 0.5)
-    assert s["stcore"] == {"use_2ce": False, "wg": 256, "kl": 8, "ch": 0, "sg": True, "ls": True} and s["stcore_ms"] is None
+    assert s["stcore"] == {"use_2ce": False, "wg": 256, "kl": 8, "ch": 0, "sg": True, "ls": True, **OFF}
+    assert s["stcore_ms"] is None
     assert rep["regret"]["tuned_measured"] == {"geomean": 1.0, "worst": 1.0, "n": 3}
     assert rep["regret"]["tuned_heldout"]["worst"] >= 1.8 - 1e-9
     assert "regret tuned_heldout" in format_report(rep)

@@ -86,8 +86,9 @@ fn main() {
         for &r in [1u32, 4, 8, 1000].iter() { for &c in [100u32, 1024, 4096, 16384, 65536, 1 << 20].iter() {
             for &k in [1u32, 8, 64, 256, 4096].iter() { if k > c { continue; } for &sg in [false, true].iter() {
                 match h::choose_topk_for(key, r, c, k, sg) {
-                    Some(x) => println!("{} {} {} {} {} {} {} {} {} {} {}",
-                                        i, r, c, k, sg, x.use_2ce, x.wg, x.kl, x.ch, x.sg, x.ls),
+                    Some(x) => println!("{} {} {} {} {} {} {} {} {} {} {} {} {} {}",
+                                        i, r, c, k, sg, x.use_2ce, x.wg, x.kl, x.ch, x.sg, x.ls, x.radix, x.rb,
+                                        x.rch),
                     None => println!("{} {} {} {} {} none", i, r, c, k, sg),
                 }
                 assert!(i != h::ADAPTER_KEYS.iter().position(|a| *a == h::ADAPTER_KEY).unwrap()
@@ -117,7 +118,7 @@ def test_the_merged_file_compiles_and_each_class_picks_by_its_own_merged_table(t
         f = line.split()
         want = choose_topk(tables[int(f[0])], int(f[1]), int(f[2]), int(f[3]), f[4] == "true")
         got = None if f[5] == "none" else (f[5] == "true", int(f[6]), int(f[7]), int(f[8]), f[9] == "true",
-                                           f[10] == "true")
+                                           f[10] == "true", f[11] == "true", int(f[12]), int(f[13]))
         assert got == want, line
     assert len(lines) > 200
     # the two classes answer differently for the same query, and the merge is not either run alone
@@ -153,7 +154,7 @@ def test_a_device_whose_kernels_were_stored_in_two_classes_gets_both_from_the_fo
     tables = {c: (topk_table(ms), where_table(ms)) for c, _, ms in classes}
     want_topk = choose_topk(tables[a][0], 8, 65536, 64, True)
     want_where = choose_where(tables[b][1], 4 * 64 * 256, 3, True)
-    assert want_topk == (True, 256, 8, 4096, False, True) and want_where == ("direct", 64, 1)
+    assert want_topk == (True, 256, 8, 4096, False, True, False, 0, 0) and want_where == ("direct", 64, 1)
     src = generate_merged(records)
     (tmp_path / "wgpu_heuristics.rs").write_text(src, "utf-8")
     calls = []

@@ -42,7 +42,7 @@ def test_the_vote_picks_unmeasured_shapes_by_their_nearest_measured_shapes():
     assert pick(2, 1 << 18, 100)[:4] == (True, 256, 4, 4096)           # long rows, nobody measured 2^18
     assert pick(3, 2048, 16)[:3] == (False, 1024, 4)                   # short rows, few
     assert pick(2000, 2048, 16)[:3] == (False, 256, 4)                 # short rows, many
-    assert pick(5, 3000, 4000) == (False, 1024, 4, 0, False, True)     # k > ch: 2CE is not legal, so 1CE
+    assert pick(5, 3000, 4000) == (False, 1024, 4, 0, False, True, False, 0, 0)   # k > ch: 2CE is not legal: 1CE
 
 
 def test_half_octaves_are_exact():
@@ -80,9 +80,10 @@ def test_subgroup_free_tree_only_picks_sg_false():
 
 def test_one_off_configurations_are_judged_but_not_picked():
     """A configuration measured on one shape of many (like st-core's fallback beside the grid) is no candidate."""
-    assert fit_vote({(4, 1024, 8): {(False, 512, 8, 0, False, True): 0.5, (False, 128, 4, 0, False, True): 1.0},
-                     **{(4, c, 8): {(False, 128, 4, 0, False, True): 1.0} for c in (2048, 4096, 8192, 16384, 32768)}},
-                    lambda c: True).configs == ((False, 128, 4, 0, False, True),)
+    one, other = (False, 512, 8, 0, False, True, False, 0, 0), (False, 128, 4, 0, False, True, False, 0, 0)
+    assert fit_vote({(4, 1024, 8): {one: 0.5, other: 1.0},
+                     **{(4, c, 8): {other: 1.0} for c in (2048, 4096, 8192, 16384, 32768)}},
+                    lambda c: True).configs == (other,)
 
 
 def test_generated_rust_holds_the_vote_as_tables():

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import make_radix_run
+
 from spiraltorch_tuner.heuristics import choose_topk, choose_where, topk_table, where_table
 from spiraltorch_tuner.server.report import usable
 from spiraltorch_tuner.server.rustgen import generate
@@ -51,9 +53,10 @@ def test_measured_shapes_pick_their_fastest_and_rust_tests_pass(tmp_path, sample
     out = run_rust_tests(tmp_path, src)
     assert "measured_shapes_get_the_fitted_picks ... ok" in out
     t = topk_table(doc["measurements"])
-    assert choose_topk(t, 4, 1024, 8, True) == (False, 64, 4, 0, True, True)     # 0.5 ms, needs subgroups
-    assert choose_topk(t, 4, 1024, 8, False) == (False, 64, 4, 0, False, True)   # 0.7 ms without
-    assert choose_topk(t, 4, 4096, 64, True) == (True, 128, 4, 1024, False, True)  # the failed 1.0 ms one is ignored
+    off = (False, 0, 0)   # not the radix pipeline
+    assert choose_topk(t, 4, 1024, 8, True) == (False, 64, 4, 0, True, True, *off)     # 0.5 ms, needs subgroups
+    assert choose_topk(t, 4, 1024, 8, False) == (False, 64, 4, 0, False, True, *off)   # 0.7 ms without
+    assert choose_topk(t, 4, 4096, 64, True) == (True, 128, 4, 1024, False, True, *off)  # the failed 1.0 ms one is ignored
 
 
 GRID_MAIN = r'''
@@ -68,8 +71,8 @@ fn main() {
     for &r in rows.iter() { for &c in cols.iter() { for &k in ks.iter() { if k > c { continue; }
         for &sg in [false, true].iter() {
             match h::choose_topk(r, c, k, sg) {
-                Some(x) => println!("{} {} {} {} {} {} {} {} {} {}", r, c, k, sg, x.use_2ce, x.wg, x.kl, x.ch, x.sg,
-                                    x.ls),
+                Some(x) => println!("{} {} {} {} {} {} {} {} {} {} {} {} {}", r, c, k, sg, x.use_2ce, x.wg, x.kl, x.ch,
+                                    x.sg, x.ls, x.radix, x.rb, x.rch),
                 None => println!("{} {} {} {} none", r, c, k, sg),
             }
         }
@@ -98,13 +101,15 @@ def b(v):
 RUNS = Path(__file__).resolve().parents[1] / "bench" / "results"
 
 
-@pytest.mark.parametrize("data", ["sample", "hostile", "h100-2026-11-25-s4-full-topk.json",
+@pytest.mark.parametrize("data", ["sample", "hostile", "radix", "h100-2026-11-25-s4-full-topk.json",
                                   "h200-2026-11-29-offgrid-topk.json", "h200-2026-11-29-where-grid.json"])
 def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, data):
-    """The sample run, with hostile strings, and real GPU runs whose rules pick many configurations (TopK: 44 shapes
-    of the full grid, 40 off it; where_nd: a deep tree over 42 cases). The grid crosses half-octave boundaries
+    """The sample run, with hostile strings, with radix measurements (picks of the radix pipeline, made legal by
+    its own chunk sizes or as 1CE), and real GPU runs whose rules pick many configurations (TopK: 44 shapes of the
+    full grid, 40 off it; where_nd: a deep tree over 42 cases). The grid crosses half-octave boundaries
     (92681 | 92682) and reaches u32::MAX."""
-    doc = sample_run() if data in ("sample", "hostile") else json.loads((RUNS / data).read_text())
+    doc = (make_radix_run() if data == "radix" else sample_run() if data in ("sample", "hostile")
+           else json.loads((RUNS / data).read_text()))
     if data == "hostile":
         doc.update(label=EVIL, adapter={"vendor": EVIL, "architecture": "x\ny", "device": "", "description": EVIL})
     (tmp_path / "wgpu_heuristics.rs").write_text(generate(doc, run_id=doc["run_id"], created_at=EVIL), "utf-8")
@@ -125,9 +130,14 @@ def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, da
             r, c_, k, sg = int(f[0]), int(f[1]), int(f[2]), f[3] == "true"
             want = choose_topk(t, r, c_, k, sg)
             assert f[4:] == (["none"] if want is None else [b(want[0]), str(want[1]), str(want[2]), str(want[3]),
-                                                              b(want[4]), b(want[5])]), line
+                                                              b(want[4]), b(want[5]), b(want[6]), str(want[7]),
+                                                              str(want[8])]), line
             n += 1
     assert n > 500 and nw == 32 * 6 * 2
+    if data == "radix":          # the radix pipeline where its rch < cols, else the rule's other configurations
+        picks = {tuple(ln.split()[4:]) for ln in lines if ln[0].isdigit()}
+        assert ("false", "256", "4", "0", "false", "true", "true", "8", "1024") in picks
+        assert any(p[6] == "false" and p[0] != "none" for p in picks)
     if data.endswith(".json"):   # the real runs' rules pick many configurations: the grid meets several of them
         kinds = {tuple(ln.split()[4:]) for ln in lines if ln.startswith("w" if "where" in data else tuple("0123456789"))}
         assert len(kinds) >= 4, kinds
@@ -135,6 +145,48 @@ def test_rust_choice_equals_python_rule_on_a_dense_grid(tmp_path, sample_run, da
                 if line.startswith("a ")]
     a = doc["adapter"]
     assert adapters == [a["vendor"], a["architecture"], a["description"]]
+
+
+def test_a_radix_pick_is_written_compiles_and_is_what_the_file_chooses(tmp_path):
+    """A run whose radix configurations are the fastest on its long rows: the standalone file holds them in its
+    vote, picks the radix pipeline for those shapes (its own tests assert each measured shape's pick) and for a
+    long row nobody measured; SpiralTorch's drop-ins (st-core has no radix pipeline) are fitted without them and
+    pick what the run's other configurations give."""
+    doc = make_radix_run()
+    src = generate(doc, run_id=doc["run_id"], created_at="2026-11-30")
+    assert "TopKChoice { use_2ce: false, wg: 256, kl: 4, ch: 0, sg: false, ls: true, radix: true, rb: 8, rch: 1024 }" \
+        in src
+    out = run_rust_tests(tmp_path, src)
+    assert "measured_shapes_get_the_fitted_picks ... ok" in out and "picks_are_legal_for_the_query ... ok" in out
+    assert "assert_eq!(choose_topk(2, 16384, 256, true), Some(TopKChoice { use_2ce: false, wg: 256, kl: 4, ch: 0, " \
+           "sg: false, ls: true, radix: true, rb: 8, rch: 1024 }));" in src
+    (tmp_path / "wgpu_heuristics.rs").write_text(src, "utf-8")
+    rustc(tmp_path, PICK_MAIN, "-o", str(tmp_path / "pick"), name="main.rs")
+    got = subprocess.run([str(tmp_path / "pick")], capture_output=True, text=True, check=True).stdout.split()
+    assert got == ["true", "8", "1024", "false", "0", "0"]     # 1x2^20 k=1024: radix; 4x1000 k=8: 1CE
+    for flavour in ("st-core", "st-core-v1.3"):
+        st = generate(doc, flavour, run_id=doc["run_id"], created_at="2026-11-30")
+        assert "radix: true" not in st
+        plain = {**doc, "measurements": [m for m in doc["measurements"] if not m["params"].get("radix")]}
+        assert code_lines(st) == code_lines(generate(plain, flavour, run_id=doc["run_id"], created_at="2026-11-30"))
+
+
+def code_lines(src: str) -> list[str]:
+    """A generated file but its comments (the header counts the run's measurements, radix ones too)."""
+    return [ln for ln in src.splitlines() if not ln.lstrip().startswith("//")]
+
+
+PICK_MAIN = r'''
+#[allow(dead_code)]
+#[path = "wgpu_heuristics.rs"]
+mod h;
+fn main() {
+    for &(r, c, k) in [(1u32, 1u32 << 20, 1024u32), (4, 1000, 8)].iter() {
+        let x = h::choose_topk(r, c, k, true).unwrap();
+        println!("{} {} {}", x.radix, x.rb, x.rch);
+    }
+}
+'''
 
 
 def test_hostile_strings_stay_inside_comments_and_literals(tmp_path, sample_run):

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import make_radix_run
 from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")
@@ -38,7 +39,8 @@ fn picks() {
     let f = h::fallback(1, 1000, 8, false);
     assert_eq!((f.use_2ce, f.wg, f.kl, f.ch), (false, 128, 8, 0));
     let t = h::choose_topk(4, 1024, 8, true).unwrap();
-    assert_eq!(t, h::TopKChoice { use_2ce: false, wg: 64, kl: 4, ch: 0, sg: true, ls: true });
+    assert_eq!(t, h::TopKChoice { use_2ce: false, wg: 64, kl: 4, ch: 0, sg: true, ls: true, radix: false, rb: 0,
+                                  rch: 0 });
 }
 """
 
@@ -138,11 +140,14 @@ LAYOUTS = {"st-core": ("wgpu_heuristics_generated.rs", make_today_crate, TODAY_T
 
 
 @pytest.mark.parametrize("flavour", list(LAYOUTS))
-@pytest.mark.parametrize("stub", [False, True])
-def test_downloaded_file_drops_into_its_stcore_layout(make_app, tmp_path, sample_run, flavour, stub):
+@pytest.mark.parametrize("run", ["sample", "radix", "stub"])
+def test_downloaded_file_drops_into_its_stcore_layout(make_app, tmp_path, sample_run, flavour, run):
+    """The sample run's picks; with its radix measurements added (the fastest on two of its shapes) the same picks:
+    st-core has no radix pipeline, so its files are fitted without them; no run: the stub."""
     name, make, test_rs, stub_rs = LAYOUTS[flavour]
+    stub = run == "stub"
     with TestClient(make_app(tmp_path)) as c:
-        doc = sample_run()
+        doc = make_radix_run() if run == "radix" else sample_run()
         assert c.post("/api/runs", json=doc).status_code == 201
         r = c.get("/api/heuristics.rs" if stub else f"/api/runs/{doc['run_id']}/heuristics.rs",
                   params={"flavour": flavour})

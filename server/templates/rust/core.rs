@@ -1,4 +1,5 @@
-/// A TopK kernel configuration (parameters of shaders/topk.wgsl; names follow st-core's `Choice`).
+/// A TopK kernel configuration (parameters of shaders/topk.wgsl, or with `radix` of shaders/topk_radix.wgsl;
+/// `use_2ce`, `wg`, `kl`, `ch` follow st-core's `Choice`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopKChoice {
     /// Two-stage pipeline: per-chunk candidates, then a K-way merge.
@@ -13,6 +14,13 @@ pub struct TopKChoice {
     pub sg: bool,
     /// Sort candidate lists in workgroup memory when they fit (else in storage memory).
     pub ls: bool,
+    /// The radix pipeline (topk_radix.wgsl): rows spread over chunks of `rch` columns, a radix select in rounds
+    /// of `rb` key bits, a filter and a segmented sort; then `use_2ce` is false, `ch` 0 and `sg` false.
+    pub radix: bool,
+    /// Key bits per round of the radix select; 0 unless `radix`.
+    pub rb: u32,
+    /// Columns per chunk of the radix pipeline; 0 unless `radix`.
+    pub rch: u32,
 }
 
 /// How where_nd reads its inputs.
@@ -41,13 +49,15 @@ type TopKRule = fn(u32, u32, u32, bool) -> Option<TopKChoice>;
 type WhereRule = fn(u64, u32, bool) -> Option<WhereChoice>;
 
 /// A fitted TopK vote (the rule above): the measured shapes as points (half-octaves of rows, cols, k), the grid's
-/// configurations, `cost[i * points.len() + j]` = configuration i on shape j, and the grid's chunk sizes.
+/// configurations, `cost[i * points.len() + j]` = configuration i on shape j, and the grid's chunk sizes (2CE's
+/// `ch`, the radix pipeline's `rch`).
 #[allow(dead_code)]
 struct Vote {
     points: &'static [[i64; 3]],
     configs: &'static [TopKChoice],
     cost: &'static [u32],
     grid: &'static [u32],
+    rgrid: &'static [u32],
 }
 
 /// floor(2 log2 x), exactly (x = 0 counts as 1): the half-octave of x.
@@ -61,7 +71,13 @@ fn ho(x: u32) -> i64 {
 /// Whether a configuration runs as it is on a shape.
 #[allow(dead_code)]
 fn legal(c: &TopKChoice, cols: u32, k: u32) -> bool {
-    if c.use_2ce { k <= c.ch && c.ch < cols } else { c.ch == 0 }
+    if c.radix {
+        c.rch < cols
+    } else if c.use_2ce {
+        k <= c.ch && c.ch < cols && c.rb == 0 && c.rch == 0
+    } else {
+        c.ch == 0 && c.rb == 0 && c.rch == 0
+    }
 }
 
 /// The vote's pick for a shape: the configuration of least distance-weighted cost among those legal as they are
@@ -94,7 +110,7 @@ fn vote(v: &Vote, rows: u32, cols: u32, k: u32) -> TopKChoice {
             break;
         }
     }
-    legalize(v.configs[best.map_or(0, |(_, i)| i)], cols, k, v.grid)
+    legalize(v.configs[best.map_or(0, |(_, i)| i)], cols, k, v.grid, v.rgrid)
 }
 
 #[allow(dead_code)] // unused in a file without TopK data
@@ -107,25 +123,43 @@ fn lg64(x: u64) -> i64 {
     (u64::BITS - x.leading_zeros()) as i64
 }
 
+/// The chunk size of `grid` for which `ok` holds nearest to `ch` in bit length (ties: the smaller; the grid is
+/// ascending).
 #[allow(dead_code)]
-fn legalize(c: TopKChoice, cols: u32, k: u32, grid: &[u32]) -> TopKChoice {
-    if !c.use_2ce {
-        return TopKChoice { ch: 0, ..c };
-    }
-    if k <= c.ch && c.ch < cols {
-        return c;
-    }
-    // the legal chunk size of the tuned grid nearest in bit length (ties: the smaller; the grid is ascending)
+fn nearest(grid: &[u32], ch: u32, ok: impl Fn(u32) -> bool) -> Option<u32> {
     let mut best: Option<(u32, i64)> = None;
     for &g in grid.iter() {
-        let d = (lg32(g) - lg32(c.ch)).abs();
-        if k <= g && g < cols && best.map_or(true, |(_, bd)| d < bd) {
+        let d = (lg32(g) - lg32(ch)).abs();
+        if ok(g) && best.map_or(true, |(_, bd)| d < bd) {
             best = Some((g, d));
         }
     }
-    match best {
-        Some((ch, _)) => TopKChoice { ch, ..c },
-        None => TopKChoice { use_2ce: false, ch: 0, ..c },
+    best.map(|(g, _)| g)
+}
+
+/// A configuration made legal for a shape: a 2CE or radix one whose chunk does not fit gets the legal chunk size
+/// of the tuned grid nearest to it, else it becomes 1CE.
+#[allow(dead_code)]
+fn legalize(c: TopKChoice, cols: u32, k: u32, grid: &[u32], rgrid: &[u32]) -> TopKChoice {
+    let one_ce = TopKChoice { use_2ce: false, ch: 0, radix: false, rb: 0, rch: 0, ..c };
+    if c.radix {
+        if c.rch < cols {
+            return c;
+        }
+        return match nearest(rgrid, c.rch, |g| c.wg <= g && g < cols) {
+            Some(rch) => TopKChoice { rch, ..c },
+            None => one_ce,
+        };
+    }
+    if !c.use_2ce {
+        return one_ce;
+    }
+    if k <= c.ch && c.ch < cols {
+        return TopKChoice { rb: 0, rch: 0, ..c };
+    }
+    match nearest(grid, c.ch, |g| k <= g && g < cols) {
+        Some(ch) => TopKChoice { ch, rb: 0, rch: 0, ..c },
+        None => one_ce,
     }
 }
 

@@ -1,8 +1,9 @@
 // ---- st-core interface (SpiralTorch today): this file is crates/st-core/src/backend/wgpu_heuristics_generated.rs.
 // st-core's wgpu_heuristics.rs asks `choose` after SpiralK and its key-value rules. Our fields (use_2ce, wg, kl, ch)
 // come from the tuned rule; st-core's other fields from its own fallback (DeviceCaps::wgpu(32, subgroup, 256 with
-// subgroups else 128), no shared-memory budget). The rest of the file is the module below, so it also compiles
-// where wgpu_heuristics.rs `include!`s it.
+// subgroups else 128), no shared-memory budget; its `radix` field is st-core's own). st-core's kernels have no
+// radix pipeline, so the tuned rule here is fitted without the radix pipeline's measurements and never picks one.
+// The rest of the file is the module below, so it also compiles where wgpu_heuristics.rs `include!`s it.
 
 /// The tuned choice for a TopK shape as st-core's `Choice`; `None` without TopK data for the subgroup flag.
 pub fn choose(rows: usize, cols: usize, k: usize, subgroup: bool)

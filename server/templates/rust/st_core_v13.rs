@@ -1,5 +1,6 @@
 // ---- st-core v1.3 interface: this file can replace crates/st-core/src/backend/wgpu_heuristics.rs as is ----------
 // st-core's backend/mod.rs declares `pub struct Choice { pub use_2ce: bool, pub wg: u32, pub kl: u32, pub ch: u32 }`.
+// st-core's kernels have no radix pipeline: the tuned rule here is fitted without its measurements.
 pub use super::Choice;
 
 /// Our parameters beyond st-core's `Choice`.
