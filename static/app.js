@@ -135,9 +135,13 @@ function fillFromPreset(name) {
   const p = getSpace().presets[name];
   if (!p) return;
   $("topk-shapes").value = p.topk.shapes.map(([r, c, k]) => `${r}x${c}:${k}`).join(", ");
-  $("p-1ce").checked = p.topk.params.use_2ce.includes(false);
+  const radix = p.topk.params.radix || [false];
+  $("p-1ce").checked = p.topk.params.use_2ce.includes(false) && radix.includes(false);
   $("p-2ce").checked = p.topk.params.use_2ce.includes(true);
-  for (const n of ["wg", "kl", "ch", "sg", "ls"]) $(`topk-${n}`).value = listText(p.topk.params[n] || [getSpace().topk.default[n]]);
+  $("p-radix").checked = radix.includes(true);
+  for (const n of ["wg", "kl", "ch", "sg", "ls", "rb", "rch"]) {
+    $(`topk-${n}`).value = listText(p.topk.params[n] || [getSpace().topk.default[n]]);
+  }
   $("where-on").checked = !!p.where_nd;
   if (p.where_nd) {
     $("where-shapes").value = p.where_nd.shapes.map((s) => s.join("x")).join("; ");
@@ -186,17 +190,26 @@ function parseWhereShapes(text) {
   });
 }
 
+/** The pipelines checked as values of use_2ce and radix (a radix configuration has use_2ce = false). */
+function pipelineValues() {
+  const [one, two, radix] = ["p-1ce", "p-2ce", "p-radix"].map((id) => $(id).checked);
+  if (!one && !two && !radix) throw new Error("choose at least one pipeline (1CE, 2CE or radix)");
+  if (two && radix && !one) {
+    throw new Error("2CE and radix without 1CE are not a space of parameter values (radix configurations have " +
+                    "use_2ce = false, so 1CE comes with them): check 1CE too, or run them one after the other");
+  }
+  return { use_2ce: [...(one || radix ? [false] : []), ...(two ? [true] : [])],
+           radix: [...(one || two ? [false] : []), ...(radix ? [true] : [])] };
+}
+
 /** The space the controls describe, as it goes into the run document. */
 function specFromControls() {
-  const use2ce = [];
-  if ($("p-1ce").checked) use2ce.push(false);
-  if ($("p-2ce").checked) use2ce.push(true);
-  if (!use2ce.length) throw new Error("choose at least one pipeline (1CE or 2CE)");
+  const pipes = pipelineValues();
+  const list = (n) => parseList($(`topk-${n}`).value, "topk", n);
   const spec = {
     topk: { shapes: parseTopkShapes($("topk-shapes").value),
-            params: { use_2ce: use2ce, wg: parseList($("topk-wg").value, "topk", "wg"),
-                      kl: parseList($("topk-kl").value, "topk", "kl"), ch: parseList($("topk-ch").value, "topk", "ch"),
-                      sg: parseList($("topk-sg").value, "topk", "sg"), ls: parseList($("topk-ls").value, "topk", "ls") } },
+            params: { use_2ce: pipes.use_2ce, wg: list("wg"), kl: list("kl"), ch: list("ch"), sg: list("sg"),
+                      ls: list("ls"), radix: pipes.radix, rb: list("rb"), rch: list("rch") } },
   };
   if ($("where-on").checked) {
     const checked = (id) => [...$(id).querySelectorAll("input:checked")].map((c) => c.value);
@@ -482,8 +495,10 @@ function worstText(worst, label = "Worst held out") {
     `${worst.target}${worst.over ? " (marked)" : ""}.`;
 }
 
-/** A configuration as the report shows it: "2CE wg512 kl4 ch4096 sg", "direct wg128 vpt4". */
+/** A configuration as the report shows it: "2CE wg512 kl4 ch4096 sg", "radix wg256 rb8 rch2048",
+ *  "direct wg128 vpt4". */
 function configText(p) {
+  if (p.radix) return `radix wg${p.wg} rb${p.rb} rch${p.rch}`;
   if ("use_2ce" in p) {
     return `${p.use_2ce ? "2CE" : "1CE"} wg${p.wg} kl${p.kl}${p.use_2ce ? ` ch${p.ch}` : ""}${p.sg ? " sg" : ""}` +
       `${p.ls === false ? " no-ls" : ""}`;

@@ -2,8 +2,8 @@
 // Steps mirror native/wgpu_backend.py: features timestamp-query and subgroups when present, limits raised to the
 // adapter's, one explicit bind group layout per kernel, pipelines cached per configuration.
 
-import { derived, sortCap } from "./space.js";
-import { moduleSource, overrides, read } from "./shaders.js";
+import { derived, getSpace, radixSeg, sortCap } from "./space.js";
+import { isRadix, moduleSource, overrides, read } from "./shaders.js";
 import { broadcastStrides } from "./cases.js";
 
 export const LIMIT_NAMES = [
@@ -11,6 +11,10 @@ export const LIMIT_NAMES = [
   "maxComputeWorkgroupsPerDimension", "maxStorageBufferBindingSize", "maxBufferSize",
 ];
 const WANTED_FEATURES = ["timestamp-query", "subgroups"];
+// The radix pipeline's bind group layout (native/wgpu_radix.py LAYOUT): a uniform and 7 storage buffers, within
+// WebGPU's default maxStorageBuffersPerShaderStage (8).
+const RADIX_LAYOUT = "topk_radix";
+const RADIX_STORAGE = 7;
 
 export class KernelError extends Error {}
 export class DeviceLostError extends Error {}
@@ -91,6 +95,7 @@ export class Gpu {
   layout(kernel) {
     if (!this.layouts.has(kernel)) {
       const types = { topk: ["uniform", "read-only-storage", "storage", "storage", "storage"],
+                      [RADIX_LAYOUT]: ["uniform", "read-only-storage", ...Array(RADIX_STORAGE - 1).fill("storage")],
                       where_nd: ["uniform", "read-only-storage", "read-only-storage", "read-only-storage", "storage"],
                       canary: ["storage"] }[kernel];
       const bgl = this.device.createBindGroupLayout({
@@ -105,14 +110,14 @@ export class Gpu {
    *  error scopes of its own, pushed and popped in one turn: a measurement's scopes are open meanwhile, and an
    *  invalid module of the next configuration failed the one being measured. */
   warm(kernel, entry, params, derivedConstants = {}) {
-    const { constants, key } = pipelineKey(kernel, entry, params, derivedConstants);
+    const { constants, key, layout } = pipelineKey(kernel, entry, params, derivedConstants);
     if (this.pipelines.has(key) || this.warming.has(key)) return;
     const dev = this.device;
     this.warming.set(key, moduleSource(kernel, params).then((code) => {
       if (dev !== this.device) return null;
       dev.pushErrorScope("validation");
       dev.pushErrorScope("internal");
-      const pipe = dev.createComputePipelineAsync({ layout: this.layout(kernel).layout,
+      const pipe = dev.createComputePipelineAsync({ layout: this.layout(layout).layout,
         compute: { module: dev.createShaderModule({ code }), entryPoint: entry, constants } });
       dev.popErrorScope().catch(() => null);
       dev.popErrorScope().catch(() => null);
@@ -122,17 +127,17 @@ export class Gpu {
 
   /** A compute pipeline for one entry point of a configuration; shader and pipeline errors become KernelError. */
   async pipeline(kernel, entry, params, derivedConstants = {}) {
-    const { constants, key } = pipelineKey(kernel, entry, params, derivedConstants);
+    const { constants, key, layout } = pipelineKey(kernel, entry, params, derivedConstants);
     if (this.pipelines.has(key)) return this.pipelines.get(key);
     const t0 = performance.now();
     try {
-      return await this.build(kernel, entry, params, constants, key);
+      return await this.build(kernel, entry, params, constants, key, layout);
     } finally {
       this.pipelineWaitMs += performance.now() - t0;
     }
   }
 
-  async build(kernel, entry, params, constants, key) {
+  async build(kernel, entry, params, constants, key, layout = kernel) {
     if (this.warming.has(key)) {
       const warm = await this.warming.get(key);
       this.warming.delete(key);
@@ -148,7 +153,7 @@ export class Gpu {
     let pipe = null, failure = null, module = null;
     try {
       module = dev.createShaderModule({ code });
-      pipe = await dev.createComputePipelineAsync({ layout: this.layout(kernel).layout,
+      pipe = await dev.createComputePipelineAsync({ layout: this.layout(layout).layout,
                                                     compute: { module, entryPoint: entry, constants } });
     } catch (e) {
       failure = e && e.message ? e.message : String(e);
@@ -211,9 +216,21 @@ export class Gpu {
   }
 
   // -- TopK -----------------------------------------------------------------------------------------------
-  /** A TopK configuration's passes ([entry point, workgroups]), derived sizes and derived constants. */
+  /** A TopK configuration's passes ([entry point, workgroups]), derived sizes and derived constants. The radix
+   *  pipeline's as native/wgpu_radix.py chain: per round of rb bits a histogram pass over the chunks and a select
+   *  pass per row, then count, filter and the segmented sort, and the rank pass with more than one segment. */
   topkPasses(rows, cols, k, params) {
     const d = derived("topk", { rows, cols, k }, params);
+    if (params.radix) {
+      const seg = radixSeg(k), nseg = Math.ceil(k / seg), perRow = [d.nchunks, rows, 1];
+      const passes = [];
+      for (let r = 0; r < Math.ceil(32 / params.rb); r++) {
+        passes.push(["radix_hist", perRow], ["radix_select", [rows, 1, 1]]);
+      }
+      passes.push(["radix_count", perRow], ["radix_filter", perRow], ["radix_segsort", [nseg, rows, 1]]);
+      if (nseg > 1) passes.push(["radix_rank", [Math.ceil(k / params.wg), rows, 1]]);
+      return { d: { ...d, nseg }, passes, sc: { SEG: seg } };
+    }
     const passes = params.use_2ce
       ? [["topk_chunks", [d.nchunks, rows, 1]], ["topk_merge", [d.merge_groups, rows, 1]]]
       : [["topk_1ce", [rows, 1, 1]]];
@@ -243,24 +260,44 @@ export class Gpu {
     this.residentFor = this.residentBuf = null;
   }
 
-  /** Buffers, bind group and passes ({pipeline, bindGroup, groups}) of one TopK configuration; the input `x` is
-   *  resident() (destroy() leaves it). */
+  /** Buffers, bind group and passes ({pipeline, bindGroup, groups}) of one TopK configuration, and `out`: the
+   *  buffers of the values' bits and the columns; the input `x` is resident() (destroy() leaves it). */
   async topkPlan(x, rows, cols, k, params) {
     const U = GPUBufferUsage;
     const { d, passes, sc } = this.topkPasses(rows, cols, k, params);
     const pipes = [];
     for (const [entry] of passes) pipes.push(await this.pipeline("topk", entry, params, sc));
     const xbuf = this.resident(x);
-    const bufs = [
-      this.buffer(new Uint32Array([rows, cols, k, d.kp, d.nchunks, 0, 0, 0]), U.UNIFORM),
-      xbuf,
-      this.empty(d.scratch_bytes, U.STORAGE),
-      this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
-      this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
-    ];
-    const bindGroup = this.device.createBindGroup({ layout: this.layout("topk").bgl,
+    let bufs;
+    if (params.radix) {
+      // native/wgpu_radix.py plan: the per-row histogram (zero at creation; each select pass clears it), the
+      // per-row state (prefix, still needed = k, rounds done, done; the chain's last pass resets it), the per-chunk
+      // counts, the k selected pairs, then the outputs
+      const state = new Uint32Array(rows * 4);
+      for (let r = 0; r < rows; r++) state[4 * r + 1] = k;
+      bufs = [
+        this.buffer(new Uint32Array([rows, cols, k, d.nchunks, d.nseg, 0, 0, 0]), U.UNIFORM),
+        xbuf,
+        this.empty(rows * 2 ** params.rb * 4, U.STORAGE),
+        this.buffer(state, U.STORAGE),
+        this.empty(rows * d.nchunks * 8, U.STORAGE),
+        this.empty(rows * k * 8, U.STORAGE),
+        this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
+        this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
+      ];
+    } else {
+      bufs = [
+        this.buffer(new Uint32Array([rows, cols, k, d.kp, d.nchunks, 0, 0, 0]), U.UNIFORM),
+        xbuf,
+        this.empty(d.scratch_bytes, U.STORAGE),
+        this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
+        this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
+      ];
+    }
+    const bindGroup = this.device.createBindGroup({ layout: this.layout(params.radix ? RADIX_LAYOUT : "topk").bgl,
       entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })) });
-    return { bufs, passes: passes.map(([, groups], i) => ({ pipeline: pipes[i], bindGroup, groups })),
+    return { bufs, out: bufs.slice(-2),
+             passes: passes.map(([, groups], i) => ({ pipeline: pipes[i], bindGroup, groups })),
              destroy: () => bufs.forEach((b) => b !== xbuf && b.destroy()) };
   }
 
@@ -449,10 +486,17 @@ export function coalesce(shape, stridesList) {
   return [out.map(([n]) => n), stridesList.map((_, t) => out.map(([, sts]) => sts[t]))];
 }
 
-/** A configuration's pipeline constants (overrides and derived) and its key in Gpu's pipeline cache. */
+/** A configuration's pipeline constants (overrides and derived), its bind group layout's name and its key in Gpu's
+ *  pipeline cache. */
 function pipelineKey(kernel, entry, params, derivedConstants) {
-  const constants = { ...overrides(kernel, params), ...derivedConstants };
-  return { constants, key: JSON.stringify([kernel, entry, !!params.sg, Object.entries(constants).sort()]) };
+  let constants = { ...overrides(kernel, params), ...derivedConstants };
+  const radix = isRadix(kernel, params), layout = radix ? RADIX_LAYOUT : kernel;
+  // a radix entry point is built with the constants it uses alone (native/wgpu_radix.py entry_constants), so
+  // configurations that differ only in the others share its pipeline
+  if (radix) {
+    constants = Object.fromEntries(getSpace().topk.radix.entry_constants[entry].map((n) => [n, constants[n]]));
+  }
+  return { constants, layout, key: JSON.stringify([layout, entry, !!params.sg, Object.entries(constants).sort()]) };
 }
 
 const whereEntry = (params) => (params.path === "direct" ? "where_strided" : "where_dense");

@@ -16,18 +16,23 @@ export async function read(name) {
   return cache.get(name);
 }
 
+/** Whether a configuration is of TopK's radix pipeline (space.json topk.radix: its own module and overrides). */
+export function isRadix(kernel, params) { return kernel === "topk" && !!params.radix; }
+
 export async function moduleSource(kernel, params) {
   const spec = getSpace()[kernel];
+  if (isRadix(kernel, params)) return (await Promise.all(spec.radix.sources.map(read))).join("\n");
   const on = !!(spec.source_param && params[spec.source_param]);
   const names = spec.sources[String(on)];
   const text = (await Promise.all(names.map(read))).join("\n");
   return kernel === "topk" && params.sg ? `enable subgroups;\n${text}` : text;
 }
 
-/** Override constants of a configuration, by their WGSL names. */
+/** Override constants of a configuration, by their WGSL names (a radix configuration's: topk.radix's). */
 export function overrides(kernel, params) {
   const out = {};
-  for (const [p, wgsl] of Object.entries(getSpace()[kernel].overrides)) {
+  const spec = getSpace()[kernel];
+  for (const [p, wgsl] of Object.entries(isRadix(kernel, params) ? spec.radix.overrides : spec.overrides)) {
     if (p in params) out[wgsl] = Number(params[p]);
   }
   return out;

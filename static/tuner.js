@@ -268,7 +268,7 @@ export class Tuner {
     const plan = await this.gpu.topkPlan(x, rows, cols, k, job.params);
     try {
       await this.gpu.runOnce(plan.passes);
-      const [vals, idx] = await this.gpu.readBack([plan.bufs[3], plan.bufs[4]]);
+      const [vals, idx] = await this.gpu.readBack(plan.out);
       this.gpu.checkLost();
       const bad = compareTopk(vals, idx, ref, rows * k);
       t = this.account("topk", "check", t);

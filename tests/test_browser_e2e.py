@@ -314,6 +314,43 @@ def test_browser_run_replays_natively_with_identical_results(page, live_server, 
     screenshot(page, tmp_path, "compare.png")
 
 
+def test_radix_configurations_are_built_checked_and_timed_in_the_page(page, live_server, tmp_path):
+    """The radix pipeline from the page's controls (its checkbox, rb, rch) on SwiftShader: every configuration's
+    pipelines built from topk_radix.wgsl with its override constants, its result checked bit for bit against the
+    reference (1x3000 k=1100 needs the rank pass: more than one segment of 1024), timed, posted; replayed on wgpu-py,
+    the same results."""
+    from spiraltorch_tuner import backends
+    url = base_url(live_server)
+    open_tuner(page, url)
+    set_space(page, {"#topk-shapes": "2x8192:64, 1x3000:1100", "#topk-wg": "256", "#topk-kl": "4",
+                     "#topk-ch": "0", "#topk-sg": "false", "#topk-ls": "true", "#topk-rb": "0, 8, 11",
+                     "#topk-rch": "0, 1024, 2048", "#repeats": "2", "#warmups": "1", "#seed": "5",
+                     "#label": "e2e radix"},
+              check=["#p-1ce", "#p-radix"], uncheck=["#p-2ce", "#where-on"])
+    run_and_wait(page)
+    state = page.evaluate("window.__tuner")
+    assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")
+    assert not page.errors, page.errors
+    results = state["results"]
+    radix = [m for m in results if m["params"]["radix"]]
+    assert len(radix) == 2 * 2 * 2 and {m["params"]["rch"] for m in radix} == {1024, 2048}
+    bad = [(m["rows"], m["params"], m["error"]) for m in results if not m["ok"]]
+    assert not bad, bad
+    assert all(m["median_ms"] > 0 and m["timer"] == "timestamp" for m in radix)
+    assert {m["params"]["radix"] for m in results} == {False, True}
+    assert "radix=T rb=8 rch=1024" in page.text_content("#results")
+    run_id = state["runId"]
+    run = httpx.get(f"{url}/api/runs/{run_id}").json()["run"]
+    assert run["space"]["topk"]["params"]["radix"] == [False, True]
+    assert sum(m["params"]["radix"] for m in run["measurements"]) == len(radix)
+    if not any(b["name"] == "wgpu" and b["available"] for b in backends()):
+        pytest.skip("no wgpu-py adapter here to replay the run")
+    r = httpx.post(f"{url}/api/runs/{run_id}/compare?backend=wgpu&repeats=1", timeout=300)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["identical"] == body["n"] == len(results), [row for row in body["rows"] if not row["identical"]][:3]
+
+
 def test_a_shader_that_fails_to_compile_fails_only_its_configurations(page, live_server, tmp_path):
     """The subgroup scan is replaced by broken WGSL (as on an adapter whose compiler rejects it): every sg=true
     configuration fails with the compiler's message, the others still run and the run is posted."""
