@@ -4,7 +4,6 @@ static/space.js does the same for the browser tuner; the derived quantities belo
 """
 from __future__ import annotations
 
-import itertools
 import operator
 
 from .shaders import space
@@ -89,16 +88,46 @@ def violations(kernel: str, shape: dict, params: dict, limits: dict | None = Non
 
 def configurations(kernel: str, shape: dict, grid: dict, limits: dict | None = None, features=(),
                    wgsl: bool = True) -> list[dict]:
-    """Every legal configuration of `grid` ({param: [values]}) for a shape, in a stable order (`wgsl` as for
-    violations)."""
+    """Every legal configuration of `grid` ({param: [values]}) for a shape, in the order of the product of its values
+    (`wgsl` as for violations): the legal ones of that product, found by setting the parameters one after another
+    and dropping a partial configuration at the first requirement it breaks whose terms are all set (the radix
+    pipeline's parameters multiply the product twelvefold; most of it goes early). static/space.js walks alike."""
     names = list(space()[kernel]["params"])
     values = [grid.get(n, [space()[kernel]["default"][n]]) for n in names]
+    stages = _stages(kernel, names, shape)
+    env = {**shape, "limits": limits or {}, "features": set(features), "wgsl": bool(wgsl)}
+    params: dict = {}
     out = []
-    for combo in itertools.product(*values):
-        params = dict(zip(names, combo))
-        if not violations(kernel, shape, params, limits, features, wgsl):
-            out.append(params)
+
+    def walk(d):
+        if d == len(names):
+            out.append(dict(params))
+            return
+        for v in values[d]:
+            params[names[d]] = v
+            here = {**env, **params, **(derived(kernel, shape, params) if d == len(names) - 1 else {})}
+            if all(any(params[p] != w for p, w in when.items()) or _OPS[op](_term(lhs, here), _term(rhs, here))
+                   for when, (lhs, op, rhs) in stages[d]):
+                walk(d + 1)
+        del params[names[d]]
+    walk(0)
     return out
+
+
+def _stages(kernel: str, names: list, shape: dict) -> list[list]:
+    """The requirements of space.json's restrictions, (when, requirement), by the index of the last parameter they
+    need: the parameters of the rule's `when` and those a term names; a derived quantity needs them all."""
+    stages = [[] for _ in names]
+    for rule in space()[kernel]["restrictions"]:
+        when = rule.get("when", {})
+        for req in rule["require"]:
+            need = [names.index(p) for p in when]
+            for t in (req[0], req[2]):
+                if not isinstance(t, str) or t in shape or t == "wgsl" or t.startswith(("limits.", "features.")):
+                    continue
+                need.append(names.index(t) if t in names else len(names) - 1)
+            stages[max(need, default=0)].append((when, req))
+    return stages
 
 
 def default_params(kernel: str) -> dict:

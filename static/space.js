@@ -93,23 +93,48 @@ export function violations(kernel, shape, params, limits = {}, features = []) {
   return broken;
 }
 
-/** Every legal configuration of `grid` ({param: [values]}) for a shape, in native/space.py's order. */
+/** Every legal configuration of `grid` ({param: [values]}) for a shape, in native/space.py's order: the product of
+ *  its values walked parameter by parameter, a partial configuration dropped at the first requirement it breaks
+ *  whose terms are all set (native/space.py configurations). */
 export function configurations(kernel, shape, grid, limits = {}, features = []) {
   const spec = getSpace()[kernel];
   const names = Object.keys(spec.params);
   const values = names.map((n) => (grid && grid[n] !== undefined ? grid[n] : [spec.default[n]]));
+  const stages = requirementStages(kernel, names, shape);
+  const env = { ...shape, limits: limits || {}, features: new Set(features), wgsl: true };
+  const params = {};
   const out = [];
-  const combo = new Array(names.length);
   const walk = (d) => {
-    if (d === names.length) {
-      const params = Object.fromEntries(names.map((n, i) => [n, combo[i]]));
-      if (violations(kernel, shape, params, limits, features).length === 0) out.push(params);
-      return;
+    if (d === names.length) { out.push({ ...params }); return; }
+    for (const v of values[d]) {
+      params[names[d]] = v;
+      const here = { ...env, ...params, ...(d === names.length - 1 ? derived(kernel, shape, params) : {}) };
+      if (stages[d].every(([when, [lhs, op, rhs]]) => Object.entries(when).some(([p, w]) => params[p] !== w)
+                          || OPS[op](term(lhs, here), term(rhs, here)))) walk(d + 1);
     }
-    for (const v of values[d]) { combo[d] = v; walk(d + 1); }
+    delete params[names[d]];
   };
   walk(0);
   return out;
+}
+
+/** The requirements of space.json's restrictions, [when, requirement], by the index of the last parameter they need
+ *  (native/space.py _stages): those of the rule's `when` and those a term names; a derived quantity needs them all. */
+function requirementStages(kernel, names, shape) {
+  const stages = names.map(() => []);
+  for (const rule of getSpace()[kernel].restrictions) {
+    const when = rule.when || {};
+    for (const req of rule.require) {
+      const need = Object.keys(when).map((p) => names.indexOf(p));
+      for (const t of [req[0], req[2]]) {
+        const fixed = typeof t !== "string" || t in shape || t === "wgsl" || /^(limits|features)\./.test(t);
+        if (fixed) continue;
+        need.push(names.includes(t) ? names.indexOf(t) : names.length - 1);
+      }
+      stages[Math.max(0, ...need)].push([when, req]);
+    }
+  }
+  return stages;
 }
 
 export function defaultParams(kernel) { return { ...getSpace()[kernel].default }; }

@@ -2,6 +2,7 @@
 where (native/space.py and the page's space.js alike), what it adds to the presets, the native API running and
 timing it bit for bit against the oracle, the native tuner measuring it and the tuned rule picking it, and the
 documents and rules files from before it meaning what they meant."""
+import itertools
 import json
 import shutil
 
@@ -16,7 +17,7 @@ from spiraltorch_tuner import heuristics as h
 from spiraltorch_tuner.cpu import topk_reference
 from spiraltorch_tuner.cuda import CudaBackend
 from spiraltorch_tuner.shaders import space
-from spiraltorch_tuner.space import configurations, violations
+from spiraltorch_tuner.space import configurations, derived, violations
 from spiraltorch_tuner.tuner import plan, preset_space, tune
 
 RADIX = {"use_2ce": False, "wg": 256, "kl": 4, "ch": 0, "sg": False, "ls": True, "radix": True, "rb": 8, "rch": 2048}
@@ -64,10 +65,9 @@ def test_the_page_judges_radix_configurations_as_native_does():
                    " [space.violations('topk', input.shape, p, lim, input.features),"
                    " space.derived('topk', input.shape, p)])));",
                    {"space": space(), "cases": cases, "shape": SHAPE, "features": SG})
-    for (p, limits), (bad, derived) in zip(cases, got):
+    for (p, limits), (bad, js_derived) in zip(cases, got):
         assert [b.lower() for b in bad] == [b.lower() for b in violations("topk", SHAPE, p, limits, SG)], p
-        from spiraltorch_tuner.space import derived as py_derived
-        assert derived == py_derived("topk", SHAPE, p), p
+        assert js_derived == derived("topk", SHAPE, p), p
 
 
 def test_radix_is_wgsl_only_cuda_plans_none_and_refuses_one():
@@ -82,6 +82,20 @@ def test_radix_is_wgsl_only_cuda_plans_none_and_refuses_one():
         CudaBackend()._resolve_params(8, 65536, 4096, RADIX)
     with pytest.raises(st.ParamsError, match="rb=8"):
         CudaBackend()._resolve_params(8, 65536, 4096, {"rb": 8})
+
+
+def test_the_walk_keeps_exactly_the_legal_configurations_of_the_product():
+    """configurations() drops a partial configuration as soon as it breaks a requirement whose terms are set; it
+    keeps what filtering the whole product by violations() keeps, in the product's order."""
+    dense = preset_space("dense")
+    names = list(space()["topk"]["params"])
+    grid = {**dense["topk"]["params"], "ls": [False, True], "kl": [1, 4], "rch": [0, 64, 4096]}
+    for limits, features, wgsl in ((H200, SG, True), (DEFAULT_LIMITS, [], True), ({}, [], False)):
+        for rows, cols, k in dense["topk"]["shapes"][::27] + [[3, 100, 100]]:
+            shape = {"rows": rows, "cols": cols, "k": k}
+            product = [dict(zip(names, c)) for c in itertools.product(*(grid[n] for n in names))]
+            want = [p for p in product if not violations("topk", shape, p, limits, features, wgsl)]
+            assert configurations("topk", shape, grid, limits, features, wgsl) == want, (shape, limits)
 
 
 def test_full_preset_adds_the_radix_values_that_matter_within_fifteen_percent():
