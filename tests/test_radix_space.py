@@ -236,3 +236,19 @@ def test_a_rules_file_from_before_the_radix_pipeline_picks_as_it_did():
     shipped = rules.BOOK.shipped()
     assert all(len(cfg) == len(h.TOPK_KEYS) for c in shipped.classes for v in c.votes.values() if v
                for cfg in v.configs)
+
+
+@needs_wgpu
+def test_rest_runs_a_radix_configuration_and_answers_a_broken_one_with_422(make_app, tmp_path):
+    from spiraltorch_tuner import cases
+    from spiraltorch_tuner.tuner import topk_checksum
+    with TestClient(make_app(tmp_path)) as c:
+        r = c.post("/api/native/topk", json={"k": 1500, "seed": 4, "shape": [2, 9000], "device": "wgpu",
+                                             "params": {**RADIX, "rch": 1024}, "repeats": 2})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["params"]["radix"] is True and body["source"] == "explicit"
+        assert body["checksum"] == topk_checksum(*topk_reference(cases.topk_input(4, 2, 9000), 1500))
+        r = c.post("/api/native/topk", json={"k": 8, "seed": 4, "shape": [2, 1000], "device": "wgpu",
+                                             "params": RADIX})
+        assert r.status_code == 422 and "rch < cols" in r.text
