@@ -18,7 +18,6 @@ import glob
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,19 +25,17 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import free_port, wait_up  # noqa: E402  (the test suite's: a free loopback port, a server's start)
 
 # request kind -> weight in the mix (posts are one in four)
 MIX = {"post run": 25, "list runs": 20, "get run": 15, "report": 15, "run heuristics.rs": 15,
        "latest heuristics.rs": 10}
 SEED_RUNS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sample_run() -> dict:
@@ -109,16 +106,10 @@ def server(store: str, database_url: str | None):
                             stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/server.log", "wb"))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            if proc.poll() is not None or time.time() > deadline:
-                sys.exit(f"the server did not start; its log:\n{open(f'{tmp}/server.log').read()[-3000:]}")
-            try:
-                if httpx.get(url + "/api/runs?limit=1", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        try:
+            wait_up(url, proc, timeout=60, log=f"{tmp}/server.log")
+        except RuntimeError as e:
+            sys.exit(str(e))
         yield url
     finally:
         proc.terminate()

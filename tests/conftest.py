@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 
+import httpx
 import pytest
 import uvicorn
 
@@ -52,6 +53,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_up(url: str, proc=None, timeout: float = 30, log=None) -> None:
+    """Until the server at `url` answers GET /api/runs; RuntimeError when `proc` (a Popen) exits first or `timeout`
+    passes, with the end of its stderr (a pipe) or of the file `log`."""
+    deadline = time.time() + timeout
+    while True:
+        exited = proc is not None and proc.poll() is not None
+        if exited or time.time() > deadline:
+            tail = (open(log).read() if log else proc.stderr.read().decode() if proc is not None and proc.stderr
+                    else "")[-3000:]
+            raise RuntimeError(f"the server {f'exited with {proc.returncode}' if exited else 'did not come up'}"
+                               f"{'; its log:' + chr(10) + tail if tail else ''}")
+        try:
+            if httpx.get(url + "/api/runs?limit=1", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
 
 
 class LiveServer(str):

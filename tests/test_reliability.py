@@ -16,21 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import free_port, start_server
-
-
-def wait_up(url, proc=None, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(url + "/api/runs?limit=1", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server did not come up")
+from conftest import free_port, start_server, wait_up
 
 
 def serve(db, port):
