@@ -3,7 +3,6 @@ exactly once, native work is bounded (busy device -> 503 with Retry-After), and 
 import concurrent.futures as cf
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
