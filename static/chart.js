@@ -73,7 +73,7 @@ export function drawChart(container, measurements, width = container.clientWidth
       const jitter = ((i * 37) % 21 - 10) / 10 * (colW * 0.3);
       const isBest = m === best;
       const dot = el("circle", { cx: cx + (isBest ? 0 : jitter), cy: y(m.median_ms), r: isBest ? 5.5 : 3,
-                                 class: isBest ? "dot best" : `dot ${m.kernel === "topk" ? (m.params.use_2ce ? "topk2" : "topk1") : m.params.path}` });
+                                 class: isBest ? "dot best" : `dot ${dotClass(m)}` });
       dot.append(el("title", {}, `${name}\n${paramText(m.params)}\nmedian ${fmtMs(m.median_ms)} ms`));
       if (!isBest) svg.append(dot);
     });
@@ -88,12 +88,21 @@ export function drawChart(container, measurements, width = container.clientWidth
   });
   svg.append(el("rect", { x: left, y: top, width: svgW - left - 8, height: plotH, class: "frame" }));
   let lx = left;
-  for (const [cls, text] of [["topk1", "TopK 1CE / where direct"], ["topk2", "TopK 2CE / where segmented"], ["best", "best of shape"]]) {
+  const legend = [["topk1", "TopK 1CE / where direct"], ["topk2", "TopK 2CE / where segmented"],
+                  ...(measurements.some((m) => m.kernel === "topk" && m.params.radix) ? [["radix", "TopK radix"]] : []),
+                  ["best", "best of shape"]];
+  for (const [cls, text] of legend) {
     svg.append(el("circle", { cx: lx + 5, cy: 12, r: cls === "best" ? 5 : 4, class: `dot ${cls}` }));
     svg.append(el("text", { x: lx + 14, y: 16, class: "legend" }, text));
     lx += 30 + text.length * 6;
   }
   container.append(svg);
+}
+
+/** A dot's class by pipeline: TopK 1CE, 2CE or radix; where_nd's path. */
+function dotClass(m) {
+  if (m.kernel !== "topk") return m.params.path;
+  return m.params.radix ? "radix" : m.params.use_2ce ? "topk2" : "topk1";
 }
 
 export function fmtMs(v) {

@@ -339,6 +339,9 @@ def test_radix_configurations_are_built_checked_and_timed_in_the_page(page, live
     assert all(m["median_ms"] > 0 and m["timer"] == "timestamp" for m in radix)
     assert {m["params"]["radix"] for m in results} == {False, True}
     assert "radix=T rb=8 rch=1024" in page.text_content("#results")
+    # the chart draws radix configurations in a colour and legend entry of their own (not as 1CE)
+    assert page.locator("#chart circle.dot.radix").count() >= len(radix) - 2       # each shape's best is "best"
+    assert "TopK radix" in page.text_content("#chart")
     run_id = state["runId"]
     run = httpx.get(f"{url}/api/runs/{run_id}").json()["run"]
     assert run["space"]["topk"]["params"]["radix"] == [False, True]
