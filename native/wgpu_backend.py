@@ -18,7 +18,7 @@ import numpy as np
 from . import shaders, wgpu_radix
 from .backend import Timing, check_topk_args, check_where_args
 from .errors import BackendUnavailable, KernelError, ParamsError, SpiralTorchError
-from .space import default_params, derived, sort_cap, violations
+from .space import default_params, derived, next_pow2, sort_cap, violations
 
 NAME = "wgpu"
 
@@ -265,7 +265,7 @@ class WgpuBackend:
                 raise ParamsError(f"unknown {kernel} parameters {sorted(unknown)}; allowed: {sorted(p)}")
             p.update(params)
         if kernel == "topk" and p["use_2ce"] and not p["ch"]:
-            p["ch"] = max(1024, 1 << (shape["k"] - 1).bit_length())
+            p["ch"] = max(1024, next_pow2(shape["k"]))
         bad = violations(kernel, shape, p, self.limits, self.features)
         if bad:
             raise ParamsError(f"{kernel} configuration {p} is not legal for shape {shape} on this adapter: "

@@ -18,7 +18,7 @@ from . import registry
 from .backend import Timing, check_topk_args
 from .errors import ParamsError
 from .shaders import overrides, space
-from .space import radix_seg, radix_workgroup_bytes
+from .space import next_pow2, radix_seg, radix_workgroup_bytes
 
 # The kernel's override constants (lower case here) and RadixTopK's values for those not given. wg: invocations per
 # workgroup; ch: columns per chunk (one workgroup of the histogram, count and filter passes); rb: key bits per round
@@ -47,14 +47,14 @@ def constants(shape: dict, params: dict) -> dict:
 def plan_shape(rows: int, cols: int, k: int, params: dict | None = None, limits: dict | None = None) -> dict:
     """The kernel constants for a shape (DEFAULTS updated by `params`, seg lowered to k's power of two) with the
     derived counts, or ParamsError saying which rule or limit of `limits` (default: WebGPU's defaults) it breaks."""
-    lim = {**DEFAULT_LIMITS, **(limits or {})} if limits is not None else DEFAULT_LIMITS
+    lim = {**DEFAULT_LIMITS, **(limits or {})}
     p = dict(DEFAULTS)
     if params:
         unknown = set(params) - set(p)
         if unknown:
             raise ParamsError(f"unknown radix TopK constants {sorted(unknown)}; allowed: {sorted(p)}")
         p.update({n: int(v) for n, v in params.items()})
-    p["seg"] = min(p["seg"], max(2, 1 << (k - 1).bit_length()))
+    p["seg"] = min(p["seg"], max(2, next_pow2(k)))
     bad = []
     wmax = int(lim["maxComputeInvocationsPerWorkgroup"])
     if not (_pow2(p["wg"]) and 32 <= p["wg"] <= wmax):
