@@ -38,7 +38,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-from .shaders import space
+from .shaders import is_radix, space
 
 TOPK_KEYS = ("use_2ce", "wg", "kl", "ch", "sg", "ls", "radix", "rb", "rch")
 RADIX_OFF = {"radix": False, "rb": 0, "rch": 0}     # the radix pipeline's parameters in every other configuration
@@ -80,15 +80,10 @@ def topk_config(c) -> tuple:
     return c + tuple(TOPK_DEFAULTS[k] for k in TOPK_KEYS[len(c):])
 
 
-def is_radix(m: dict) -> bool:
-    """Whether a measurement is of TopK's radix pipeline."""
-    return m.get("kernel") == "topk" and bool((m.get("params") or {}).get("radix"))
-
-
 def without_radix(measurements) -> list[dict]:
-    """The measurements of configurations SpiralTorch's own kernels can run: all but the radix pipeline's, which
-    st-core has no kernel for. The st-core flavours and the wasm-table are fitted on these."""
-    return [m for m in measurements if not is_radix(m)]
+    """The measurements of configurations SpiralTorch's own kernels can run: all but the radix pipeline's
+    (shaders.is_radix), which st-core has no kernel for. The st-core flavours and the wasm-table are fitted on these."""
+    return [m for m in measurements if not is_radix(m.get("kernel"), m.get("params") or {})]
 
 
 @dataclass(frozen=True)
