@@ -35,7 +35,7 @@ from spiraltorch_tuner.cpu import topk_reference
 from spiraltorch_tuner.errors import SpiralTorchError
 from spiraltorch_tuner.space import violations
 from spiraltorch_tuner.wgpu_backend import WgpuBackend
-from spiraltorch_tuner.wgpu_radix import RadixTopK, plan_shape
+from spiraltorch_tuner.wgpu_radix import RadixTopK, pass_name, plan_shape
 from spiraltorch_tuner.wgpu_radix import chain as radix_chain
 
 SHAPES = [(1, 1048576, 1024), (16, 1048576, 4096), (8, 65536, 4096)]
@@ -148,7 +148,7 @@ def main(argv=None):
                 p = best[kind]["params"]
                 if kind == "radix":
                     passes, bg, bufs = rt.plan(x, k, p)
-                    names = [e for e, _ in radix_chain(plan_shape(rows, cols, k, p), rows, k)]
+                    names = [pass_name(e, own) for e, _, own in radix_chain(plan_shape(rows, cols, k, p), rows, k)]
                 else:
                     passes, bg, bufs = wb._topk_plan(x, k, p)
                     names = ["topk_chunks", "topk_merge"] if p["use_2ce"] else ["topk_1ce"]

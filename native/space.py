@@ -38,24 +38,28 @@ def radix_seg(k: int) -> int:
 def radix_derived(shape: dict, params: dict) -> dict:
     """derived() of a radix configuration: nchunks = chunks of rch columns per row; merge_groups = the widest
     dispatch after the filter (segments of the sort, or the rank pass's k / wg); scratch_bytes = the largest
-    scratch buffer (the row's k selected pairs, the per-chunk counts, the 2^rb-bin histogram); radix_wg_bytes = the
-    most workgroup memory an entry point uses (radix_workgroup_bytes). static/space.js mirrors this."""
+    scratch buffer (the row's k selected pairs, the last round's histogram of each chunk, the rounds' 2^rb-bin
+    histograms); radix_wg_bytes = the most workgroup memory an entry point uses (radix_workgroup_bytes).
+    static/space.js mirrors this."""
     rows, cols, k = shape["rows"], shape["cols"], shape["k"]
     wg, rb, rch = max(1, int(params["wg"])), int(params.get("rb") or 0), int(params.get("rch") or 0)
     nchunks = -(-cols // rch) if rch > 0 else 1
     seg = radix_seg(k)
     nseg = -(-k // seg)
-    bins = 1 << min(max(rb, 0), 24)
+    rb = min(max(rb, 0), 24)
+    rounds = -(-32 // rb) if rb > 0 else 1
+    bins, last_bins = 1 << rb, 1 << min(32 - (rounds - 1) * rb, rb)   # the last round is at most rb bits
     return {"kp": next_pow2(k), "nchunks": nchunks, "merge_groups": max(nseg, -(-k // wg)),
-            "scratch_bytes": max(rows * k * 8, rows * nchunks * 8, rows * bins * 4), "input_bytes": rows * cols * 4,
-            "radix_wg_bytes": max(radix_workgroup_bytes(wg, rb, seg).values())}
+            "scratch_bytes": max(rows * k * 8, rows * nchunks * last_bins * 4, rows * (rounds * bins + 1) * 4),
+            "input_bytes": rows * cols * 4, "radix_wg_bytes": max(radix_workgroup_bytes(wg, rb, seg).values())}
 
 
 def radix_workgroup_bytes(wg: int, rb: int, seg: int) -> dict:
-    """Workgroup memory of each entry point of topk_radix.wgsl (the variables it uses; vec4 and the three counters
-    included): the 2^rb-bin histogram, the scan's u32 per invocation, the sort's seg pairs."""
-    return {"radix_hist": 4 * (1 << min(max(rb, 0), 24)) + 16, "radix_select": 4 * wg + 16,
-            "radix_count": 12 + 16, "radix_filter": 4 * wg + 12 + 16, "radix_segsort": 8 * seg, "radix_rank": 0}
+    """Workgroup memory of each entry point of topk_radix.wgsl (the variables it uses; the vec4 and the two counters
+    included): the 2^rb-bin histogram and the scan's two u32 per invocation (radix_hist), the scan and 2 * wg staged
+    pairs (radix_filter), the sort's seg pairs."""
+    return {"radix_hist": 4 * (1 << min(max(rb, 0), 24)) + 8 * wg + 16, "radix_filter": 24 * wg + 8 + 16,
+            "radix_segsort": 8 * seg, "radix_rank": 0}
 
 
 def _term(t, env: dict):

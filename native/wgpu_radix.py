@@ -21,7 +21,7 @@ from .shaders import overrides, space
 from .space import next_pow2, radix_seg, radix_workgroup_bytes
 
 # The kernel's override constants (lower case here) and RadixTopK's values for those not given. wg: invocations per
-# workgroup; ch: columns per chunk (one workgroup of the histogram, count and filter passes); rb: key bits per round
+# workgroup; ch: columns per chunk (one workgroup of the histogram and filter passes); rb: key bits per round
 # of the select; kl: consecutive columns per invocation in the filter's tie scan; seg: pairs per workgroup of the
 # segmented sort (lowered to k's power of two).
 DEFAULTS = {"wg": 256, "ch": 4096, "rb": 11, "kl": 4, "seg": 1024}
@@ -76,15 +76,24 @@ def plan_shape(rows: int, cols: int, k: int, params: dict | None = None, limits:
             bad.append(f"{what}: {entry} needs {nbytes} bytes of workgroup memory, over {smax}")
     if bad:
         raise ParamsError(f"radix TopK configuration {p} is not legal for {rows}x{cols} k={k}: {'; '.join(bad)}")
-    return {**p, "nchunks": nchunks, "nseg": -(-k // p["seg"]), "rounds": -(-32 // p["rb"]), "bins": 1 << p["rb"]}
+    rounds = -(-32 // p["rb"])
+    return {**p, "nchunks": nchunks, "nseg": -(-k // p["seg"]), "rounds": rounds, "bins": 1 << p["rb"],
+            "last_bins": 1 << (32 - (rounds - 1) * p["rb"])}
 
 
-def chain(p: dict, rows: int, k: int) -> list[tuple[str, tuple[int, int, int]]]:
-    """The dispatches of one call, (entry point, workgroups), for constants from plan_shape."""
+def chain(p: dict, rows: int, k: int) -> list[tuple[str, tuple[int, int, int], dict]]:
+    """The dispatches of one call, (entry point, workgroups, the pass's own constants), for constants from
+    plan_shape: a histogram pass per round (its pipeline built with the round, ROUND), the filter, the sort and,
+    with more than one segment, the rank pass (else radix_segsort writes the output)."""
     per_row = (p["nchunks"], rows, 1)
-    rank = [("radix_rank", (-(-k // p["wg"]), rows, 1))] if p["nseg"] > 1 else []   # else radix_segsort writes
-    return ([("radix_hist", per_row), ("radix_select", (rows, 1, 1))] * p["rounds"]
-            + [("radix_count", per_row), ("radix_filter", per_row), ("radix_segsort", (p["nseg"], rows, 1))] + rank)
+    rank = [("radix_rank", (-(-k // p["wg"]), rows, 1), {})] if p["nseg"] > 1 else []
+    return ([("radix_hist", per_row, {"round": r}) for r in range(p["rounds"])]
+            + [("radix_filter", per_row, {}), ("radix_segsort", (p["nseg"], rows, 1), {})] + rank)
+
+
+def pass_name(entry: str, own: dict) -> str:
+    """A pass's name in logs: its entry point, and the round of a histogram pass (radix_hist0, radix_hist1, ...)."""
+    return f"{entry}{own['round']}" if "round" in own else entry
 
 
 def plan(backend, x: np.ndarray, k: int, p: dict):
@@ -94,20 +103,22 @@ def plan(backend, x: np.ndarray, k: int, p: dict):
     b = backend
     rows, cols = x.shape
     u = b._wgpu.BufferUsage
-    uni = np.array([rows, cols, k, p["nchunks"], p["nseg"], 0, 0, 0], dtype=np.uint32)
-    state = np.tile(np.array([0, k, 0, 0], dtype=np.uint32), rows)   # prefix, need, rounds done, done
+    hwords = p["rounds"] * p["bins"]
+    uni = np.array([rows, cols, k, p["nchunks"], p["nseg"], hwords, 0, 0], dtype=np.uint32)
+    # WebGPU zeroes a buffer at creation: the histograms and counters start at zero, radix_segsort clears them for
+    # the next call; each state slot is written in a call before it is read
     bufs = [b._buffer(uni, usage=u.UNIFORM),
             b._buffer(np.ascontiguousarray(x), usage=u.STORAGE),
-            b._buffer(size=rows * p["bins"] * 4, usage=u.STORAGE),      # zeroed by WebGPU at creation
-            b._buffer(state, usage=u.STORAGE),
-            b._buffer(size=rows * p["nchunks"] * 8, usage=u.STORAGE),
+            b._buffer(size=(rows * hwords + rows) * 4, usage=u.STORAGE),          # histograms, counters
+            b._buffer(size=rows * p["rounds"] * 16, usage=u.STORAGE),             # state slots
+            b._buffer(size=rows * p["nchunks"] * p["last_bins"] * 4, usage=u.STORAGE),   # last round per chunk
             b._buffer(size=rows * k * 8, usage=u.STORAGE),
             b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC),
             b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC)]
     bg = b._device.create_bind_group(layout=b._layout(LAYOUT)[0], entries=[
         {"binding": i, "resource": {"buffer": buf}} for i, buf in enumerate(bufs)])
-    passes = [(b._pipeline("topk", entry, {"radix": True}, entry_constants(entry, p)), groups)
-              for entry, groups in chain(p, rows, k)]
+    passes = [(b._pipeline("topk", entry, {"radix": True}, entry_constants(entry, {**p, **own})), groups)
+              for entry, groups, own in chain(p, rows, k)]
     return passes, bg, bufs
 
 

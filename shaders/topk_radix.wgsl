@@ -4,35 +4,52 @@
 // native/cpu.py topk_reference: the key is the float's bits mapped to an order-preserving u32 (sort_key), and the
 // pair (key, ~column) orders ties by the lower column.
 //
-// A radix select over the 32-bit key, RB bits a round from the top (RB = 11: rounds of 11, 11 and 10 bits), then a
-// filter and a sort. Every step is its own dispatch: WebGPU gives no ordering of storage memory between workgroups
-// inside one dispatch, only between dispatches, so nothing here waits on another workgroup of the same dispatch.
+// A radix select over the 32-bit key, RB bits a round from the top (ROUNDS = ceil(32 / RB) rounds; RB = 11: 11, 11
+// and 10 bits), then a filter and a sort. Every step is its own dispatch: WebGPU gives no ordering of storage memory
+// between workgroups inside one dispatch, only between dispatches, so nothing here waits on another workgroup of the
+// same dispatch.
 //
-//   radix_hist    (chunks x rows) each workgroup histograms the current digit of its chunk's keys that match the
-//                 prefix found so far, in workgroup memory, then adds its bins to the row's global histogram.
-//   radix_select  (rows)          one workgroup per row: the bin where the count from the top reaches `need`;
-//                 appends that digit to the prefix, keeps the count still needed from it, clears the histogram.
-//   ... radix_hist and radix_select once per round (the host encodes ceil(32 / RB) pairs; a row whose chosen bin
-//   held exactly `need` keys is done early, and its later rounds return at once) ...
-//   radix_count   (chunks x rows) per chunk: keys above the prefix (all taken) and keys equal to it (tied).
-//   radix_filter  (chunks x rows) writes the chunk's keys above the prefix to sel[row][abase ..] and its tied keys
-//                 whose rank among the row's tied keys, in column order, is below `need` to sel[row][k - need + r]:
-//                 the prefix over earlier chunks' counts, then a scan inside the workgroup over tiles of WG * KL.
+// The row's state after r rounds, S_r = (prefix, need, fixed, matching): the key bits fixed so far (the top
+// min(32, fixed * RB)), how many of the k largest are still to be taken among the keys that match them, and how many
+// keys match them. S_0 = (0, k, 0, cols). The row is decided once matching == need (every matching key is taken;
+// later rounds skip it). S_r follows from S_{r-1} and round r - 1's histogram of the row (the digit whose bin,
+// counted from the top, holds the need-th key): the pass that needs S_r derives it at its start (row_state), and
+// the hist pass of round r also stores it (state slot r) for the next pass, so each derivation scans one histogram.
+//
+//   radix_hist    (chunks x rows, a pipeline per round: ROUND) derives S_ROUND, then histograms the current digit of
+//                 its chunk's keys that match the prefix, in workgroup memory, and adds its bins to the row's
+//                 histogram of this round (ghist, one region per round, so a round only reads finished ones). The
+//                 last round also stores the chunk's bins (chist): radix_filter's tie ranks.
+//   ... radix_hist once per round (the host encodes ROUNDS of them) ...
+//   radix_filter  (chunks x rows) derives the final state and writes the row's k selected pairs to sel[row]: the
+//                 keys above the prefix, and the tied ones (equal to the prefix) when all of them are taken, at
+//                 places from the row's counter (any order: radix_segsort orders them; staged in workgroup memory so
+//                 a workgroup takes one range); when more keys tie than are still needed, the tied keys whose rank
+//                 among the row's tied keys, in column order, is below `need` to sel[row][k - need + rank]: the
+//                 earlier chunks' tied counts from chist, then a scan inside the workgroup over tiles of WG * KL.
 //   radix_segsort (segments x rows) bitonic sort, descending, of each SEG pairs of sel in workgroup memory; with
-//                 one segment (k <= SEG) it writes the output itself and resets the row's state.
+//                 one segment (k <= SEG) it writes the output itself. Clears the row's histograms and counter for
+//                 the next call (radix_filter was their last reader); the state slots need no reset (each is
+//                 written in a call before it is read).
 //   radix_rank    (k / WG x rows, only with more than one segment) a pair's place = its place in its segment +
 //                 the pairs greater than it in every other segment (binary search); writes the value and the
-//                 column there. Resets the row's state for the next call.
+//                 column there.
 //
-// Limits: workgroup memory max(4 * 2^RB, 8 * SEG) bytes plus a few words (RB = 11, SEG = 1024: 8 KiB); WG <= 256
-// invocations; 7 storage buffers and 1 uniform; rows and chunks per row <= 65535 (one workgroup dimension each).
+// Limits: workgroup memory max(4 * 2^RB + 8 * WG, 24 * WG, 8 * SEG) bytes plus a few words (RB = 11, WG = 256,
+// SEG = 1024: 10 KiB); WG <= 256 invocations; 7 storage buffers and 1 uniform; rows and chunks per row <= 65535
+// (one workgroup dimension each).
 
 override WG: u32 = 256u;     // invocations per workgroup, every entry point
-override CH: u32 = 4096u;    // columns per chunk: one workgroup of radix_hist, radix_count and radix_filter
+override CH: u32 = 4096u;    // columns per chunk: one workgroup of radix_hist and radix_filter
 override RB: u32 = 11u;      // key bits per round (2^RB bins of 4 bytes in workgroup memory)
 override KL: u32 = 4u;       // consecutive columns per invocation per tile of radix_filter's tie scan
 override SEG: u32 = 1024u;   // pairs per workgroup of radix_segsort, a power of two (8 * SEG bytes of workgroup memory)
+override ROUND: u32 = 0u;    // the round radix_hist's pipeline histograms, 0 .. ROUNDS - 1
 override NB: u32 = 1u << RB;
+override ROUNDS: u32 = (32u + RB - 1u) / RB;
+override NBL: u32 = 1u << (32u - (ROUNDS - 1u) * RB);   // bins of the last round (its digit ends at bit 0)
+override WG2: u32 = 2u * WG;                             // the scan's two buffers
+override STAGE: u32 = 2u * WG;                           // pairs radix_filter stages before taking a range
 
 struct Shape {
     rows: u32,
@@ -40,24 +57,26 @@ struct Shape {
     k: u32,
     nchunks: u32,   // ceil(cols / CH)
     nseg: u32,      // ceil(k / SEG)
+    hwords: u32,    // ROUNDS * NB: one row's histograms in ghist
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
 @group(0) @binding(1) var<storage, read> xbits: array<u32>;                 // the input, as float bits
-@group(0) @binding(2) var<storage, read_write> ghist: array<atomic<u32>>;   // [rows, NB] this round's histogram
-@group(0) @binding(3) var<storage, read_write> state: array<u32>;           // [rows, 4] prefix, need, rounds, done
-@group(0) @binding(4) var<storage, read_write> counts: array<vec2<u32>>;    // [rows, nchunks] (above, tied)
+@group(0) @binding(2) var<storage, read_write> ghist: array<atomic<u32>>;   // [rows, ROUNDS, NB] each round's
+                                                                            // histogram, then [rows] counters
+@group(0) @binding(3) var<storage, read_write> state: array<vec4<u32>>;     // [rows, ROUNDS] S_r (slot 0 unused)
+@group(0) @binding(4) var<storage, read_write> chist: array<u32>;           // [rows, nchunks, NBL] last round's
 @group(0) @binding(5) var<storage, read_write> sel: array<vec2<u32>>;       // [rows, k] selected (key, ~column)
 @group(0) @binding(6) var<storage, read_write> out_val: array<u32>;         // [rows, k] float bits
 @group(0) @binding(7) var<storage, read_write> out_idx: array<u32>;         // [rows, k] column indices
 
 var<workgroup> whist: array<atomic<u32>, NB>;
-var<workgroup> scan_buf: array<u32, WG>;
+var<workgroup> scan_buf: array<u32, WG2>;
 var<workgroup> sort_buf: array<vec2<u32>, SEG>;
-var<workgroup> wsum: array<atomic<u32>, 3>;
+var<workgroup> stage: array<vec2<u32>, STAGE>;
+var<workgroup> wsum: array<atomic<u32>, 2>;
 var<workgroup> wstate: vec4<u32>;
 
 fn sort_key(b: u32) -> u32 {
@@ -77,30 +96,66 @@ fn fixed_mask(r: u32) -> u32 {
     return 0xffffffffu << (32u - n);
 }
 
-// The row's state, the same in every invocation (read by one, then a barrier).
-fn load_state(row: u32, lid: u32) -> vec4<u32> {
-    if (lid == 0u) {
-        let s = row * 4u;
-        wstate = vec4<u32>(state[s], state[s + 1u], state[s + 2u], state[s + 3u]);
-    }
-    return workgroupUniformLoad(&wstate);
-}
+// Round r's digit: its width in bits and its shift (rounds from the top; the last may be narrower and ends at bit 0).
+fn round_width(r: u32) -> u32 { return min(RB, 32u - r * RB); }
+fn round_shift(r: u32) -> u32 { return 32u - r * RB - round_width(r); }
 
-// Exclusive prefix sum of `v` over the workgroup and the total (Hillis-Steele in workgroup memory).
+// Exclusive prefix sum of `v` over the workgroup and the total: Hillis-Steele with four terms a step (a window of
+// 4^s after step s) between two buffers, so one barrier a step.
 fn wg_scan(v: u32, lid: u32) -> vec2<u32> {
+    var src = 0u;
     scan_buf[lid] = v;
     workgroupBarrier();
-    for (var off = 1u; off < WG; off = off << 1u) {
-        var t = 0u;
-        if (lid >= off) { t = scan_buf[lid - off]; }
-        workgroupBarrier();
-        scan_buf[lid] += t;
+    for (var off = 1u; off < WG; off = off * 4u) {
+        var s = scan_buf[src + lid];
+        for (var j = 1u; j < 4u; j++) {
+            if (lid >= j * off) { s += scan_buf[src + lid - j * off]; }
+        }
+        src = WG - src;
+        scan_buf[src + lid] = s;
         workgroupBarrier();
     }
-    let incl = scan_buf[lid];
-    let total = scan_buf[WG - 1u];
+    let incl = scan_buf[src + lid];
+    let total = scan_buf[src + WG - 1u];
     workgroupBarrier();   // scan_buf is written again by the next call
     return vec2<u32>(incl - v, total);
+}
+
+// S_r of the row (see the top), the same in every invocation. From S_{r-1} (state slot r - 1, stored by the
+// previous dispatch; S_0 from the shape) and round r - 1's histogram: one workgroup scan of its bins from the top.
+// With r >= 2 it passes a barrier on every path.
+fn row_state(row: u32, r: u32, lid: u32) -> vec4<u32> {
+    let s0 = vec4<u32>(0u, shape.k, 0u, shape.cols);
+    if (r == 0u) { return s0; }
+    var prev = s0;
+    if (r >= 2u) {
+        if (lid == 0u) { wstate = state[row * ROUNDS + r - 1u]; }
+        prev = workgroupUniformLoad(&wstate);
+    }
+    if (prev.w == prev.y) { return prev; }   // decided in an earlier round: nothing more to fix
+    let q = r - 1u;
+    let shift = round_shift(q);
+    let nbins = 1u << round_width(q);
+    let hb = (row * ROUNDS + q) * NB;
+    let need = prev.y;
+    // Invocation lid owns `per` bins counted from the top: slots lid * per .. lid * per + per - 1.
+    let per = (nbins + WG - 1u) / WG;
+    var mine = 0u;
+    for (var i = 0u; i < per; i++) {
+        let slot = lid * per + i;
+        if (slot < nbins) { mine += atomicLoad(&ghist[hb + nbins - 1u - slot]); }
+    }
+    var run = wg_scan(mine, lid).x;
+    for (var i = 0u; i < per; i++) {
+        let slot = lid * per + i;
+        if (slot < nbins) {
+            let bin = nbins - 1u - slot;
+            let h = atomicLoad(&ghist[hb + bin]);
+            if (run < need && run + h >= need) { wstate = vec4<u32>(prev.x | (bin << shift), need - run, r, h); }
+            run += h;
+        }
+    }
+    return workgroupUniformLoad(&wstate);
 }
 
 @compute @workgroup_size(WG)
@@ -109,14 +164,13 @@ fn radix_hist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     let row = wid.y;
     if (row >= shape.rows || chunk >= shape.nchunks) { return; }
     for (var b = lid; b < NB; b += WG) { atomicStore(&whist[b], 0u); }
-    let st = load_state(row, lid);   // its barrier also orders the clearing above before the counting below
-    let r = st.z;
-    if (st.w != 0u || r * RB >= 32u) { return; }
-    let top = 32u - r * RB;
-    let width = min(RB, top);
-    let shift = top - width;
-    let dmask = (1u << width) - 1u;
-    let mask = fixed_mask(r);
+    let st = row_state(row, ROUND, lid);
+    if (ROUND > 0u && chunk == 0u && lid == 0u) { state[row * ROUNDS + ROUND] = st; }   // for the next pass
+    if (st.w == st.y) { return; }
+    workgroupBarrier();   // the clearing above before the counting below
+    let shift = round_shift(ROUND);
+    let dmask = (1u << round_width(ROUND)) - 1u;
+    let mask = fixed_mask(ROUND);
     let prefix = st.x;
     let c0 = chunk * CH;
     let c1 = min(shape.cols, c0 + CH);
@@ -126,76 +180,21 @@ fn radix_hist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         if ((key & mask) == prefix) { atomicAdd(&whist[(key >> shift) & dmask], 1u); }
     }
     workgroupBarrier();
-    let hb = row * NB;
+    let hb = (row * ROUNDS + ROUND) * NB;
+    let last = ROUND + 1u == ROUNDS;
+    let cb = (row * shape.nchunks + chunk) * NBL;
     for (var b = lid; b <= dmask; b += WG) {
         let v = atomicLoad(&whist[b]);
         if (v != 0u) { atomicAdd(&ghist[hb + b], v); }
+        if (last) { chist[cb + b] = v; }
     }
 }
 
-@compute @workgroup_size(WG)
-fn radix_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x;
-    if (row >= shape.rows) { return; }
-    let st = load_state(row, lid);
-    let r = st.z;
-    if (st.w != 0u || r * RB >= 32u) { return; }
-    let top = 32u - r * RB;
-    let width = min(RB, top);
-    let shift = top - width;
-    let nbins = 1u << width;
-    let need = st.y;
-    let hb = row * NB;
-    // Invocation lid owns `per` bins counted from the top: slots lid * per .. lid * per + per - 1.
-    let per = (nbins + WG - 1u) / WG;
-    var mine = 0u;
-    for (var q = 0u; q < per; q++) {
-        let slot = lid * per + q;
-        if (slot < nbins) { mine += atomicLoad(&ghist[hb + nbins - 1u - slot]); }
-    }
-    var run = wg_scan(mine, lid).x;
-    for (var q = 0u; q < per; q++) {
-        let slot = lid * per + q;
-        if (slot < nbins) {
-            let bin = nbins - 1u - slot;
-            let h = atomicLoad(&ghist[hb + bin]);
-            atomicStore(&ghist[hb + bin], 0u);   // cleared for the next round, and the next call
-            if (run < need && run + h >= need) {
-                let left = need - run;
-                let s = row * 4u;
-                state[s] = st.x | (bin << shift);
-                state[s + 1u] = left;
-                state[s + 3u] = select(0u, 1u, h == left);
-            }
-            run += h;
-        }
-    }
-    if (lid == 0u) { state[row * 4u + 2u] = r + 1u; }
-}
-
-// Per invocation: (above, tied) among the columns it reads of [c0, c1), stride WG.
-fn classify_counts(base: u32, c0: u32, c1: u32, mask: u32, prefix: u32, lid: u32) -> vec2<u32> {
-    var n = vec2<u32>(0u, 0u);
-    for (var col = c0 + lid; col < c1; col += WG) {
-        let m = sort_key(xbits[base + col]) & mask;
-        if (m > prefix) { n.x += 1u; } else if (m == prefix) { n.y += 1u; }
-    }
-    return n;
-}
-
-@compute @workgroup_size(WG)
-fn radix_count(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let chunk = wid.x;
-    let row = wid.y;
-    if (row >= shape.rows || chunk >= shape.nchunks) { return; }
-    if (lid == 0u) { atomicStore(&wsum[0], 0u); atomicStore(&wsum[1], 0u); }
-    let st = load_state(row, lid);
-    let c0 = chunk * CH;
-    let n = classify_counts(row * shape.cols, c0, min(shape.cols, c0 + CH), fixed_mask(st.z), st.x, lid);
-    if (n.x != 0u) { atomicAdd(&wsum[0], n.x); }
-    if (n.y != 0u) { atomicAdd(&wsum[1], n.y); }
-    workgroupBarrier();
-    if (lid == 0u) { counts[row * shape.nchunks + chunk] = vec2<u32>(atomicLoad(&wsum[0]), atomicLoad(&wsum[1])); }
+// A selected pair to a place from the row's counter (ghist[cnt]): staged in workgroup memory while there is room
+// (radix_filter takes one range for them at its end), else a place of its own.
+fn place(out: u32, cnt: u32, pair: vec2<u32>) {
+    let i = atomicAdd(&wsum[0], 1u);
+    if (i < STAGE) { stage[i] = pair; } else { sel[out + atomicAdd(&ghist[cnt], 1u)] = pair; }
 }
 
 @compute @workgroup_size(WG)
@@ -203,63 +202,74 @@ fn radix_filter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let chunk = wid.x;
     let row = wid.y;
     if (row >= shape.rows || chunk >= shape.nchunks) { return; }
-    if (lid == 0u) { atomicStore(&wsum[0], 0u); atomicStore(&wsum[1], 0u); atomicStore(&wsum[2], 0u); }
-    let st = load_state(row, lid);
+    if (lid == 0u) { atomicStore(&wsum[0], 0u); atomicStore(&wsum[1], 0u); }
+    let st = row_state(row, ROUNDS, lid);   // its barrier orders the clearing above before the use below
     let mask = fixed_mask(st.z);
     let prefix = st.x;
     let need = st.y;
     let k = shape.k;
-    let nch = shape.nchunks;
-    // Where this chunk's keys go: the above and tied counts of the row's earlier chunks.
-    var before = vec2<u32>(0u, 0u);
-    for (var c = lid; c < chunk; c += WG) { before += counts[row * nch + c]; }
-    if (before.x != 0u) { atomicAdd(&wsum[0], before.x); }
-    if (before.y != 0u) { atomicAdd(&wsum[1], before.y); }
-    workgroupBarrier();
-    if (lid == 0u) {
-        let mine = counts[row * nch + chunk];
-        let tbase = atomicLoad(&wsum[1]);
-        wstate = vec4<u32>(atomicLoad(&wsum[0]), tbase, select(0u, 1u, mine.y != 0u && tbase < need), 0u);
-    }
-    let b = workgroupUniformLoad(&wstate);
     let out = row * k;
-    let abase = out + b.x;
-    let tout = out + (k - need);   // the tied keys taken fill the end of the row's k
+    let cnt = shape.rows * shape.hwords + row;
+    // More keys tie with the k-th largest than are still needed (after the last round: the key is whole): those of
+    // the lowest columns are taken. tb = (the row's tied keys in earlier chunks, this chunk's), from chist.
+    let ranked = st.w > need;
+    var tb = vec2<u32>(0u, 0u);
+    if (ranked) {
+        let d = prefix & (NBL - 1u);
+        let cb = row * shape.nchunks;
+        var t = 0u;
+        for (var c = lid; c < chunk; c += WG) { t += chist[(cb + c) * NBL + d]; }
+        if (t != 0u) { atomicAdd(&wsum[1], t); }
+        workgroupBarrier();
+        if (lid == 0u) { wstate = vec4<u32>(atomicLoad(&wsum[1]), chist[(cb + chunk) * NBL + d], 0u, 0u); }
+        tb = workgroupUniformLoad(&wstate).xy;
+    }
     let c0 = chunk * CH;
     let c1 = min(shape.cols, c0 + CH);
     let base = row * shape.cols;
-    if (b.z == 0u) {
-        // No tied key of this chunk is taken: only the keys above, in any order (radix_segsort orders them).
+    if (!ranked || tb.y == 0u || tb.x >= need) {
+        // No tied key of this chunk is ranked: the keys above the prefix, and those equal to it when all are taken.
         for (var col = c0 + lid; col < c1; col += WG) {
             let key = sort_key(xbits[base + col]);
-            if ((key & mask) > prefix) { sel[abase + atomicAdd(&wsum[2], 1u)] = vec2<u32>(key, ~col); }
-        }
-        return;
-    }
-    // Tiles of WG * KL columns, KL consecutive ones per invocation, so a scan of the per-invocation tied counts
-    // ranks the tied keys in column order.
-    var rank = b.y;
-    for (var t = c0; t < c1; t += WG * KL) {
-        let first = t + lid * KL;
-        let last = min(c1, first + KL);
-        var tied = 0u;
-        for (var col = first; col < last; col++) {
-            let key = sort_key(xbits[base + col]);
             let m = key & mask;
-            if (m > prefix) { sel[abase + atomicAdd(&wsum[2], 1u)] = vec2<u32>(key, ~col); }
-            else if (m == prefix) { tied += 1u; }
+            if (m > prefix || (m == prefix && !ranked)) { place(out, cnt, vec2<u32>(key, ~col)); }
         }
-        let sc = wg_scan(tied, lid);
-        var r = rank + sc.x;
-        for (var col = first; col < last && tied != 0u; col++) {
-            let key = sort_key(xbits[base + col]);
-            if ((key & mask) == prefix) {
-                if (r < need) { sel[tout + r] = vec2<u32>(key, ~col); }
-                r += 1u;
+    } else {
+        // Tiles of WG * KL columns, KL consecutive ones per invocation, so a scan of the per-invocation tied counts
+        // ranks the tied keys in column order.
+        let tout = out + (k - need);   // the tied keys taken fill the end of the row's k
+        var rank = tb.x;
+        for (var t = c0; t < c1; t += WG * KL) {
+            let first = t + lid * KL;
+            let last = min(c1, first + KL);
+            var tied = 0u;
+            for (var col = first; col < last; col++) {
+                let key = sort_key(xbits[base + col]);
+                let m = key & mask;
+                if (m > prefix) { place(out, cnt, vec2<u32>(key, ~col)); } else if (m == prefix) { tied += 1u; }
             }
+            let sc = wg_scan(tied, lid);
+            var r = rank + sc.x;
+            for (var col = first; col < last && tied != 0u; col++) {
+                let key = sort_key(xbits[base + col]);
+                if ((key & mask) == prefix) {
+                    if (r < need) { sel[tout + r] = vec2<u32>(key, ~col); }
+                    r += 1u;
+                }
+            }
+            rank += sc.y;
         }
-        rank += sc.y;
     }
+    // The staged pairs to one range of the row's counter.
+    workgroupBarrier();
+    if (lid == 0u) {
+        let n = min(atomicLoad(&wsum[0]), STAGE);
+        var at = 0u;
+        if (n != 0u) { at = atomicAdd(&ghist[cnt], n); }
+        wstate = vec4<u32>(at, n, 0u, 0u);
+    }
+    let rg = workgroupUniformLoad(&wstate);
+    for (var i = lid; i < rg.y; i += WG) { sel[out + rg.x + i] = stage[i]; }
 }
 
 @compute @workgroup_size(WG)
@@ -267,6 +277,10 @@ fn radix_segsort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     let seg = wid.x;
     let row = wid.y;
     if (row >= shape.rows || seg >= shape.nseg) { return; }
+    // The row's histograms and counter cleared for the next call (radix_filter, the dispatch before, read them last).
+    let hw = shape.hwords;
+    for (var i = seg * WG + lid; i < hw; i += shape.nseg * WG) { atomicStore(&ghist[row * hw + i], 0u); }
+    if (seg == 0u && lid == 0u) { atomicStore(&ghist[shape.rows * hw + row], 0u); }
     let k = shape.k;
     let s0 = row * k + seg * SEG;
     let n = min(SEG, k - seg * SEG);
@@ -291,7 +305,6 @@ fn radix_segsort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     }
     if (shape.nseg == 1u) {
         // One segment holds the row's k: this is the output, and radix_rank is not dispatched.
-        if (lid == 0u) { reset_state(row, k); }
         for (var i = lid; i < n; i += WG) {
             let col = ~sort_buf[i].y;
             out_val[s0 + i] = xbits[row * shape.cols + col];
@@ -300,15 +313,6 @@ fn radix_segsort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
         return;
     }
     for (var i = lid; i < n; i += WG) { sel[s0 + i] = sort_buf[i]; }
-}
-
-// The state the next call's first round starts from (the host uploads the same before the first call).
-fn reset_state(row: u32, k: u32) {
-    let s = row * 4u;
-    state[s] = 0u;
-    state[s + 1u] = k;
-    state[s + 2u] = 0u;
-    state[s + 3u] = 0u;
 }
 
 // Pairs of the descending list sel[list .. list + n) greater than v.
@@ -327,7 +331,6 @@ fn radix_rank(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     let row = wid.y;
     if (row >= shape.rows) { return; }
     let k = shape.k;
-    if (wid.x == 0u && lid == 0u) { reset_state(row, k); }
     let i = wid.x * WG + lid;
     if (i >= k) { return; }
     let list = row * k;

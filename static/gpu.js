@@ -216,31 +216,31 @@ export class Gpu {
   }
 
   // -- TopK -----------------------------------------------------------------------------------------------
-  /** A TopK configuration's passes ([entry point, workgroups]), derived sizes and derived constants. The radix
-   *  pipeline's as native/wgpu_radix.py chain: per round of rb bits a histogram pass over the chunks and a select
-   *  pass per row, then count, filter and the segmented sort, and the rank pass with more than one segment. */
+  /** A TopK configuration's passes ([entry point, workgroups, the pass's own constants]), derived sizes and derived
+   *  constants. The radix pipeline's as native/wgpu_radix.py chain: a histogram pass over the chunks per round of
+   *  rb bits (its pipeline built with the round, ROUND), the filter, the segmented sort, and the rank pass with more
+   *  than one segment. */
   topkPasses(rows, cols, k, params) {
     const d = derived("topk", { rows, cols, k }, params);
     if (params.radix) {
       const seg = radixSeg(k), nseg = Math.ceil(k / seg), perRow = [d.nchunks, rows, 1];
+      const rounds = Math.ceil(32 / params.rb), bins = 2 ** params.rb, lastBins = 2 ** (32 - (rounds - 1) * params.rb);
       const passes = [];
-      for (let r = 0; r < Math.ceil(32 / params.rb); r++) {
-        passes.push(["radix_hist", perRow], ["radix_select", [rows, 1, 1]]);
-      }
-      passes.push(["radix_count", perRow], ["radix_filter", perRow], ["radix_segsort", [nseg, rows, 1]]);
-      if (nseg > 1) passes.push(["radix_rank", [Math.ceil(k / params.wg), rows, 1]]);
-      return { d: { ...d, nseg }, passes, sc: { SEG: seg } };
+      for (let r = 0; r < rounds; r++) passes.push(["radix_hist", perRow, { ROUND: r }]);
+      passes.push(["radix_filter", perRow, {}], ["radix_segsort", [nseg, rows, 1], {}]);
+      if (nseg > 1) passes.push(["radix_rank", [Math.ceil(k / params.wg), rows, 1], {}]);
+      return { d: { ...d, nseg, rounds, hwords: rounds * bins, lastBins }, passes, sc: { SEG: seg } };
     }
     const passes = params.use_2ce
-      ? [["topk_chunks", [d.nchunks, rows, 1]], ["topk_merge", [d.merge_groups, rows, 1]]]
-      : [["topk_1ce", [rows, 1, 1]]];
+      ? [["topk_chunks", [d.nchunks, rows, 1], {}], ["topk_merge", [d.merge_groups, rows, 1], {}]]
+      : [["topk_1ce", [rows, 1, 1], {}]];
     return { d, passes, sc: { SORT_CAP: sortCap(d.kp, params.wg, this.limits, params.ls !== false) } };
   }
 
   /** Builds a TopK configuration's pipelines ahead (warm). */
   warmTopk(rows, cols, k, params) {
     const { passes, sc } = this.topkPasses(rows, cols, k, params);
-    for (const [entry] of passes) this.warm("topk", entry, params, sc);
+    for (const [entry, , own] of passes) this.warm("topk", entry, params, { ...sc, ...own });
   }
 
   /** A read-only storage buffer holding `data`, uploaded again only when another array is asked for: a TopK input
@@ -266,21 +266,19 @@ export class Gpu {
     const U = GPUBufferUsage;
     const { d, passes, sc } = this.topkPasses(rows, cols, k, params);
     const pipes = [];
-    for (const [entry] of passes) pipes.push(await this.pipeline("topk", entry, params, sc));
+    for (const [entry, , own] of passes) pipes.push(await this.pipeline("topk", entry, params, { ...sc, ...own }));
     const xbuf = this.resident(x);
     let bufs;
     if (params.radix) {
-      // native/wgpu_radix.py plan: the per-row histogram (zero at creation; each select pass clears it), the
-      // per-row state (prefix, still needed = k, rounds done, done; the chain's last pass resets it), the per-chunk
-      // counts, the k selected pairs, then the outputs
-      const state = new Uint32Array(rows * 4);
-      for (let r = 0; r < rows; r++) state[4 * r + 1] = k;
+      // native/wgpu_radix.py plan: each round's histogram of each row, then a counter a row (zero at creation;
+      // radix_segsort clears them for the next call), the state slots (each written in a call before it is read),
+      // the last round's histogram of each chunk, the k selected pairs, then the outputs
       bufs = [
-        this.buffer(new Uint32Array([rows, cols, k, d.nchunks, d.nseg, 0, 0, 0]), U.UNIFORM),
+        this.buffer(new Uint32Array([rows, cols, k, d.nchunks, d.nseg, d.hwords, 0, 0]), U.UNIFORM),
         xbuf,
-        this.empty(rows * 2 ** params.rb * 4, U.STORAGE),
-        this.buffer(state, U.STORAGE),
-        this.empty(rows * d.nchunks * 8, U.STORAGE),
+        this.empty((rows * d.hwords + rows) * 4, U.STORAGE),
+        this.empty(rows * d.rounds * 16, U.STORAGE),
+        this.empty(rows * d.nchunks * d.lastBins * 4, U.STORAGE),
         this.empty(rows * k * 8, U.STORAGE),
         this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
         this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),

@@ -44,13 +44,15 @@ export function radixSeg(k) {
  *  after the filter, the largest scratch buffer and the most workgroup memory of an entry point. */
 export function radixDerived(shape, params) {
   const { rows, cols, k } = shape;
-  const wg = Math.max(1, Number(params.wg)), rb = Number(params.rb) || 0, rch = Number(params.rch) || 0;
+  const wg = Math.max(1, Number(params.wg)), rch = Number(params.rch) || 0;
+  const rb = Math.min(Math.max(Number(params.rb) || 0, 0), 24);
   const nchunks = rch > 0 ? ceilDiv(cols, rch) : 1;
   const seg = radixSeg(k), nseg = ceilDiv(k, seg);
-  const bins = 2 ** Math.min(Math.max(rb, 0), 24);
+  const rounds = rb > 0 ? ceilDiv(32, rb) : 1;
+  const bins = 2 ** rb, lastBins = 2 ** Math.min(32 - (rounds - 1) * rb, rb);
   return { kp: nextPow2(k), nchunks, merge_groups: Math.max(nseg, ceilDiv(k, wg)),
-           scratch_bytes: Math.max(rows * k * 8, rows * nchunks * 8, rows * bins * 4), input_bytes: rows * cols * 4,
-           radix_wg_bytes: Math.max(4 * bins + 16, 4 * wg + 28, 8 * seg) };
+           scratch_bytes: Math.max(rows * k * 8, rows * nchunks * lastBins * 4, rows * (rounds * bins + 1) * 4),
+           input_bytes: rows * cols * 4, radix_wg_bytes: Math.max(4 * bins + 8 * wg + 16, 24 * wg + 24, 8 * seg) };
 }
 
 // Workgroup memory of the TopK kernels besides the sort buffer (native/space.py TOPK_WG_BYTES).
