@@ -106,12 +106,13 @@ def plan(backend, x: np.ndarray, k: int, p: dict):
     hwords = p["rounds"] * p["bins"]
     uni = np.array([rows, cols, k, p["nchunks"], p["nseg"], hwords, 0, 0], dtype=np.uint32)
     # WebGPU zeroes a buffer at creation: the histograms and counters start at zero, radix_segsort clears them for
-    # the next call; each state slot is written in a call before it is read
+    # the next call; each state slot is written in a call before it is read. COPY_SRC: the tests read them
+    scratch = u.STORAGE | u.COPY_SRC
     bufs = [b._buffer(uni, usage=u.UNIFORM),
             b._buffer(np.ascontiguousarray(x), usage=u.STORAGE),
-            b._buffer(size=(rows * hwords + rows) * 4, usage=u.STORAGE),          # histograms, counters
-            b._buffer(size=rows * p["rounds"] * 16, usage=u.STORAGE),             # state slots
-            b._buffer(size=rows * p["nchunks"] * p["last_bins"] * 4, usage=u.STORAGE),   # last round per chunk
+            b._buffer(size=(rows * hwords + rows) * 4, usage=scratch),                # histograms, counters
+            b._buffer(size=rows * p["rounds"] * 16, usage=scratch),                   # state slots
+            b._buffer(size=rows * p["nchunks"] * p["last_bins"] * 4, usage=scratch),  # last round per chunk
             b._buffer(size=rows * k * 8, usage=u.STORAGE),
             b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC),
             b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC)]

@@ -145,6 +145,134 @@ def test_each_call_starts_from_a_fresh_state(rt, params):
             buf.destroy()
 
 
+# One row of each kind, 3000 columns, k = 300 (rb 8: four rounds): which round decides the k-th key, and the state
+# slot of the last round (slot 3: S_3 = prefix, need, rounds fixed, keys matching) that shows it.
+CASE_COLS, CASE_K, CASE_PARAMS = 3000, 300, {"rb": 8, "wg": 32, "ch": 256, "seg": 64}
+
+
+def decided_in_round_0(seed):
+    """300 values in [2, 8) (key's top byte 0xc0) among values in [0, 1) (0xbf and below): round 0's top bin holds
+    exactly the k keys, so the row is decided after round 0 and later rounds skip it."""
+    rng = np.random.default_rng(seed)
+    x = rng.random(CASE_COLS, dtype=np.float32)
+    x[rng.choice(CASE_COLS, CASE_K, replace=False)] = rng.uniform(2, 8, CASE_K).astype(np.float32)
+    return x
+
+
+def decided_in_the_last_round(seed):
+    """Distinct keys that share their top 20 bits: the k-th one's bin of round 2 holds more keys than still needed,
+    and round 3's holds it alone."""
+    return (np.uint32(0x3F800000) + np.random.default_rng(seed).permutation(CASE_COLS).astype(np.uint32)).view(
+        np.float32)
+
+
+def tied_past_k(seed):
+    """Five values: the k-th key ties with about 600 keys, more than still needed; those of the lowest columns."""
+    return few_values(seed, CASE_COLS)
+
+
+def all_equal(seed):
+    return np.full(CASE_COLS, 3.0, dtype=np.float32)
+
+
+def descending(seed):
+    """Sorted: the first chunk holds all k (more than the filter's stage of 2 * wg pairs)."""
+    return np.sort(uniform(seed, CASE_COLS))[::-1].copy()
+
+
+# (kind, S_3's rounds fixed, whether S_3 is decided: matching == need); None: not pinned
+CASES = [(decided_in_round_0, 1, True), (decided_in_the_last_round, 3, False), (tied_past_k, 3, False),
+         (all_equal, 3, False), (descending, None, None)]
+
+
+def run_plan(b, plan_, x, k):
+    """One call of a plan on input x (written into the plan's input buffer): values, columns, the state slots."""
+    passes, bg, bufs = plan_
+    rows = x.shape[0]
+    b._device.queue.write_buffer(bufs[1], 0, x)
+    enc = b._device.create_command_encoder()
+    b._encode(enc, passes, bg)
+    b._device.queue.submit([enc.finish()])
+    read = lambda buf, dt: np.frombuffer(b._device.queue.read_buffer(buf), dtype=dt)[: rows * k].reshape(rows, k)
+    state = np.frombuffer(b._device.queue.read_buffer(bufs[3]), dtype=np.uint32).reshape(rows, -1, 4)
+    return read(bufs[6], np.float32), read(bufs[7], np.uint32), state
+
+
+def test_one_call_is_a_histogram_pass_per_round_then_filter_sort_and_rank():
+    """ceil(32 / rb) + 2 dispatches, + 1 for the rank pass when k > SEG (no select, no count pass): the three shapes
+    of issue #19 at the H200 probe's best configurations."""
+    hist8 = [f"radix_hist{r}" for r in range(4)]
+    for (rows, cols, k), params, names in [
+            ((1, 1048576, 1024), {"ch": 2048, "rb": 8}, hist8 + ["radix_filter", "radix_segsort"]),
+            ((16, 1048576, 4096), {"ch": 8192, "rb": 8}, hist8 + ["radix_filter", "radix_segsort", "radix_rank"]),
+            ((8, 65536, 4096), {"ch": 2048, "rb": 8}, hist8 + ["radix_filter", "radix_segsort", "radix_rank"]),
+            ((8, 65536, 4096), {"ch": 2048, "rb": 11},
+             ["radix_hist0", "radix_hist1", "radix_hist2", "radix_filter", "radix_segsort", "radix_rank"])]:
+        got = radix.chain(radix.plan_shape(rows, cols, k, params), rows, k)
+        assert [radix.pass_name(e, own) for e, _, own in got] == names
+        assert all(entry_constants_of(e, own, params) for e, _, own in got)
+
+
+def entry_constants_of(entry, own, params):
+    """The constants a pass's pipeline is built with: the round for a histogram pass, never for the others."""
+    c = radix.entry_constants(entry, {**radix.plan_shape(1, 100000, 10, params), **own})
+    return ("ROUND" in c) == (entry == "radix_hist") and c.get("ROUND", 0) == own.get("round", 0)
+
+
+@pytest.mark.parametrize("kind,fixed,decided", CASES, ids=[c[0].__name__ for c in CASES])
+def test_rows_decided_in_each_round_match_the_oracle(rt, kind, fixed, decided):
+    x = np.stack([kind(1), kind(2)])
+    check(rt, x, CASE_K, CASE_PARAMS)
+    check(rt, x, CASE_K, {"rb": 8})
+    if fixed is not None:
+        plan_ = rt.plan(x, CASE_K, CASE_PARAMS)
+        try:
+            _, _, state = run_plan(rt.backend, plan_, x, CASE_K)
+        finally:
+            for buf in plan_[2]:
+                buf.destroy()
+        s3 = state[:, 3]
+        assert (s3[:, 2] == fixed).all() and ((s3[:, 3] == s3[:, 1]) == decided).all(), s3
+
+
+def test_each_call_starts_from_a_fresh_state_whichever_round_decided_each_row(rt):
+    """One plan, five calls: each row is each kind once (decided after round 0 or the last round, ties past k, all
+    equal, all k in one chunk), so every row's histograms, counter and state slots go from one kind to the next."""
+    x = np.stack([kind(10 + i) for i, (kind, _, _) in enumerate(CASES)])
+    plan_ = rt.plan(x, CASE_K, CASE_PARAMS)
+    try:
+        for shift in [0, 1, 2, 3, 4, 0]:
+            inp = np.ascontiguousarray(np.roll(x, shift, axis=0))
+            vals, idx, state = run_plan(rt.backend, plan_, inp, CASE_K)
+            rv, ri = topk_reference(inp, CASE_K)
+            assert np.array_equal(idx, ri) and np.array_equal(vals.view(np.uint32), rv.view(np.uint32)), shift
+            for row in range(len(CASES)):
+                _, fixed, decided = CASES[(row - shift) % len(CASES)]
+                if fixed is not None:
+                    s3 = state[row, 3]
+                    assert s3[2] == fixed and (s3[3] == s3[1]) == decided, (shift, row, s3)
+    finally:
+        for buf in plan_[2]:
+            buf.destroy()
+
+
+def test_k_equal_to_cols_is_decided_before_any_histogram(rt):
+    """k = cols: S_0 is decided (every key is taken), no histogram pass counts a key, and the filter's stage
+    overflows into places of their own (3000 pairs of a chunk of 4096, a stage of 64)."""
+    x = np.stack([uniform(5, 3000), few_values(6, 3000), all_equal(0)])
+    for params in (CASE_PARAMS, {"wg": 32, "ch": 4096}):
+        check(rt, x, 3000, params)
+        plan_ = rt.plan(x, 3000, params)
+        try:
+            _, _, state = run_plan(rt.backend, plan_, x, 3000)
+            ghist = np.frombuffer(rt.backend._device.queue.read_buffer(plan_[2][2]), dtype=np.uint32)
+        finally:
+            for buf in plan_[2]:
+                buf.destroy()
+        assert (state[:, 1:] == [0, 3000, 0, 3000]).all()
+        assert not ghist.any()    # nothing counted, and the counters cleared by radix_segsort
+
+
 @pytest.mark.parametrize("seed", range(24))
 def test_random_shapes_data_and_configurations(rt, seed):
     rng = np.random.default_rng(1000 + seed)
