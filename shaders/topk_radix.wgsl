@@ -127,32 +127,38 @@ fn wg_scan(v: u32, lid: u32) -> vec2<u32> {
 fn row_state(row: u32, r: u32, lid: u32) -> vec4<u32> {
     let s0 = vec4<u32>(0u, shape.k, 0u, shape.cols);
     if (r == 0u) { return s0; }
-    var prev = s0;
-    if (r >= 2u) {
-        if (lid == 0u) { wstate = state[row * ROUNDS + r - 1u]; }
-        prev = workgroupUniformLoad(&wstate);
-    }
-    if (prev.w == prev.y) { return prev; }   // decided in an earlier round: nothing more to fix
     let q = r - 1u;
     let shift = round_shift(q);
     let nbins = 1u << round_width(q);
     let hb = (row * ROUNDS + q) * NB;
-    let need = prev.y;
-    // Invocation lid owns `per` bins counted from the top: slots lid * per .. lid * per + per - 1.
+    // Invocation lid owns `per` bins counted from the top: slots lid * per .. lid * per + per - 1. Loaded before the
+    // state slot is known, so the two loads overlap (a decided row's bins are zero and unused).
     let per = (nbins + WG - 1u) / WG;
     var mine = 0u;
     for (var i = 0u; i < per; i++) {
         let slot = lid * per + i;
         if (slot < nbins) { mine += atomicLoad(&ghist[hb + nbins - 1u - slot]); }
     }
-    var run = wg_scan(mine, lid).x;
-    for (var i = 0u; i < per; i++) {
-        let slot = lid * per + i;
-        if (slot < nbins) {
-            let bin = nbins - 1u - slot;
-            let h = atomicLoad(&ghist[hb + bin]);
-            if (run < need && run + h >= need) { wstate = vec4<u32>(prev.x | (bin << shift), need - run, r, h); }
-            run += h;
+    var prev = s0;
+    if (r >= 2u) {
+        if (lid == 0u) { wstate = state[row * ROUNDS + r - 1u]; }
+        prev = workgroupUniformLoad(&wstate);
+    }
+    if (prev.w == prev.y) { return prev; }   // decided in an earlier round: nothing more to fix
+    let need = prev.y;
+    let run = wg_scan(mine, lid).x;
+    if (run < need && run + mine >= need) {
+        // This invocation's bins hold the need-th key: which one (with one bin each, no second load).
+        var acc = run;
+        for (var i = 0u; i < per; i++) {
+            let bin = nbins - 1u - (lid * per + i);
+            var h = mine;
+            if (per > 1u) { h = atomicLoad(&ghist[hb + bin]); }
+            if (acc + h >= need) {
+                wstate = vec4<u32>(prev.x | (bin << shift), need - acc, r, h);
+                break;
+            }
+            acc += h;
         }
     }
     return workgroupUniformLoad(&wstate);
