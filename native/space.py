@@ -56,9 +56,9 @@ def radix_derived(shape: dict, params: dict) -> dict:
 
 def radix_workgroup_bytes(wg: int, rb: int, seg: int) -> dict:
     """Workgroup memory of each entry point of topk_radix.wgsl (the variables it uses; the vec4 and the two counters
-    included): the 2^rb-bin histogram and the scan's two u32 per invocation (radix_hist), the scan and 2 * wg staged
-    pairs (radix_filter), the sort's seg pairs."""
-    return {"radix_hist": 4 * (1 << min(max(rb, 0), 24)) + 8 * wg + 16, "radix_filter": 24 * wg + 8 + 16,
+    included): the 2^rb-bin histogram and the scan's two u32 per invocation (radix_hist), the scan and wg staged pairs
+    (radix_filter), the sort's seg pairs."""
+    return {"radix_hist": 4 * (1 << min(max(rb, 0), 24)) + 8 * wg + 16, "radix_filter": 16 * wg + 8 + 16,
             "radix_segsort": 8 * seg, "radix_rank": 0}
 
 

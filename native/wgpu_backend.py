@@ -311,8 +311,9 @@ class WgpuBackend:
         self._device.queue.read_buffer(self._fence)
 
     def _encode(self, enc, passes, bg, chains: int = 1, qs=None, begin: int | None = None, end: int | None = None):
-        """Encode `chains` back-to-back copies of a dispatch chain (`passes`: [(pipeline, workgroups)]) in one compute
-        pass; with a query set, a timestamp at the beginning of the pass (index `begin`) and at its end (`end`).
+        """Encode `chains` back-to-back copies of a dispatch chain (`passes`: [(pipeline, workgroups)], or with a bind
+        group of the pass's own instead of `bg` as a third item) in one compute pass; with a query set, a timestamp
+        at the beginning of the pass (index `begin`) and at its end (`end`).
         (WebGPU makes each dispatch's storage writes visible to the next one in the same pass. A pass of its own per
         dispatch measured about 6 us more per dispatch on the H100 through Vulkan: bench/results/
         h100-2026-11-25-s4-experiments.txt, run 5.)"""
@@ -323,9 +324,9 @@ class WgpuBackend:
             tw["end_of_pass_write_index"] = end
         cp = enc.begin_compute_pass(timestamp_writes={"query_set": qs, **tw} if tw else None)
         for _ in range(chains):
-            for pipe, groups in passes:
+            for pipe, groups, *own in passes:
                 cp.set_pipeline(pipe)
-                cp.set_bind_group(0, bg)
+                cp.set_bind_group(0, own[0] if own else bg)
                 cp.dispatch_workgroups(*groups)
         cp.end()
 

@@ -31,6 +31,9 @@ DEFAULT_LIMITS = {"maxComputeWorkgroupStorageSize": 16384, "maxComputeInvocation
                   "maxComputeWorkgroupsPerDimension": 65535}
 STORAGE_BUFFERS = 7     # and one uniform: within WebGPU's default maxStorageBuffersPerShaderStage (8)
 LAYOUT = "topk_radix"   # WgpuBackend._layout's name for the bind group layout of these bindings
+UNIFORM_BYTES = 32      # the kernel's Shape
+UNIFORM_STRIDE = 256    # between the uniform's copies: WebGPU's largest minUniformBufferOffsetAlignment, so any
+                        # adapter takes the offsets
 
 
 def _pow2(n: int) -> bool:
@@ -82,9 +85,9 @@ def plan_shape(rows: int, cols: int, k: int, params: dict | None = None, limits:
 
 
 def chain(p: dict, rows: int, k: int) -> list[tuple[str, tuple[int, int, int], dict]]:
-    """The dispatches of one call, (entry point, workgroups, the pass's own constants), for constants from
-    plan_shape: a histogram pass per round (its pipeline built with the round, ROUND), the filter, the sort and,
-    with more than one segment, the rank pass (else radix_segsort writes the output)."""
+    """The dispatches of one call, (entry point, workgroups, the pass's own values: a histogram pass's round), for
+    constants from plan_shape: a histogram pass per round, the filter, the sort and, with more than one segment,
+    the rank pass (else radix_segsort writes the output)."""
     per_row = (p["nchunks"], rows, 1)
     rank = [("radix_rank", (-(-k // p["wg"]), rows, 1), {})] if p["nseg"] > 1 else []
     return ([("radix_hist", per_row, {"round": r}) for r in range(p["rounds"])]
@@ -104,11 +107,15 @@ def plan(backend, x: np.ndarray, k: int, p: dict):
     rows, cols = x.shape
     u = b._wgpu.BufferUsage
     hwords = p["rounds"] * p["bins"]
-    uni = np.array([rows, cols, k, p["nchunks"], p["nseg"], hwords, 0, 0], dtype=np.uint32)
+    # The uniform once per round, UNIFORM_STRIDE bytes apart, each naming its round: radix_hist's pass of round r
+    # binds copy r (a bind group of its own), every other pass copy 0
+    uni = np.zeros((p["rounds"], UNIFORM_STRIDE // 4), dtype=np.uint32)
+    uni[:, :6] = [rows, cols, k, p["nchunks"], p["nseg"], hwords]
+    uni[:, 6] = np.arange(p["rounds"])
     # WebGPU zeroes a buffer at creation: the histograms and counters start at zero, radix_segsort clears them for
     # the next call; each state slot is written in a call before it is read. COPY_SRC: the tests read them
     scratch = u.STORAGE | u.COPY_SRC
-    bufs = [b._buffer(uni, usage=u.UNIFORM),
+    bufs = [b._buffer(uni, usage=u.UNIFORM | u.COPY_SRC),
             b._buffer(np.ascontiguousarray(x), usage=u.STORAGE),
             b._buffer(size=(rows * hwords + rows) * 4, usage=scratch),                # histograms, counters
             b._buffer(size=rows * p["rounds"] * 16, usage=scratch),                   # state slots
@@ -116,11 +123,13 @@ def plan(backend, x: np.ndarray, k: int, p: dict):
             b._buffer(size=rows * k * 8, usage=u.STORAGE),
             b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC),
             b._buffer(size=rows * k * 4, usage=u.STORAGE | u.COPY_SRC)]
-    bg = b._device.create_bind_group(layout=b._layout(LAYOUT)[0], entries=[
-        {"binding": i, "resource": {"buffer": buf}} for i, buf in enumerate(bufs)])
-    passes = [(b._pipeline("topk", entry, {"radix": True}, entry_constants(entry, {**p, **own})), groups)
+    bgs = [b._device.create_bind_group(layout=b._layout(LAYOUT)[0], entries=[
+        {"binding": 0, "resource": {"buffer": bufs[0], "offset": r * UNIFORM_STRIDE, "size": UNIFORM_BYTES}}] + [
+        {"binding": i, "resource": {"buffer": buf}} for i, buf in enumerate(bufs) if i]) for r in range(p["rounds"])]
+    passes = [(b._pipeline("topk", entry, {"radix": True}, entry_constants(entry, p)), groups)
+              + ((bgs[own["round"]],) if "round" in own else ())
               for entry, groups, own in chain(p, rows, k)]
-    return passes, bg, bufs
+    return passes, bgs[0], bufs
 
 
 def entry_constants(entry: str, p: dict) -> dict:

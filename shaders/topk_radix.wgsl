@@ -16,11 +16,11 @@
 // counted from the top, holds the need-th key): the pass that needs S_r derives it at its start (row_state), and
 // the hist pass of round r also stores it (state slot r) for the next pass, so each derivation scans one histogram.
 //
-//   radix_hist    (chunks x rows, a pipeline per round: ROUND) derives S_ROUND, then histograms the current digit of
-//                 its chunk's keys that match the prefix, in workgroup memory, and adds its bins to the row's
-//                 histogram of this round (ghist, one region per round, so a round only reads finished ones). The
-//                 last round also stores the chunk's bins (chist): radix_filter's tie ranks.
-//   ... radix_hist once per round (the host encodes ROUNDS of them) ...
+//   radix_hist    (chunks x rows) derives S_round, then histograms the current digit of its chunk's keys that
+//                 match the prefix, in workgroup memory, and adds its bins to the row's histogram of this round
+//                 (ghist, one region per round, so a round only reads finished ones). The last round also stores
+//                 the chunk's bins (chist): radix_filter's tie ranks.
+//   ... radix_hist once per round (the host encodes ROUNDS of them, each with the uniform's copy of its round) ...
 //   radix_filter  (chunks x rows) derives the final state and writes the row's k selected pairs to sel[row]: the
 //                 keys above the prefix, and the tied ones (equal to the prefix) when all of them are taken, at
 //                 places from the row's counter (any order: radix_segsort orders them; staged in workgroup memory so
@@ -35,7 +35,7 @@
 //                 the pairs greater than it in every other segment (binary search); writes the value and the
 //                 column there.
 //
-// Limits: workgroup memory max(4 * 2^RB + 8 * WG, 24 * WG, 8 * SEG) bytes plus a few words (RB = 11, WG = 256,
+// Limits: workgroup memory max(4 * 2^RB + 8 * WG, 16 * WG, 8 * SEG) bytes plus a few words (RB = 11, WG = 256,
 // SEG = 1024: 10 KiB); WG <= 256 invocations; 7 storage buffers and 1 uniform; rows and chunks per row <= 65535
 // (one workgroup dimension each).
 
@@ -44,12 +44,10 @@ override CH: u32 = 4096u;    // columns per chunk: one workgroup of radix_hist a
 override RB: u32 = 11u;      // key bits per round (2^RB bins of 4 bytes in workgroup memory)
 override KL: u32 = 4u;       // consecutive columns per invocation per tile of radix_filter's tie scan
 override SEG: u32 = 1024u;   // pairs per workgroup of radix_segsort, a power of two (8 * SEG bytes of workgroup memory)
-override ROUND: u32 = 0u;    // the round radix_hist's pipeline histograms, 0 .. ROUNDS - 1
 override NB: u32 = 1u << RB;
 override ROUNDS: u32 = (32u + RB - 1u) / RB;
 override NBL: u32 = 1u << (32u - (ROUNDS - 1u) * RB);   // bins of the last round (its digit ends at bit 0)
 override WG2: u32 = 2u * WG;                             // the scan's two buffers
-override STAGE: u32 = 2u * WG;                           // pairs radix_filter stages before taking a range
 
 struct Shape {
     rows: u32,
@@ -58,8 +56,8 @@ struct Shape {
     nchunks: u32,   // ceil(cols / CH)
     nseg: u32,      // ceil(k / SEG)
     hwords: u32,    // ROUNDS * NB: one row's histograms in ghist
+    round: u32,     // radix_hist: the round its pass histograms (the host binds one copy of the uniform a round)
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
@@ -75,7 +73,7 @@ struct Shape {
 var<workgroup> whist: array<atomic<u32>, NB>;
 var<workgroup> scan_buf: array<u32, WG2>;
 var<workgroup> sort_buf: array<vec2<u32>, SEG>;
-var<workgroup> stage: array<vec2<u32>, STAGE>;
+var<workgroup> stage: array<vec2<u32>, WG>;    // radix_filter's pairs before it takes a range for them
 var<workgroup> wsum: array<atomic<u32>, 2>;
 var<workgroup> wstate: vec4<u32>;
 
@@ -170,13 +168,14 @@ fn radix_hist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     let row = wid.y;
     if (row >= shape.rows || chunk >= shape.nchunks) { return; }
     for (var b = lid; b < NB; b += WG) { atomicStore(&whist[b], 0u); }
-    let st = row_state(row, ROUND, lid);
-    if (ROUND > 0u && chunk == 0u && lid == 0u) { state[row * ROUNDS + ROUND] = st; }   // for the next pass
+    let round = shape.round;
+    let st = row_state(row, round, lid);
+    if (round > 0u && chunk == 0u && lid == 0u) { state[row * ROUNDS + round] = st; }   // for the next pass
     if (st.w == st.y) { return; }
     workgroupBarrier();   // the clearing above before the counting below
-    let shift = round_shift(ROUND);
-    let dmask = (1u << round_width(ROUND)) - 1u;
-    let mask = fixed_mask(ROUND);
+    let shift = round_shift(round);
+    let dmask = (1u << round_width(round)) - 1u;
+    let mask = fixed_mask(round);
     let prefix = st.x;
     let c0 = chunk * CH;
     let c1 = min(shape.cols, c0 + CH);
@@ -186,8 +185,8 @@ fn radix_hist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         if ((key & mask) == prefix) { atomicAdd(&whist[(key >> shift) & dmask], 1u); }
     }
     workgroupBarrier();
-    let hb = (row * ROUNDS + ROUND) * NB;
-    let last = ROUND + 1u == ROUNDS;
+    let hb = (row * ROUNDS + round) * NB;
+    let last = round + 1u == ROUNDS;
     let cb = (row * shape.nchunks + chunk) * NBL;
     for (var b = lid; b <= dmask; b += WG) {
         let v = atomicLoad(&whist[b]);
@@ -200,7 +199,7 @@ fn radix_hist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 // (radix_filter takes one range for them at its end), else a place of its own.
 fn place(out: u32, cnt: u32, pair: vec2<u32>) {
     let i = atomicAdd(&wsum[0], 1u);
-    if (i < STAGE) { stage[i] = pair; } else { sel[out + atomicAdd(&ghist[cnt], 1u)] = pair; }
+    if (i < WG) { stage[i] = pair; } else { sel[out + atomicAdd(&ghist[cnt], 1u)] = pair; }
 }
 
 @compute @workgroup_size(WG)
@@ -269,7 +268,7 @@ fn radix_filter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     // The staged pairs to one range of the row's counter.
     workgroupBarrier();
     if (lid == 0u) {
-        let n = min(atomicLoad(&wsum[0]), STAGE);
+        let n = min(atomicLoad(&wsum[0]), WG);
         var at = 0u;
         if (n != 0u) { at = atomicAdd(&ghist[cnt], n); }
         wstate = vec4<u32>(at, n, 0u, 0u);

@@ -15,6 +15,7 @@ const WANTED_FEATURES = ["timestamp-query", "subgroups"];
 // WebGPU's default maxStorageBuffersPerShaderStage (8).
 const RADIX_LAYOUT = "topk_radix";
 const RADIX_STORAGE = 7;
+const RADIX_UNIFORM_BYTES = 32, RADIX_UNIFORM_STRIDE = 256;   // native/wgpu_radix.py UNIFORM_BYTES, UNIFORM_STRIDE
 
 export class KernelError extends Error {}
 export class DeviceLostError extends Error {}
@@ -216,17 +217,16 @@ export class Gpu {
   }
 
   // -- TopK -----------------------------------------------------------------------------------------------
-  /** A TopK configuration's passes ([entry point, workgroups, the pass's own constants]), derived sizes and derived
+  /** A TopK configuration's passes ([entry point, workgroups, the pass's own values]), derived sizes and derived
    *  constants. The radix pipeline's as native/wgpu_radix.py chain: a histogram pass over the chunks per round of
-   *  rb bits (its pipeline built with the round, ROUND), the filter, the segmented sort, and the rank pass with more
-   *  than one segment. */
+   *  rb bits (its own: the round), the filter, the segmented sort, and the rank pass with more than one segment. */
   topkPasses(rows, cols, k, params) {
     const d = derived("topk", { rows, cols, k }, params);
     if (params.radix) {
       const seg = radixSeg(k), nseg = Math.ceil(k / seg), perRow = [d.nchunks, rows, 1];
       const rounds = Math.ceil(32 / params.rb), bins = 2 ** params.rb, lastBins = 2 ** (32 - (rounds - 1) * params.rb);
       const passes = [];
-      for (let r = 0; r < rounds; r++) passes.push(["radix_hist", perRow, { ROUND: r }]);
+      for (let r = 0; r < rounds; r++) passes.push(["radix_hist", perRow, { round: r }]);
       passes.push(["radix_filter", perRow, {}], ["radix_segsort", [nseg, rows, 1], {}]);
       if (nseg > 1) passes.push(["radix_rank", [Math.ceil(k / params.wg), rows, 1], {}]);
       return { d: { ...d, nseg, rounds, hwords: rounds * bins, lastBins }, passes, sc: { SEG: seg } };
@@ -240,7 +240,7 @@ export class Gpu {
   /** Builds a TopK configuration's pipelines ahead (warm). */
   warmTopk(rows, cols, k, params) {
     const { passes, sc } = this.topkPasses(rows, cols, k, params);
-    for (const [entry, , own] of passes) this.warm("topk", entry, params, { ...sc, ...own });
+    for (const [entry] of passes) this.warm("topk", entry, params, sc);
   }
 
   /** A read-only storage buffer holding `data`, uploaded again only when another array is asked for: a TopK input
@@ -260,21 +260,26 @@ export class Gpu {
     this.residentFor = this.residentBuf = null;
   }
 
-  /** Buffers, bind group and passes ({pipeline, bindGroup, groups}) of one TopK configuration, and `out`: the
+  /** Buffers, bind groups and passes ({pipeline, bindGroup, groups}) of one TopK configuration, and `out`: the
    *  buffers of the values' bits and the columns; the input `x` is resident() (destroy() leaves it). */
   async topkPlan(x, rows, cols, k, params) {
     const U = GPUBufferUsage;
     const { d, passes, sc } = this.topkPasses(rows, cols, k, params);
     const pipes = [];
-    for (const [entry, , own] of passes) pipes.push(await this.pipeline("topk", entry, params, { ...sc, ...own }));
+    for (const [entry] of passes) pipes.push(await this.pipeline("topk", entry, params, sc));
     const xbuf = this.resident(x);
     let bufs;
     if (params.radix) {
-      // native/wgpu_radix.py plan: each round's histogram of each row, then a counter a row (zero at creation;
-      // radix_segsort clears them for the next call), the state slots (each written in a call before it is read),
-      // the last round's histogram of each chunk, the k selected pairs, then the outputs
+      // native/wgpu_radix.py plan: the uniform once per round, RADIX_UNIFORM_STRIDE bytes apart, each naming its
+      // round (radix_hist's pass of round r binds copy r); each round's histogram of each row, then a counter a row
+      // (zero at creation; radix_segsort clears them for the next call), the state slots (each written in a call
+      // before it is read), the last round's histogram of each chunk, the k selected pairs, then the outputs
+      const uni = new Uint32Array(d.rounds * RADIX_UNIFORM_STRIDE / 4);
+      for (let r = 0; r < d.rounds; r++) {
+        uni.set([rows, cols, k, d.nchunks, d.nseg, d.hwords, r, 0], r * RADIX_UNIFORM_STRIDE / 4);
+      }
       bufs = [
-        this.buffer(new Uint32Array([rows, cols, k, d.nchunks, d.nseg, d.hwords, 0, 0]), U.UNIFORM),
+        this.buffer(uni, U.UNIFORM),
         xbuf,
         this.empty((rows * d.hwords + rows) * 4, U.STORAGE),
         this.empty(rows * d.rounds * 16, U.STORAGE),
@@ -292,10 +297,16 @@ export class Gpu {
         this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
       ];
     }
-    const bindGroup = this.device.createBindGroup({ layout: this.layout(params.radix ? RADIX_LAYOUT : "topk").bgl,
-      entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    // a bind group a round for the radix pipeline, each binding its copy of the uniform
+    const layout = this.layout(params.radix ? RADIX_LAYOUT : "topk").bgl;
+    const uniformAt = (r) => (params.radix ? { offset: r * RADIX_UNIFORM_STRIDE, size: RADIX_UNIFORM_BYTES } : {});
+    const bindGroups = Array.from({ length: params.radix ? d.rounds : 1 }, (_, r) => this.device.createBindGroup({
+      layout,
+      entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer, ...(binding ? {} : uniformAt(r)) } })),
+    }));
     return { bufs, out: bufs.slice(-2),
-             passes: passes.map(([, groups], i) => ({ pipeline: pipes[i], bindGroup, groups })),
+             passes: passes.map(([, groups, own], i) => ({ pipeline: pipes[i], bindGroup: bindGroups[own.round ?? 0],
+                                                           groups })),
              destroy: () => bufs.forEach((b) => b !== xbuf && b.destroy()) };
   }
 

@@ -52,7 +52,7 @@ export function radixDerived(shape, params) {
   const bins = 2 ** rb, lastBins = 2 ** Math.min(32 - (rounds - 1) * rb, rb);
   return { kp: nextPow2(k), nchunks, merge_groups: Math.max(nseg, ceilDiv(k, wg)),
            scratch_bytes: Math.max(rows * k * 8, rows * nchunks * lastBins * 4, rows * (rounds * bins + 1) * 4),
-           input_bytes: rows * cols * 4, radix_wg_bytes: Math.max(4 * bins + 8 * wg + 16, 24 * wg + 24, 8 * seg) };
+           input_bytes: rows * cols * 4, radix_wg_bytes: Math.max(4 * bins + 8 * wg + 16, 16 * wg + 24, 8 * seg) };
 }
 
 // Workgroup memory of the TopK kernels besides the sort buffer (native/space.py TOPK_WG_BYTES).
