@@ -59,6 +59,28 @@ def test_radix_restrictions_name_what_breaks(change, limits, broken):
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_page_plans_the_radix_dispatch_chain_native_does():
+    """static/gpu.js topkPasses against native/wgpu_radix.py chain: the same entry points, workgroups and rounds
+    (a histogram pass a round, the filter, the sort, the rank pass for k > SEG), and the sizes its buffers take."""
+    from spiraltorch_tuner import wgpu_radix
+    cases = [((1, 1048576, 1024), {"rb": 8, "rch": 2048}), ((16, 1048576, 4096), {"rb": 8, "rch": 8192}),
+             ((8, 65536, 4096), {"rb": 11, "rch": 2048}), ((3, 3000, 1100), {"rb": 11, "rch": 1024}),
+             ((2, 9000, 64), {"rb": 8, "rch": 1024, "wg": 64})]
+    got = run_node(["space", "gpu"], "space.setSpace(input.space); const g = Object.create(gpu.Gpu.prototype);"
+                   " g.limits = {}; console.log(JSON.stringify(input.cases.map(([[r, c, k], p]) => {"
+                   " const { d, passes, sc } = g.topkPasses(r, c, k, p);"
+                   " return [passes.map(([e, groups, own]) => [e, groups, own.round ?? null]),"
+                   " [d.nchunks, d.nseg, d.rounds, d.hwords, d.lastBins, sc.SEG]]; })));",
+                   {"space": space(), "cases": [[shape, {**RADIX, **p}] for shape, p in cases]})
+    for ((rows, cols, k), p), (js_passes, js_sizes) in zip(cases, got):
+        shape = {"rows": rows, "cols": cols, "k": k}
+        c = wgpu_radix.plan_shape(rows, cols, k, wgpu_radix.constants(shape, {**RADIX, **p}))
+        native = [[e, list(groups), own.get("round")] for e, groups, own in wgpu_radix.chain(c, rows, k)]
+        assert js_passes == native, (shape, p)
+        assert js_sizes == [c["nchunks"], c["nseg"], c["rounds"], c["rounds"] * c["bins"], c["last_bins"], c["seg"]]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_page_judges_radix_configurations_as_native_does():
     cases = [[{**RADIX, **change}, limits] for change, limits, _ in LEGALITY]
     got = run_node(["space"], "space.setSpace(input.space); console.log(JSON.stringify(input.cases.map(([p, lim]) =>"
