@@ -13,8 +13,8 @@ On the lent GPU machine (with wgpu-py and the Vulkan loader carried in .gpu/, as
       --no-compile --target /tmp/site .gpu/whl/*.whl; mkdir -p /tmp/pkg; ln -sfn $PWD/native /tmp/pkg/spiraltorch_tuner; \
       export PYTHONPATH=/tmp/site:/tmp/pkg XDG_RUNTIME_DIR=/tmp; python3 bench/stress_wgsl_topk.py | tee $OUT/stress.txt
 
-Grid: use_2ce True/False, wg 256/1024, kl 4, ch 4096/8192 (and ch 0, the only legal value for 1CE), sg False/True;
-only the configurations spiraltorch_tuner.space.configurations calls legal for the shape and this adapter's limits and
+Grid: use_2ce True/False, wg 256/1024, kl 4, ch 4096/8192 (and ch 0, the only legal value for 1CE), sg False/True,
+and the radix pipeline (radix True, rb 8/11, rch 2048/8192; its workgroup is 256); only the configurations spiraltorch_tuner.space.configurations calls legal for the shape and this adapter's limits and
 features are run. Input: spiraltorch_tuner.gen.floats(seed 1, (rows, cols)). Prints one line per configuration
 ("ok N/RUNS"), then the total of wrong results; exits 1 if any result was wrong (or a run raised).
 """
@@ -33,7 +33,8 @@ from spiraltorch_tuner.errors import SpiralTorchError
 from spiraltorch_tuner.space import configurations
 
 SHAPES = [(16, 1048576, 4096), (8, 65536, 4096), (64, 32768, 256)]
-GRID = {"use_2ce": [True, False], "wg": [256, 1024], "kl": [4], "ch": [0, 4096, 8192], "sg": [False, True]}
+GRID = {"use_2ce": [True, False], "wg": [256, 1024], "kl": [4], "ch": [0, 4096, 8192], "sg": [False, True],
+        "radix": [False, True], "rb": [0, 8, 11], "rch": [0, 2048, 8192]}
 
 
 def same_bits(a, b):

@@ -10,7 +10,16 @@ dense (a 4x lattice of 160 TopK shapes, about 5,100 configurations; before the r
 H200); --kernels picks which of its kernels to tune (default: TopK only; where_nd's
 cases, 14 shapes of up to 2^24 elements, time uploads on the wall clock: 290 s on an H200). --shapes R,C,K ...
 replaces the preset's TopK shapes (same configurations), e.g. to judge a rule fitted on a full run on shapes off its
-grid (bench/rule_probe.py --judge).
+grid (bench/rule_probe.py --judge). --shapes-of RUN.json ... takes the TopK shapes of run documents instead.
+--radix-only measures only the radix pipeline's configurations (radix true): to add them to runs made before the
+pipeline existed, on the same shapes, so a merged rule can pick radix there too (bench/ship_rules.py). --params JSON
+sets TopK parameter values instead of the preset's:
+
+    python3 bench/tune_gpu.py --radix-only --shapes-of bench/results/h200-2026-11-29-lattice-topk.json --out r.json
+    python3 bench/tune_gpu.py --shapes 4096,1024,8 --params '{"wg": [64, 128, 256], "radix": [false]}' --out r.json
+
+Measured on the H200, 2026-11-30 (full preset, TopK, with the radix pipeline): 1,491 configurations in 139 s
+(bench/results/h200-2026-11-30-s21-full-topk.json).
 """
 from __future__ import annotations
 
@@ -29,10 +38,22 @@ def main() -> int:
     ap.add_argument("--preset", default="full")
     ap.add_argument("--kernels", default="topk", help="comma-separated: topk, where_nd")
     ap.add_argument("--shapes", nargs="*", help="TopK shapes ROWS,COLS,K instead of the preset's")
+    ap.add_argument("--shapes-of", nargs="*", metavar="RUN.json", help="the TopK shapes of these run documents "
+                    "instead of the preset's")
+    ap.add_argument("--radix-only", action="store_true", help="only the radix pipeline's TopK configurations")
+    ap.add_argument("--params", type=json.loads, default={}, metavar="JSON",
+                    help='TopK parameter values instead of the preset\'s, e.g. \'{"wg": [64, 128]}\'')
     args = ap.parse_args()
     spec = dict(preset_space(args.preset))
-    if args.shapes:
-        spec["topk"] = {**spec["topk"], "shapes": [[int(v) for v in s.split(",")] for s in args.shapes]}
+    shapes = [[int(v) for v in s.split(",")] for s in args.shapes or []]
+    for path in args.shapes_of or []:
+        with open(path) as f:
+            ms = json.load(f).get("measurements", [])
+        shapes += sorted({(m["rows"], m["cols"], m["k"]) for m in ms if m.get("kernel") == "topk"})
+    if shapes:
+        spec["topk"] = {**spec["topk"], "shapes": [list(s) for s in dict.fromkeys(map(tuple, shapes))]}
+    params = {**spec["topk"]["params"], **args.params, **({"radix": [True]} if args.radix_only else {})}
+    spec["topk"] = {**spec["topk"], "params": params}
     for kernel in ("topk", "where_nd"):
         if kernel not in args.kernels.split(","):
             spec.pop(kernel, None)
@@ -44,7 +65,8 @@ def main() -> int:
             print(f"[{i}/{n}] {time.perf_counter() - t0:.0f}s {shape} {m['params']} "
                   f"{m.get('median_ms') or m.get('error')}", file=sys.stderr, flush=True)
     doc = tune(args.device, args.preset, spec, label=f"{args.device} (bench/tune_gpu.py --preset {args.preset} "
-               f"--kernels {args.kernels}{' --shapes ...' if args.shapes else ''})", progress=progress)
+               f"--kernels {args.kernels}{' --shapes ...' if shapes else ''}{' --radix-only' if args.radix_only else ''}"
+               f"{' --params ' + json.dumps(args.params) if args.params else ''})", progress=progress)
     with open(args.out, "w") as f:
         json.dump(doc, f)
     ok = sum(m["ok"] for m in doc["measurements"])
