@@ -16,13 +16,21 @@ RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "native" / "shipped_rules.json"
 
 # The newest full runs of each GPU with today's kernels (TopK: the full preset, the dense lattice and the off-grid
-# samples; where_nd: the runs with kernel times). Older H100 runs measured kernels that have since changed.
+# samples; where_nd: the runs with kernel times; s21: the full preset with the radix pipeline, its configurations alone
+# on the off-grid runs' shapes (tune_gpu.py --radix-only), and wg 64, added to the preset then, on both sets of shapes
+# (--params '{"wg": [64]}')). Older H100 runs measured kernels that have since
+# changed. s21-lattice-radix.json (the radix configurations on the lattice's shapes) is not among them: the lattice run
+# is of the class without subgroup sizes (recorded before runs kept them), the radix runs of the class with size 32,
+# and in that class the lattice's shapes would then have radix measurements alone, leaving radix the only
+# configurations measured on every shape where they are legal (heuristics.MIN_SHARE).
 SHIPPED_RUNS = [
     "h100-2026-11-25-s4-full-topk.json",
     "h200-2026-11-29-full-topk.json", "h200-2026-11-29-full-topk-2.json", "h200-2026-11-29-full-topk-3.json",
     "h200-2026-11-29-full-topk-4.json", "h200-2026-11-29-lattice-topk.json", "h200-2026-11-29-offgrid-topk.json",
     "h200-2026-11-29-offgrid-topk-2.json", "h200-2026-11-29-offgrid-topk-3.json",
     "h200-2026-11-29-where-kt.json", "h200-2026-11-29-where-kt-2.json",
+    "h200-2026-11-30-s21-full-topk.json", "h200-2026-11-30-s21-offgrid-radix.json",
+    "h200-2026-11-30-s21-full-wg64.json", "h200-2026-11-30-s21-offgrid-wg64.json",
 ]
 
 
