@@ -249,13 +249,24 @@ def bench_anchors(args, cb, tt, torch, found, x, xd, k, rv, ri, entry):
     entry["anchors"] = out
 
 
+def wgsl_label(p: dict) -> str:
+    """A TopK configuration in a few characters: pipeline, then its parameters."""
+    if p.get("radix"):
+        return f"radix wg{p.get('wg')} rb{p.get('rb')} rch{p.get('rch')}"
+    return (f"{'2ce' if p.get('use_2ce') else '1ce'} wg{p.get('wg')} kl{p.get('kl')} ch{p.get('ch')} "
+            f"sg{int(bool(p.get('sg')))}")
+
+
 def wgsl_candidates(rows, cols, k, limits, feats, quick, pick=None):
     sg = "subgroups" in feats
     c = ([pick] if pick else []) + [stcore_fallback(rows, cols, k, sg),
          {"use_2ce": False, "wg": 256, "kl": 4, "ch": 0, "sg": sg},
          {"use_2ce": False, "wg": 1024, "kl": 4, "ch": 0, "sg": sg},
          {"use_2ce": True, "wg": 256, "kl": 4, "ch": max(4096, 1 << (k - 1).bit_length()), "sg": sg},
-         {"use_2ce": True, "wg": 512, "kl": 8, "ch": max(16384, 1 << (k - 1).bit_length()), "sg": sg}]
+         {"use_2ce": True, "wg": 512, "kl": 8, "ch": max(16384, 1 << (k - 1).bit_length()), "sg": sg},
+         {"use_2ce": False, "wg": 64, "kl": 16, "ch": 0, "sg": sg},
+         {"use_2ce": False, "wg": 256, "kl": 4, "ch": 0, "sg": False, "ls": True, "radix": True, "rb": 8,
+          "rch": 2048}]
     out = []
     for p in c:
         if p not in out and not violations("topk", {"rows": rows, "cols": cols, "k": k}, p, limits, feats):
@@ -528,9 +539,7 @@ def summarize(result):
             p = e["cuda"]["params"]
             ps = f"{'2ce' if p['use_2ce'] else '1ce'} wg{p['wg']} kl{p['kl']} ch{p['ch']}"
             if wg.get("params"):
-                q = wg["params"]
-                ps += (f" | wgsl {'2ce' if q['use_2ce'] else '1ce'} wg{q['wg']} kl{q['kl']} ch{q['ch']} "
-                       f"sg{int(bool(q['sg']))}")
+                ps += f" | wgsl {wgsl_label(wg['params'])}"
             lines.append(f"{e['rows']}x{e['cols']} k={e['k']:<6}"[:22].ljust(22)
                          + f"{cu * 1e3:9.1f}{to * 1e3:9.1f}" + (f"{wm * 1e3:10.1f}" if wm else f"{'-':>10}")
                          + "".join(f"{anchor_cell(e.get('anchors', {}).get(v.key)):>{max(9, len(v.key) + 1)}}"
@@ -570,9 +579,7 @@ def summarize(result):
                 q = a["default_call"]["params"]
                 lines.append(f"{e['rows']}x{e['cols']} k={e['k']:<6}"[:22].ljust(22)
                              + f"{call * 1e3:9.1f}{fixed * 1e3:9.1f}{best * 1e3:9.1f}{call / best:11.3f}"
-                             f"{fixed / best:12.3f}{spt}  {a['default_call']['source']} | "
-                             f"{'2ce' if q.get('use_2ce') else '1ce'} wg{q.get('wg')} kl{q.get('kl')} ch{q.get('ch')} "
-                             f"sg{int(bool(q.get('sg')))}")
+                             f"{fixed / best:12.3f}{spt}  {a['default_call']['source']} | {wgsl_label(q)}")
             g = math.exp(sum(math.log(r) for r in rs) / len(rs))
             gf = math.exp(sum(math.log(r) for r in rf) / len(rf))
             s["api_call_over_best_geomean"], s["api_call_over_best_worst"] = g, max(rs)
