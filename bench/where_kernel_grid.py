@@ -1,8 +1,9 @@
 """WGSL direct where_nd kernel times (GPU timestamps, inputs resident, as bench/bench_gpu.py times them) over
-wg x vpt, per case, on 2^26 float32, as a fraction of the device copy (CUDA, so CuPy is needed).
+wg x vpt, per case, on 2^26 float32 (or --shape), as a fraction of the device copy (CUDA, so CuPy is needed).
 Every result is checked against np.where before its time counts.
 
     python3 bench/where_kernel_grid.py --out where-kernel-grid.json
+    python3 bench/where_kernel_grid.py --shape 96,80,100,88 --cases broadcast --out ...   # no power-of-two size
 """
 from __future__ import annotations
 
@@ -22,16 +23,20 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--warmups", type=int, default=5)
+    ap.add_argument("--shape", default=",".join(map(str, B.WHERE_SHAPE)), help="output shape (default: the bench's)")
+    ap.add_argument("--cases", default=",".join(cases.WHERE_CASES), help="comma-separated where_nd cases")
     args = ap.parse_args()
+    shape = tuple(int(n) for n in args.shape.split(","))
+    case_list = args.cases.split(",")
     cb, wb = CudaBackend(), WgpuBackend()
-    numel = int(np.prod(B.WHERE_SHAPE))
+    numel = int(np.prod(shape))
     copy = cb.time_copy(numel * 4, repeats=args.repeats, warmups=args.warmups)
     gbs = 2 * numel * 4 / (copy.median_ms * 1e-3) / 1e9
-    print(f"device copy of 2^26 float32: {copy.median_ms * 1e3:.1f} us = {gbs:.0f} GB/s", flush=True)
-    out = {"device": wb.info().get("device"), "copy_gbs": gbs, "rows": []}
+    print(f"device copy of {numel} float32: {copy.median_ms * 1e3:.1f} us = {gbs:.0f} GB/s; shape {shape}", flush=True)
+    out = {"device": wb.info().get("device"), "shape": list(shape), "copy_gbs": gbs, "rows": []}
     params = space_grid(wb)
-    for case in cases.WHERE_CASES:
-        c, x, y = cases.where_inputs(case, B.WHERE_SHAPE, "float32", seed=1)
+    for case in case_list:
+        c, x, y = cases.where_inputs(case, shape, "float32", seed=1)
         ref = np.where(c, x, y)
         nbytes = c.size * c.itemsize + x.size * 4 + y.size * 4 + numel * 4
         for p in params:
@@ -43,7 +48,7 @@ def main() -> int:
             out["rows"].append({"case": case, **p, "us": t.median_ms * 1e3, "of_copy": frac})
             print(f"{case:<11} wg {p['wg']:<5} vpt {p['vpt']}: {t.median_ms * 1e3:7.1f} us  {frac:.2f} of copy",
                   flush=True)
-    for case in cases.WHERE_CASES:
+    for case in case_list:
         best = max((r for r in out["rows"] if r["case"] == case), key=lambda r: r["of_copy"])
         print(f"best {case}: wg {best['wg']} vpt {best['vpt']}, {best['us']:.1f} us, {best['of_copy']:.2f} of copy")
     with open(args.out, "w") as f:

@@ -51,14 +51,19 @@ fn cond_bytes(w: u32) -> vec4<bool> {
     return ((vec4<u32>(w) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu)) != vec4<u32>(0u);
 }
 
-// Byte offsets (cond, x, y) of output element i.
+// Byte offsets (cond, x, y) of output element i (i < numel). Every dimension but the outermost takes a remainder and
+// a quotient; the outermost coordinate is what is left, i < numel. (Masks and shifts for power-of-two sizes as well
+// measured slower where no size is one: H200, bench/results/h200-2026-11-30-s21-where-grid.txt.)
 fn offsets(i: u32) -> vec3<i32> {
     var rest = i;
     var o = params.bases.xyz;
     for (var d = params.ndim; d > 0u; d--) {
         let n = dim(params.shape, d - 1u);
-        let c = i32(rest % n);
-        rest = rest / n;
+        var c = i32(rest);
+        if (d > 1u) {
+            c = i32(rest % n);
+            rest = rest / n;
+        }
         o += c * vec3<i32>(sdim(params.cond_strides, d - 1u), sdim(params.x_strides, d - 1u),
                            sdim(params.y_strides, d - 1u));
     }
