@@ -4,10 +4,10 @@ run posts), to store with `spiraltorch-tuner` and turn into wgpu_heuristics.rs a
     python3 bench/tune_gpu.py --out run.json            # on the GPU machine
     .venv/bin/spiraltorch-tuner import run.json         # into the database (or POST it to /api/runs)
 
-The space: the "full" preset of shaders/space.json (a grid of 44 TopK shapes, the benchmark's included, about 1,500
-configurations with the radix pipeline's; before it, 1,315 took 142 s on an H100, 91-131 s on an H200), or --preset
-dense (a 4x lattice of 160 TopK shapes, about 5,100 configurations; before the radix pipeline 4,450, 362 s on an
-H200); --kernels picks which of its kernels to tune (default: TopK only; where_nd's
+The space: the "full" preset of shaders/space.json (a grid of 44 TopK shapes, the benchmark's included, about 2,100
+configurations with the radix pipeline's and wg 64; before them, 1,315 took 142 s on an H100, 91-131 s on an H200),
+or --preset dense (a 4x lattice of 160 TopK shapes, about 7,100 configurations; before the radix pipeline and wg 64
+4,450, 362 s on an H200); --kernels picks which of its kernels to tune (default: TopK only; where_nd's
 cases, 14 shapes of up to 2^24 elements, time uploads on the wall clock: 290 s on an H200). --shapes R,C,K ...
 replaces the preset's TopK shapes (same configurations), e.g. to judge a rule fitted on a full run on shapes off its
 grid (bench/rule_probe.py --judge). --shapes-of RUN.json ... takes the TopK shapes of run documents instead.
@@ -18,8 +18,9 @@ sets TopK parameter values instead of the preset's:
     python3 bench/tune_gpu.py --radix-only --shapes-of bench/results/h200-2026-11-29-lattice-topk.json --out r.json
     python3 bench/tune_gpu.py --shapes 4096,1024,8 --params '{"wg": [64, 128, 256], "radix": [false]}' --out r.json
 
-Measured on the H200, 2026-11-30 (full preset, TopK, with the radix pipeline): 1,491 configurations in 139 s
-(bench/results/h200-2026-11-30-s21-full-topk.json).
+Measured on the H200, 2026-11-30: the full preset with the radix pipeline, 1,491 configurations in 139 s
+(bench/results/h200-2026-11-30-s21-full-topk.json); its wg 64 configurations alone (--params '{"wg": [64]}'), 644
+in 74 s (...-s21-full-wg64.json).
 """
 from __future__ import annotations
 
