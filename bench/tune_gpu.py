@@ -46,14 +46,28 @@ def main() -> int:
                     help='TopK parameter values instead of the preset\'s, e.g. \'{"wg": [64, 128]}\'')
     args = ap.parse_args()
     spec = dict(preset_space(args.preset))
-    shapes = [[int(v) for v in s.split(",")] for s in args.shapes or []]
+    try:
+        shapes = [[int(v) for v in s.split(",")] for s in args.shapes or []]
+    except ValueError:
+        ap.error(f"--shapes: {' '.join(args.shapes)}: each shape is ROWS,COLS,K (integers)")
+    if any(len(s) != 3 for s in shapes):
+        ap.error(f"--shapes: {' '.join(args.shapes)}: each shape is ROWS,COLS,K")
     for path in args.shapes_of or []:
-        with open(path) as f:
-            ms = json.load(f).get("measurements", [])
-        shapes += sorted({(m["rows"], m["cols"], m["k"]) for m in ms if m.get("kernel") == "topk"})
+        try:
+            with open(path) as f:
+                ms = json.load(f).get("measurements", [])
+            shapes += sorted({(m["rows"], m["cols"], m["k"]) for m in ms if m.get("kernel") == "topk"})
+        except (OSError, ValueError, AttributeError, KeyError, TypeError) as e:
+            ap.error(f"--shapes-of {path}: not a readable run document ({type(e).__name__}: {e})")
     if shapes:
         spec["topk"] = {**spec["topk"], "shapes": [list(s) for s in dict.fromkeys(map(tuple, shapes))]}
-    params = {**spec["topk"]["params"], **args.params, **({"radix": [True]} if args.radix_only else {})}
+    known = spec["topk"]["params"]
+    bad = [f"{n}={v!r}" for n, v in (args.params.items() if isinstance(args.params, dict) else [("--params", args.params)])
+           if n not in known or not isinstance(v, list) or not v]
+    if bad:
+        ap.error(f"--params: {', '.join(bad)}: give a JSON object of TopK parameters ({', '.join(known)}), each with a "
+                 f"non-empty list of values")
+    params = {**known, **args.params, **({"radix": [True]} if args.radix_only else {})}
     spec["topk"] = {**spec["topk"], "params": params}
     for kernel in ("topk", "where_nd"):
         if kernel not in args.kernels.split(","):

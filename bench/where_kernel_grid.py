@@ -26,8 +26,15 @@ def main() -> int:
     ap.add_argument("--shape", default=",".join(map(str, B.WHERE_SHAPE)), help="output shape (default: the bench's)")
     ap.add_argument("--cases", default=",".join(cases.WHERE_CASES), help="comma-separated where_nd cases")
     args = ap.parse_args()
-    shape = tuple(int(n) for n in args.shape.split(","))
+    try:
+        shape = tuple(int(n) for n in args.shape.split(","))
+    except ValueError:
+        ap.error(f"--shape {args.shape}: give 1..6 sizes, comma-separated integers")
     case_list = args.cases.split(",")
+    if not 1 <= len(shape) <= 6 or min(shape) < 1:
+        ap.error(f"--shape {args.shape}: give 1..6 positive sizes")
+    if not set(case_list) <= set(cases.WHERE_CASES):
+        ap.error(f"--cases {args.cases}: allowed: {', '.join(cases.WHERE_CASES)}")
     cb, wb = CudaBackend(), WgpuBackend()
     numel = int(np.prod(shape))
     copy = cb.time_copy(numel * 4, repeats=args.repeats, warmups=args.warmups)
