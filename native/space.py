@@ -39,8 +39,9 @@ def radix_derived(shape: dict, params: dict) -> dict:
     """derived() of a radix configuration: nchunks = chunks of rch columns per row; merge_groups = the widest
     dispatch after the filter (segments of the sort, or the rank pass's k / wg); scratch_bytes = the largest
     scratch buffer (the row's k selected pairs, the last round's histogram of each chunk, the rounds' 2^rb-bin
-    histograms); radix_wg_bytes = the most workgroup memory an entry point uses (radix_workgroup_bytes).
-    static/space.js mirrors this."""
+    histograms); radix_wg_bytes = the most workgroup memory an entry point uses (radix_workgroup_bytes); and the
+    chain's sizes: seg (SEG), nseg segments, rounds, hwords (histogram words a row), last_bins (the last round's
+    bins). static/space.js mirrors this."""
     rows, cols, k = shape["rows"], shape["cols"], shape["k"]
     wg, rb, rch = max(1, int(params["wg"])), int(params.get("rb") or 0), int(params.get("rch") or 0)
     nchunks = -(-cols // rch) if rch > 0 else 1
@@ -51,7 +52,8 @@ def radix_derived(shape: dict, params: dict) -> dict:
     bins, last_bins = 1 << rb, 1 << min(32 - (rounds - 1) * rb, rb)   # the last round is at most rb bits
     return {"kp": next_pow2(k), "nchunks": nchunks, "merge_groups": max(nseg, -(-k // wg)),
             "scratch_bytes": max(rows * k * 8, rows * nchunks * last_bins * 4, rows * (rounds * bins + 1) * 4),
-            "input_bytes": rows * cols * 4, "radix_wg_bytes": max(radix_workgroup_bytes(wg, rb, seg).values())}
+            "input_bytes": rows * cols * 4, "radix_wg_bytes": max(radix_workgroup_bytes(wg, rb, seg).values()),
+            "seg": seg, "nseg": nseg, "rounds": rounds, "hwords": rounds * bins, "last_bins": last_bins}
 
 
 def radix_workgroup_bytes(wg: int, rb: int, seg: int) -> dict:

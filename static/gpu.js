@@ -2,7 +2,7 @@
 // Steps mirror native/wgpu_backend.py: features timestamp-query and subgroups when present, limits raised to the
 // adapter's, one explicit bind group layout per kernel, pipelines cached per configuration.
 
-import { derived, getSpace, radixSeg, sortCap } from "./space.js";
+import { derived, getSpace, sortCap } from "./space.js";
 import { isRadix, moduleSource, overrides, read } from "./shaders.js";
 import { broadcastStrides } from "./cases.js";
 
@@ -223,13 +223,11 @@ export class Gpu {
   topkPasses(rows, cols, k, params) {
     const d = derived("topk", { rows, cols, k }, params);
     if (params.radix) {
-      const seg = radixSeg(k), nseg = Math.ceil(k / seg), perRow = [d.nchunks, rows, 1];
-      const rounds = Math.ceil(32 / params.rb), bins = 2 ** params.rb, lastBins = 2 ** (32 - (rounds - 1) * params.rb);
-      const passes = [];
-      for (let r = 0; r < rounds; r++) passes.push(["radix_hist", perRow, { round: r }]);
-      passes.push(["radix_filter", perRow, {}], ["radix_segsort", [nseg, rows, 1], {}]);
-      if (nseg > 1) passes.push(["radix_rank", [Math.ceil(k / params.wg), rows, 1], {}]);
-      return { d: { ...d, nseg, rounds, hwords: rounds * bins, lastBins }, passes, sc: { SEG: seg } };
+      const perRow = [d.nchunks, rows, 1], passes = [];
+      for (let r = 0; r < d.rounds; r++) passes.push(["radix_hist", perRow, { round: r }]);
+      passes.push(["radix_filter", perRow, {}], ["radix_segsort", [d.nseg, rows, 1], {}]);
+      if (d.nseg > 1) passes.push(["radix_rank", [Math.ceil(k / params.wg), rows, 1], {}]);
+      return { d, passes, sc: { SEG: d.seg } };
     }
     const passes = params.use_2ce
       ? [["topk_chunks", [d.nchunks, rows, 1], {}], ["topk_merge", [d.merge_groups, rows, 1], {}]]
@@ -283,7 +281,7 @@ export class Gpu {
         xbuf,
         this.empty((rows * d.hwords + rows) * 4, U.STORAGE),
         this.empty(rows * d.rounds * 16, U.STORAGE),
-        this.empty(rows * d.nchunks * d.lastBins * 4, U.STORAGE),
+        this.empty(rows * d.nchunks * d.last_bins * 4, U.STORAGE),
         this.empty(rows * k * 8, U.STORAGE),
         this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),
         this.empty(rows * k * 4, U.STORAGE | U.COPY_SRC),

@@ -41,7 +41,8 @@ export function radixSeg(k) {
 }
 
 /** derived() of a radix configuration, as native/space.py radix_derived: chunks of rch columns, the widest dispatch
- *  after the filter, the largest scratch buffer and the most workgroup memory of an entry point. */
+ *  after the filter, the largest scratch buffer and the most workgroup memory of an entry point, and the chain's
+ *  sizes (SEG, segments, rounds, histogram words a row, the last round's bins). */
 export function radixDerived(shape, params) {
   const { rows, cols, k } = shape;
   const wg = Math.max(1, Number(params.wg)), rch = Number(params.rch) || 0;
@@ -52,7 +53,8 @@ export function radixDerived(shape, params) {
   const bins = 2 ** rb, lastBins = 2 ** Math.min(32 - (rounds - 1) * rb, rb);
   return { kp: nextPow2(k), nchunks, merge_groups: Math.max(nseg, ceilDiv(k, wg)),
            scratch_bytes: Math.max(rows * k * 8, rows * nchunks * lastBins * 4, rows * (rounds * bins + 1) * 4),
-           input_bytes: rows * cols * 4, radix_wg_bytes: Math.max(4 * bins + 8 * wg + 16, 16 * wg + 24, 8 * seg) };
+           input_bytes: rows * cols * 4, radix_wg_bytes: Math.max(4 * bins + 8 * wg + 16, 16 * wg + 24, 8 * seg),
+           seg, nseg, rounds, hwords: rounds * bins, last_bins: lastBins };
 }
 
 // Workgroup memory of the TopK kernels besides the sort buffer (native/space.py TOPK_WG_BYTES).

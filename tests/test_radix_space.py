@@ -70,7 +70,7 @@ def test_the_page_plans_the_radix_dispatch_chain_native_does():
                    " g.limits = {}; console.log(JSON.stringify(input.cases.map(([[r, c, k], p]) => {"
                    " const { d, passes, sc } = g.topkPasses(r, c, k, p);"
                    " return [passes.map(([e, groups, own]) => [e, groups, own.round ?? null]),"
-                   " [d.nchunks, d.nseg, d.rounds, d.hwords, d.lastBins, sc.SEG]]; })));",
+                   " [d.nchunks, d.nseg, d.rounds, d.hwords, d.last_bins, sc.SEG]]; })));",
                    {"space": space(), "cases": [[shape, {**RADIX, **p}] for shape, p in cases]})
     for ((rows, cols, k), p), (js_passes, js_sizes) in zip(cases, got):
         shape = {"rows": rows, "cols": cols, "k": k}
