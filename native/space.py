@@ -82,14 +82,14 @@ def violations(kernel: str, shape: dict, params: dict, limits: dict | None = Non
     configuration runs as this project's WGSL (the page, the wgpu backend); CUDA, MPS and NumPy pass False."""
     env = {**shape, **params, **derived(kernel, shape, params), "limits": limits or {}, "features": set(features),
            "wgsl": bool(wgsl)}
-    broken = []
-    for rule in space()[kernel]["restrictions"]:
-        if any(params.get(p) != v for p, v in rule.get("when", {}).items()):
-            continue
-        for lhs, op, rhs in rule["require"]:
-            if not _OPS[op](_term(lhs, env), _term(rhs, env)):
-                broken.append(f"{lhs} {op} {rhs}")
-    return broken
+    return [" ".join(map(str, req)) for rule in space()[kernel]["restrictions"] for req in rule["require"]
+            if not _holds(rule.get("when", {}), req, params, env)]
+
+
+def _holds(when: dict, req, params: dict, env: dict) -> bool:
+    """A restriction's requirement holds for a configuration: its rule's `when` does not match, or it is met."""
+    lhs, op, rhs = req
+    return any(params.get(p) != w for p, w in when.items()) or _OPS[op](_term(lhs, env), _term(rhs, env))
 
 
 def configurations(kernel: str, shape: dict, grid: dict, limits: dict | None = None, features=(),
@@ -112,8 +112,7 @@ def configurations(kernel: str, shape: dict, grid: dict, limits: dict | None = N
         for v in values[d]:
             params[names[d]] = v
             here = {**env, **params, **(derived(kernel, shape, params) if d == len(names) - 1 else {})}
-            if all(any(params[p] != w for p, w in when.items()) or _OPS[op](_term(lhs, here), _term(rhs, here))
-                   for when, (lhs, op, rhs) in stages[d]):
+            if all(_holds(when, req, params, here) for when, req in stages[d]):
                 walk(d + 1)
         del params[names[d]]
     walk(0)

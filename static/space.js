@@ -87,14 +87,14 @@ function term(t, env) {
 export function violations(kernel, shape, params, limits = {}, features = []) {
   const env = { ...shape, ...params, ...derived(kernel, shape, params), limits: limits || {},
                 features: new Set(features), wgsl: true };
-  const broken = [];
-  for (const rule of getSpace()[kernel].restrictions) {
-    if (Object.entries(rule.when || {}).some(([p, v]) => params[p] !== v)) continue;
-    for (const [lhs, op, rhs] of rule.require) {
-      if (!OPS[op](term(lhs, env), term(rhs, env))) broken.push(`${lhs} ${op} ${rhs}`);
-    }
-  }
-  return broken;
+  return getSpace()[kernel].restrictions.flatMap((rule) => rule.require
+    .filter((req) => !holds(rule.when || {}, req, params, env)).map(([lhs, op, rhs]) => `${lhs} ${op} ${rhs}`));
+}
+
+/** A restriction's requirement holds for a configuration: its rule's `when` does not match, or it is met
+ *  (native/space.py _holds). */
+function holds(when, [lhs, op, rhs], params, env) {
+  return Object.entries(when).some(([p, w]) => params[p] !== w) || OPS[op](term(lhs, env), term(rhs, env));
 }
 
 /** Every legal configuration of `grid` ({param: [values]}) for a shape, in native/space.py's order: the product of
@@ -113,8 +113,7 @@ export function configurations(kernel, shape, grid, limits = {}, features = []) 
     for (const v of values[d]) {
       params[names[d]] = v;
       const here = { ...env, ...params, ...(d === names.length - 1 ? derived(kernel, shape, params) : {}) };
-      if (stages[d].every(([when, [lhs, op, rhs]]) => Object.entries(when).some(([p, w]) => params[p] !== w)
-                          || OPS[op](term(lhs, here), term(rhs, here)))) walk(d + 1);
+      if (stages[d].every(([when, req]) => holds(when, req, params, here))) walk(d + 1);
     }
     delete params[names[d]];
   };
