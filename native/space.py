@@ -43,17 +43,22 @@ def radix_derived(shape: dict, params: dict) -> dict:
     chain's sizes: seg (SEG), nseg segments, rounds, hwords (histogram words a row), last_bins (the last round's
     bins). static/space.js mirrors this."""
     rows, cols, k = shape["rows"], shape["cols"], shape["k"]
-    wg, rb, rch = max(1, int(params["wg"])), int(params.get("rb") or 0), int(params.get("rch") or 0)
-    nchunks = -(-cols // rch) if rch > 0 else 1
-    seg = radix_seg(k)
-    nseg = -(-k // seg)
-    rb = min(max(rb, 0), 24)
+    wg, rb = max(1, int(params["wg"])), min(max(int(params.get("rb") or 0), 0), 24)
+    z = radix_sizes(cols, k, int(params.get("rch") or 0), rb, radix_seg(k))
+    return {"kp": next_pow2(k), "nchunks": z["nchunks"], "merge_groups": max(z["nseg"], -(-k // wg)),
+            "scratch_bytes": max(rows * k * 8, rows * z["nchunks"] * z["last_bins"] * 4, rows * (z["hwords"] + 1) * 4),
+            "input_bytes": rows * cols * 4, "radix_wg_bytes": max(radix_workgroup_bytes(wg, rb, z["seg"]).values()),
+            **{n: z[n] for n in ("seg", "nseg", "rounds", "hwords", "last_bins")}}
+
+
+def radix_sizes(cols: int, k: int, rch: int, rb: int, seg: int) -> dict:
+    """The radix chain's sizes for chunks of rch columns, rb bits a round and SEG seg: nchunks, seg, nseg segments,
+    rounds, bins a round, hwords (histogram words a row), last_bins (the last round's, at most rb bits). rch or rb 0
+    (not radix): one chunk, one round."""
     rounds = -(-32 // rb) if rb > 0 else 1
-    bins, last_bins = 1 << rb, 1 << min(32 - (rounds - 1) * rb, rb)   # the last round is at most rb bits
-    return {"kp": next_pow2(k), "nchunks": nchunks, "merge_groups": max(nseg, -(-k // wg)),
-            "scratch_bytes": max(rows * k * 8, rows * nchunks * last_bins * 4, rows * (rounds * bins + 1) * 4),
-            "input_bytes": rows * cols * 4, "radix_wg_bytes": max(radix_workgroup_bytes(wg, rb, seg).values()),
-            "seg": seg, "nseg": nseg, "rounds": rounds, "hwords": rounds * bins, "last_bins": last_bins}
+    bins = 1 << rb
+    return {"nchunks": -(-cols // rch) if rch > 0 else 1, "seg": seg, "nseg": -(-k // seg), "rounds": rounds,
+            "bins": bins, "hwords": rounds * bins, "last_bins": 1 << min(32 - (rounds - 1) * rb, rb)}
 
 
 def radix_workgroup_bytes(wg: int, rb: int, seg: int) -> dict:

@@ -18,7 +18,7 @@ from . import registry
 from .backend import Timing, check_topk_args
 from .errors import ParamsError
 from .shaders import overrides, space
-from .space import next_pow2, radix_seg, radix_workgroup_bytes
+from .space import next_pow2, radix_seg, radix_sizes, radix_workgroup_bytes
 
 # The kernel's override constants (lower case here) and RadixTopK's values for those not given. wg: invocations per
 # workgroup; ch: columns per chunk (one workgroup of the histogram and filter passes); rb: key bits per round
@@ -79,9 +79,7 @@ def plan_shape(rows: int, cols: int, k: int, params: dict | None = None, limits:
             bad.append(f"{what}: {entry} needs {nbytes} bytes of workgroup memory, over {smax}")
     if bad:
         raise ParamsError(f"radix TopK configuration {p} is not legal for {rows}x{cols} k={k}: {'; '.join(bad)}")
-    rounds = -(-32 // p["rb"])
-    return {**p, "nchunks": nchunks, "nseg": -(-k // p["seg"]), "rounds": rounds, "bins": 1 << p["rb"],
-            "last_bins": 1 << (32 - (rounds - 1) * p["rb"])}
+    return {**p, **radix_sizes(cols, k, p["ch"], p["rb"], p["seg"])}
 
 
 def chain(p: dict, rows: int, k: int) -> list[tuple[str, tuple[int, int, int], dict]]:
@@ -106,7 +104,7 @@ def plan(backend, x: np.ndarray, k: int, p: dict):
     b = backend
     rows, cols = x.shape
     u = b._wgpu.BufferUsage
-    hwords = p["rounds"] * p["bins"]
+    hwords = p["hwords"]
     # The uniform once per round, UNIFORM_STRIDE bytes apart, each naming its round: radix_hist's pass of round r
     # binds copy r (a bind group of its own), every other pass copy 0
     uni = np.zeros((p["rounds"], UNIFORM_STRIDE // 4), dtype=np.uint32)
