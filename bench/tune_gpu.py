@@ -62,8 +62,8 @@ def main() -> int:
     if shapes:
         spec["topk"] = {**spec["topk"], "shapes": [list(s) for s in dict.fromkeys(map(tuple, shapes))]}
     known = spec["topk"]["params"]
-    bad = [f"{n}={v!r}" for n, v in (args.params.items() if isinstance(args.params, dict) else [("--params", args.params)])
-           if n not in known or not isinstance(v, list) or not v]
+    given = args.params if isinstance(args.params, dict) else {"--params": args.params}
+    bad = [f"{n}={v!r}" for n, v in given.items() if n not in known or not isinstance(v, list) or not v]
     if bad:
         ap.error(f"--params: {', '.join(bad)}: give a JSON object of TopK parameters ({', '.join(known)}), each with a "
                  f"non-empty list of values")
@@ -80,7 +80,8 @@ def main() -> int:
             print(f"[{i}/{n}] {time.perf_counter() - t0:.0f}s {shape} {m['params']} "
                   f"{m.get('median_ms') or m.get('error')}", file=sys.stderr, flush=True)
     doc = tune(args.device, args.preset, spec, label=f"{args.device} (bench/tune_gpu.py --preset {args.preset} "
-               f"--kernels {args.kernels}{' --shapes ...' if shapes else ''}{' --radix-only' if args.radix_only else ''}"
+               f"--kernels {args.kernels}{' --shapes ...' if shapes else ''}"
+               f"{' --radix-only' if args.radix_only else ''}"
                f"{' --params ' + json.dumps(args.params) if args.params else ''})", progress=progress)
     with open(args.out, "w") as f:
         json.dump(doc, f)
