@@ -16,9 +16,11 @@ RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "native" / "shipped_rules.json"
 
 # The newest full runs of each GPU with today's kernels (TopK: the full preset, the dense lattice and the off-grid
-# samples; where_nd: the runs with kernel times; s21: the full preset with the radix pipeline, its configurations alone
+# samples; where_nd: the run with kernel times of today's kernel, s22 (the 2026-11-29 pair measured the kernel before
+# s21's changes); s21: the full preset with the radix pipeline, its configurations alone
 # on the off-grid runs' shapes (tune_gpu.py --radix-only), and wg 64, added to the preset then, on both sets of shapes
-# (--params '{"wg": [64]}')). Older H100 runs measured kernels that have since
+# (--params '{"wg": [64]}'); s22: rch 16384, added to the preset then, on both sets of shapes (--radix-only --params
+# '{"rch": [16384]}')). Older H100 runs measured kernels that have since
 # changed. s21-lattice-radix.json (the radix configurations on the lattice's shapes) is not among them: the lattice run
 # is of the class without subgroup sizes (recorded before runs kept them), the radix runs of the class with size 32,
 # and in that class the lattice's shapes would then have radix measurements alone, leaving radix the only
@@ -28,9 +30,10 @@ SHIPPED_RUNS = [
     "h200-2026-11-29-full-topk.json", "h200-2026-11-29-full-topk-2.json", "h200-2026-11-29-full-topk-3.json",
     "h200-2026-11-29-full-topk-4.json", "h200-2026-11-29-lattice-topk.json", "h200-2026-11-29-offgrid-topk.json",
     "h200-2026-11-29-offgrid-topk-2.json", "h200-2026-11-29-offgrid-topk-3.json",
-    "h200-2026-11-29-where-kt.json", "h200-2026-11-29-where-kt-2.json",
     "h200-2026-11-30-s21-full-topk.json", "h200-2026-11-30-s21-offgrid-radix.json",
     "h200-2026-11-30-s21-full-wg64.json", "h200-2026-11-30-s21-offgrid-wg64.json",
+    "h200-2026-11-30-s22-full-rch16k.json", "h200-2026-11-30-s22-offgrid-rch16k.json",
+    "h200-2026-11-30-s22-where-kt.json",
 ]
 
 
