@@ -61,6 +61,8 @@ INSTALL_HINT = "CuPy is not installed: pip install spiraltorch-tuner[cuda]"
 
 HBITS = 11                  # digit of the 2-stage histogram passes (2048 bins)
 ONE_PASS_MAX_COLS = 1 << 17  # up to here one 11-bit histogram pass; above, two (22 bits) before filtering
+MIN_BLOCKS = 256            # 2-stage: a block of topk_hist / topk_filter takes 2, 4, ... chunks while that leaves
+                            # it this many blocks (2 a multiprocessor on the H200), up to 16 / 8
 CAND_CAP = 8192             # candidates the merge keeps in shared memory; more are read from global (L2)
 DEFAULT_CH = 4096
 SEG = 256                   # keys per segment of topk_segsort / topk_rank (the #define in shaders/topk.cu)
@@ -119,6 +121,14 @@ def pdl_launcher(cp):
         if err:
             raise KernelError(f"cuLaunchKernelEx failed with CUresult {err}")
     return launch
+
+
+def _per_block(rows: int, nchunks: int, most: int) -> int:
+    """Chunks a block takes (a power of two up to `most`): the most that still leaves MIN_BLOCKS blocks."""
+    m = 1
+    while 2 * m <= most and 2 * m <= nchunks and rows * -(-nchunks // (2 * m)) >= MIN_BLOCKS:
+        m *= 2
+    return m
 
 
 class CudaBackend:
@@ -268,6 +278,13 @@ class CudaBackend:
             return p, launches
         ch = int(p["ch"]) or DEFAULT_CH
         nchunks = -(-cols // ch)
+        # Where there are blocks to spare, fewer and longer ones: each has a fixed cost (its histogram cleared and
+        # flushed, its fences and counters). H200, 1024x65536 k=128: 417.6 -> 332.4 us; 16x1048576 k=4096: 120.2 ->
+        # 95.0 (bench/results/h200-2026-11-30-s22-cuda-chunks.txt)
+        hch = ch * _per_block(rows, nchunks, 16)       # topk_hist's chunk
+        nch_h = -(-cols // hch)
+        fpb = _per_block(rows, nchunks, 8)             # topk_filter's chunks per block, one after another
+        nblk_f = -(-nchunks // fpb)
         passes = 1 if cols <= ONE_PASS_MAX_COLS else 2
         cap = min(cols, CAND_CAP)
         smem = max(ch * 8, cap * 8 + kp * 8 + 256 * 4 + 32)
@@ -278,13 +295,13 @@ class CudaBackend:
         rank_sort = kp >= RANK_SORT_MIN_K
 
         def launches(xd, ov, oi):
-            out = [("topk_hist", (nchunks, rows), (wg,),
-                    (xd, s["ghist"], s["state"], np.int32(cols), np.int32(k), np.int32(ch), np.int32(nchunks),
+            out = [("topk_hist", (nch_h, rows), (wg,),
+                    (xd, s["ghist"], s["state"], np.int32(cols), np.int32(k), np.int32(hch), np.int32(nch_h),
                      np.int32(ps)), 0) for ps in range(passes)]
-            out.append(("topk_filter", (nchunks, rows), (wg,),
+            out.append(("topk_filter", (nblk_f, rows), (wg,),
                         (xd, s["state"], s["sure"], s["cand"], ov, oi, np.int32(cols), np.int32(k), np.int32(kp),
-                         np.int32(ch), np.int32(nchunks), np.int32(HBITS * passes), np.int32(cap),
-                         np.int32(rank_sort)), smem))
+                         np.int32(ch), np.int32(nblk_f), np.int32(HBITS * passes), np.int32(cap),
+                         np.int32(rank_sort), np.int32(fpb)), smem))
             if rank_sort:
                 nseg = -(-k // SEG)
                 out.append(("topk_segsort", (nseg, rows), (SEG // 2,), (s["sure"], np.int32(k)), 0))

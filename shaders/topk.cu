@@ -302,7 +302,7 @@ topk_hist(const float* __restrict__ x, u32* __restrict__ ghist, u32* __restrict_
 extern "C" __global__ void __launch_bounds__(1024)
 topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restrict__ sure, u64* __restrict__ cand,
             float* __restrict__ out_v, long long* __restrict__ out_i,
-            int cols, int k, int kp, int ch, int nchunks, int nbits, int cap, int rank_out) {
+            int cols, int k, int kp, int ch, int nchunks, int nbits, int cap, int rank_out, int per_block) {
     extern __shared__ __align__(16) u8 smem[];
     u64* buf = reinterpret_cast<u64*>(smem);
     __shared__ u32 ns, nc, gs, gc;
@@ -310,30 +310,35 @@ topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restric
     pdl_wait();
     int tid = threadIdx.x, nt = blockDim.x;
     int row = blockIdx.y;
-    int c0 = blockIdx.x * ch, c1 = min(cols, c0 + ch);
     u32* srow = state + (size_t)row * 8;
     u32 prefix = srow[2];
     int sh = 32 - nbits;
     const float* xr = x + (size_t)row * cols;
-    if (tid == 0) { ns = 0; nc = 0; }
-    __syncthreads();
-    // Stage the chunk's candidates in shared memory: sure ones from the front, prefix-equal ones from the back.
-    scan_row<2>(xr, c0, c1, tid, nt, [&](int c, u32 bits) {
-        u32 kk = key_of(bits);
-        u32 top = kk >> sh;
-        if (top > prefix) buf[atomicAdd(&ns, 1u)] = comp(kk, (u32)c);
-        else if (top == prefix) buf[ch - 1 - atomicAdd(&nc, 1u)] = comp(kk, (u32)c);
-    });
-    __syncthreads();
-    if (tid == 0) {
-        gs = ns ? atomicAdd(srow + 4, ns) : 0u;
-        gc = nc ? atomicAdd(srow + 5, nc) : 0u;
-    }
-    __syncthreads();
     u64* srow_sure = sure + (size_t)row * k;
     u64* crow = cand + (size_t)row * cols;
-    for (u32 i = tid; i < ns; i += nt) srow_sure[gs + i] = buf[i];
-    for (u32 i = tid; i < nc; i += nt) crow[gc + i] = buf[ch - 1 - i];
+    // This block's per_block chunks of ch columns (nchunks: blocks per row), one after another.
+    for (int q = 0; q < per_block; ++q) {
+        int c0 = (blockIdx.x * per_block + q) * ch, c1 = min(cols, c0 + ch);
+        if (c0 >= cols) break;
+        if (tid == 0) { ns = 0; nc = 0; }
+        __syncthreads();
+        // Stage the chunk's candidates in shared memory: sure ones from the front, prefix-equal ones from the back.
+        scan_row<2>(xr, c0, c1, tid, nt, [&](int c, u32 bits) {
+            u32 kk = key_of(bits);
+            u32 top = kk >> sh;
+            if (top > prefix) buf[atomicAdd(&ns, 1u)] = comp(kk, (u32)c);
+            else if (top == prefix) buf[ch - 1 - atomicAdd(&nc, 1u)] = comp(kk, (u32)c);
+        });
+        __syncthreads();
+        if (tid == 0) {
+            gs = ns ? atomicAdd(srow + 4, ns) : 0u;
+            gc = nc ? atomicAdd(srow + 5, nc) : 0u;
+        }
+        __syncthreads();
+        for (u32 i = tid; i < ns; i += nt) srow_sure[gs + i] = buf[i];
+        for (u32 i = tid; i < nc; i += nt) crow[gc + i] = buf[ch - 1 - i];
+        __syncthreads();                      // buf is staged again by the next chunk
+    }
     __threadfence();
     __syncthreads();
     if (tid == 0) last = atomicAdd(srow + 1, 1u) == (u32)(nchunks - 1);
