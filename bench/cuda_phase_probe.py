@@ -4,7 +4,8 @@ bench_gpu.py's TopK shapes (uniform inputs) with the default configuration or --
 checked against the NumPy oracle first. Needs CuPy and an NVIDIA GPU.
 
     python3 bench/cuda_phase_probe.py --out phases.json
-    python3 bench/cuda_phase_probe.py --shapes 1024,65536,128 --params '{"use_2ce": true, "wg": 512, "kl": 4, "ch": 8192, "sg": false}' --out p.json
+    python3 bench/cuda_phase_probe.py --shapes 1024,65536,128 \
+        --params '{"use_2ce": true, "wg": 512, "kl": 4, "ch": 8192, "sg": false}' --out p.json
 """
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def plan(backend, x: np.ndarray, k: int, p: dict):
     # the next call; each state slot is written in a call before it is read. COPY_SRC: the tests read them
     scratch = u.STORAGE | u.COPY_SRC
     bufs = [b._buffer(uni, usage=u.UNIFORM | u.COPY_SRC),
-            b._buffer(np.ascontiguousarray(x), usage=u.STORAGE),
+            b._buffer(np.ascontiguousarray(x), usage=u.STORAGE, align=16),      # read as vec4<u32>
             b._buffer(size=(rows * hwords + rows) * 4, usage=scratch),                # histograms, counters
             b._buffer(size=rows * p["rounds"] * 16, usage=scratch),                   # state slots
             b._buffer(size=rows * p["nchunks"] * p["last_bins"] * 4, usage=scratch),  # last round per chunk

@@ -61,7 +61,8 @@ struct Shape {
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
-@group(0) @binding(1) var<storage, read> xbits: array<u32>;                 // the input, as float bits
+@group(0) @binding(1) var<storage, read> xv: array<vec4<u32>>;              // the input, as float bits (the host
+                                                                            // pads it to a multiple of 16 bytes)
 @group(0) @binding(2) var<storage, read_write> ghist: array<atomic<u32>>;   // [rows, ROUNDS, NB] each round's
                                                                             // histogram, then [rows] counters
 @group(0) @binding(3) var<storage, read_write> state: array<vec4<u32>>;     // [rows, ROUNDS] S_r (slot 0 unused)
@@ -76,6 +77,9 @@ var<workgroup> sort_buf: array<vec2<u32>, SEG>;
 var<workgroup> stage: array<vec2<u32>, WG>;    // radix_filter's pairs before it takes a range for them
 var<workgroup> wsum: array<atomic<u32>, 2>;
 var<workgroup> wstate: vec4<u32>;
+
+// Element i of the input (row-major).
+fn xbits(i: u32) -> u32 { return xv[i >> 2u][i & 3u]; }
 
 fn sort_key(b: u32) -> u32 {
     if ((b & 0x7fffffffu) > 0x7f800000u) { return 0xffffffffu; }
@@ -162,6 +166,11 @@ fn row_state(row: u32, r: u32, lid: u32) -> vec4<u32> {
     return workgroupUniformLoad(&wstate);
 }
 
+// One key into this round's histogram, if its fixed digits are the prefix.
+fn count_key(key: u32, mask: u32, prefix: u32, shift: u32, dmask: u32) {
+    if ((key & mask) == prefix) { atomicAdd(&whist[(key >> shift) & dmask], 1u); }
+}
+
 @compute @workgroup_size(WG)
 fn radix_hist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let chunk = wid.x;
@@ -180,9 +189,19 @@ fn radix_hist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     let c0 = chunk * CH;
     let c1 = min(shape.cols, c0 + CH);
     let base = row * shape.cols;
-    for (var col = c0 + lid; col < c1; col += WG) {
-        let key = sort_key(xbits[base + col]);
-        if ((key & mask) == prefix) { atomicAdd(&whist[(key >> shift) & dmask], 1u); }
+    if ((shape.cols & 3u) == 0u) {
+        // Every row and chunk (CH a multiple of 4) starts on 16 bytes: four keys a load.
+        for (var v = ((base + c0) >> 2u) + lid; v < ((base + c1) >> 2u); v += WG) {
+            let q = xv[v];
+            count_key(sort_key(q.x), mask, prefix, shift, dmask);
+            count_key(sort_key(q.y), mask, prefix, shift, dmask);
+            count_key(sort_key(q.z), mask, prefix, shift, dmask);
+            count_key(sort_key(q.w), mask, prefix, shift, dmask);
+        }
+    } else {
+        for (var col = c0 + lid; col < c1; col += WG) {
+            count_key(sort_key(xbits(base + col)), mask, prefix, shift, dmask);
+        }
     }
     workgroupBarrier();
     let hb = (row * ROUNDS + round) * NB;
@@ -200,6 +219,12 @@ fn radix_hist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 fn place(out: u32, cnt: u32, pair: vec2<u32>) {
     let i = atomicAdd(&wsum[0], 1u);
     if (i < WG) { stage[i] = pair; } else { sel[out + atomicAdd(&ghist[cnt], 1u)] = pair; }
+}
+
+// A key above the prefix selected, and one equal to it where all of those are taken (all).
+fn take_key(key: u32, col: u32, mask: u32, prefix: u32, all: bool, out: u32, cnt: u32) {
+    let m = key & mask;
+    if (m > prefix || (m == prefix && all)) { place(out, cnt, vec2<u32>(key, ~col)); }
 }
 
 @compute @workgroup_size(WG)
@@ -233,11 +258,22 @@ fn radix_filter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let c1 = min(shape.cols, c0 + CH);
     let base = row * shape.cols;
     if (!ranked || tb.y == 0u || tb.x >= need) {
-        // No tied key of this chunk is ranked: the keys above the prefix, and those equal to it when all are taken.
-        for (var col = c0 + lid; col < c1; col += WG) {
-            let key = sort_key(xbits[base + col]);
-            let m = key & mask;
-            if (m > prefix || (m == prefix && !ranked)) { place(out, cnt, vec2<u32>(key, ~col)); }
+        // No tied key of this chunk is ranked: the keys above the prefix, and those equal to it when all are taken
+        // (four keys a load where rows start on 16 bytes, as in radix_hist).
+        let all = !ranked;
+        if ((shape.cols & 3u) == 0u) {
+            for (var v = ((base + c0) >> 2u) + lid; v < ((base + c1) >> 2u); v += WG) {
+                let q = xv[v];
+                let col = v * 4u - base;
+                take_key(sort_key(q.x), col, mask, prefix, all, out, cnt);
+                take_key(sort_key(q.y), col + 1u, mask, prefix, all, out, cnt);
+                take_key(sort_key(q.z), col + 2u, mask, prefix, all, out, cnt);
+                take_key(sort_key(q.w), col + 3u, mask, prefix, all, out, cnt);
+            }
+        } else {
+            for (var col = c0 + lid; col < c1; col += WG) {
+                take_key(sort_key(xbits(base + col)), col, mask, prefix, all, out, cnt);
+            }
         }
     } else {
         // Tiles of WG * KL columns, KL consecutive ones per invocation, so a scan of the per-invocation tied counts
@@ -249,14 +285,14 @@ fn radix_filter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let last = min(c1, first + KL);
             var tied = 0u;
             for (var col = first; col < last; col++) {
-                let key = sort_key(xbits[base + col]);
+                let key = sort_key(xbits(base + col));
                 let m = key & mask;
                 if (m > prefix) { place(out, cnt, vec2<u32>(key, ~col)); } else if (m == prefix) { tied += 1u; }
             }
             let sc = wg_scan(tied, lid);
             var r = rank + sc.x;
             for (var col = first; col < last && tied != 0u; col++) {
-                let key = sort_key(xbits[base + col]);
+                let key = sort_key(xbits(base + col));
                 if ((key & mask) == prefix) {
                     if (r < need) { sel[tout + r] = vec2<u32>(key, ~col); }
                     r += 1u;
@@ -343,7 +379,7 @@ fn radix_segsort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
         // One segment holds the row's k: this is the output, and radix_rank is not dispatched.
         for (var i = lid; i < n; i += WG) {
             let col = ~sort_buf[i].y;
-            out_val[s0 + i] = xbits[row * shape.cols + col];
+            out_val[s0 + i] = xbits(row * shape.cols + col);
             out_idx[s0 + i] = col;
         }
         return;
@@ -377,6 +413,6 @@ fn radix_rank(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         if (t != own) { rank += count_greater(list + t * SEG, min(SEG, k - t * SEG), me); }
     }
     let col = ~me.y;
-    out_val[list + rank] = xbits[row * shape.cols + col];
+    out_val[list + rank] = xbits(row * shape.cols + col);
     out_idx[list + rank] = col;
 }

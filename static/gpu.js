@@ -247,7 +247,7 @@ export class Gpu {
   resident(data) {
     if (this.residentFor !== data) {
       this.releaseResident();
-      this.residentBuf = this.buffer(data, GPUBufferUsage.STORAGE);
+      this.residentBuf = this.buffer(data, GPUBufferUsage.STORAGE, 16);   // topk_radix.wgsl reads vec4<u32>
       this.residentFor = data;
     }
     return this.residentBuf;
