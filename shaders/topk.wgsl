@@ -52,15 +52,7 @@ var<workgroup> sel_done: u32;
 var<workgroup> fill: atomic<u32>;
 var<workgroup> sort_buf: array<vec2<u32>, SORT_CAP>;
 
-fn sort_key(b: u32) -> u32 {
-    if ((b & 0x7fffffffu) > 0x7f800000u) { return 0xffffffffu; }
-    if ((b & 0x80000000u) != 0u) { return ~b; }
-    return b | 0x80000000u;
-}
-
-fn greater(a: vec2<u32>, b: vec2<u32>) -> bool {
-    return a.x > b.x || (a.x == b.x && a.y > b.y);
-}
+// sort_key and greater: topk_key.wgsl, assembled in front of this file.
 
 // Mask of the bits of (hi, lo) fixed by the first `d` digits.
 fn digit_mask(d: u32) -> vec2<u32> {

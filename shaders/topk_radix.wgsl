@@ -81,15 +81,7 @@ var<workgroup> wstate: vec4<u32>;
 // Element i of the input (row-major).
 fn xbits(i: u32) -> u32 { return xv[i >> 2u][i & 3u]; }
 
-fn sort_key(b: u32) -> u32 {
-    if ((b & 0x7fffffffu) > 0x7f800000u) { return 0xffffffffu; }
-    if ((b & 0x80000000u) != 0u) { return ~b; }
-    return b | 0x80000000u;
-}
-
-fn greater(a: vec2<u32>, b: vec2<u32>) -> bool {
-    return a.x > b.x || (a.x == b.x && a.y > b.y);
-}
+// sort_key and greater: topk_key.wgsl, assembled in front of this file.
 
 // The key bits fixed after `r` rounds (the top min(32, r * RB)).
 fn fixed_mask(r: u32) -> u32 {
