@@ -42,15 +42,18 @@ RADIX_BEFORE_S22 = {"h200-2026-11-30-s21-full-topk.json", "h200-2026-11-30-s21-f
                     "h200-2026-11-30-s21-offgrid-wg64.json"}
 
 
+def run_doc(name: str) -> dict:
+    """The run document bench/results/NAME as shipped: a run of RADIX_BEFORE_S22 without its radix measurements."""
+    doc = json.loads((RESULTS / name).read_text())
+    if name in RADIX_BEFORE_S22:
+        doc["measurements"] = [m for m in doc["measurements"] if not (m.get("params") or {}).get("radix")]
+    return doc
+
+
 def records():
     """The runs as stored records (oldest first by file name), the input of exports.export_merged."""
-    out = []
-    for name in SHIPPED_RUNS:
-        doc = json.loads((RESULTS / name).read_text())
-        if name in RADIX_BEFORE_S22:
-            doc["measurements"] = [m for m in doc["measurements"] if not (m.get("params") or {}).get("radix")]
-        out.append({"run_id": doc["run_id"], "created_at": doc.get("finished_at"), "run": doc})
-    return out
+    return [{"run_id": doc["run_id"], "created_at": doc.get("finished_at"), "run": doc}
+            for doc in map(run_doc, SHIPPED_RUNS)]
 
 
 def shipped_text() -> str:

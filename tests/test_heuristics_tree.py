@@ -228,12 +228,21 @@ def test_the_where_tree_finds_the_thresholds_and_picks_unmeasured_shapes_by_them
     assert "if ct <= 0 {" in src and "if ln <= " in src and "WhereEntry" not in src
 
 
-def _runs(*names, radix_from=()):
-    """Run documents of bench/results as one (the first's header, every one's measurements); the radix measurements
-    only of the runs in radix_from, where given (the others measured topk_radix.wgsl before s22's change)."""
-    docs = [json.loads((ROOT / "bench/results" / n).read_text()) for n in names]
-    keep = (lambda n, m: True) if not radix_from else (lambda n, m: n in radix_from or not m["params"].get("radix"))
-    return {**docs[0], "measurements": [m for n, d in zip(names, docs) for m in d["measurements"] if keep(n, m)]}
+def _ship_rules():
+    """bench/ship_rules.py as a module (bench/ is not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ship_rules", ROOT / "bench" / "ship_rules.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _runs(*names):
+    """Run documents of bench/results as one (the first's header, every one's measurements), each as ship_rules reads
+    it: the runs that measured topk_radix.wgsl before s22's change without their radix measurements."""
+    run_doc = _ship_rules().run_doc
+    docs = [run_doc(n) for n in names]
+    return {**docs[0], "measurements": [m for d in docs for m in d["measurements"]]}
 
 
 def test_h200_full_preset_with_radix_and_wg64_held_out_and_off_grid_regret_are_what_the_docs_say():
@@ -242,14 +251,14 @@ def test_h200_full_preset_with_radix_and_wg64_held_out_and_off_grid_regret_are_w
     generalises less well than the old one (1.022-1.024 / 1.14-1.15 held out): 2 shapes over 1.25 held out, at the
     grid's edges (4096x1024 k=8 wants wg 64, its neighbours wg 256; 8x1048576 k=8 rch 16384, its neighbours 4096);
     judged on the 116 off-grid shapes, 4 over 1.25. (Before s22's radix change: 1.063 / 1.538 held out, 3 over.)"""
-    new = ("h200-2026-11-30-s22-full-radix.json", "h200-2026-11-30-s22-offgrid-radix.json")
-    full = _runs("h200-2026-11-30-s21-full-topk.json", "h200-2026-11-30-s21-full-wg64.json", new[0], radix_from=new)
+    full = _runs("h200-2026-11-30-s21-full-topk.json", "h200-2026-11-30-s21-full-wg64.json",
+                 "h200-2026-11-30-s22-full-radix.json")
     r = report(full)
     assert rounded(r["regret"])["tuned_heldout"] == (1.053, 1.538, 44) and r["heldout_worst"]["over"] == 2
     assert rounded(r["regret"])["tuned_measured"][0] <= 1.01
     off = topk_times(_runs("h200-2026-11-29-offgrid-topk.json", "h200-2026-11-29-offgrid-topk-2.json",
-                           "h200-2026-11-29-offgrid-topk-3.json", "h200-2026-11-30-s21-offgrid-wg64.json", new[1],
-                           radix_from=new)["measurements"])
+                           "h200-2026-11-29-offgrid-topk-3.json", "h200-2026-11-30-s21-offgrid-wg64.json",
+                           "h200-2026-11-30-s22-offgrid-radix.json")["measurements"])
     model = topk_table(full["measurements"])
     regret = [off[s][choose_topk(model, *s, True)] / min(off[s].values()) for s in off]
     assert len(regret) == 116 and sum(r > 1.25 for r in regret) == 4
@@ -262,11 +271,7 @@ def test_the_shipped_h200_rule_held_out_over_all_its_shapes_is_what_the_docs_say
     left out in turn: what a user's shape off those gets, roughly. 1.038 / 1.740, 3 shapes over 1.25 (7x431586 k=8
     1.740, 184x70253 k=52 1.294, 480x25675 k=300 1.261; 1.039 / 1.264 before s22's radix change, 1.037 / 1.267
     before rch 16384)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("ship_rules", ROOT / "bench" / "ship_rules.py")
-    ship_rules = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ship_rules)
-    groups = group_by_class([r["run"] for r in ship_rules.records()])
+    groups = group_by_class([r["run"] for r in _ship_rules().records()])
     (key,) = [k for k in groups if k.architecture == "NVIDIA H200" and k.subgroup_min == 32]
     times = topk_times(merge_measurements(groups[key]))
     regret = []
