@@ -13,6 +13,12 @@ lower column, NaN above every number, -0.0 below +0.0). Every element gets the 6
   soon as the chosen bin holds exactly what is still needed), the k selected keys compacted and bitonic-sorted.
   One launch. `kl` sets KLANE = min(wg, max(32*kl, wg/8)) lanes per row, so kl=4 is the KLANE=128 variant (four
   warps on a row, wg/128 rows per block, each group synchronised by its own named barrier).
+* 1CE over rows longer than shared memory holds (one group a row), kernel `topk_stream`: one block a row reads
+  the row from global memory once per pass instead of keeping it: 11-bit histogram passes (the first from DRAM,
+  the next from L2) until the bin of the k-th largest is settled or holds at most CAND_CAP keys, one more pass
+  collects the keys above that bin and its candidates into shared memory, then radix select and bitonic sort as
+  above. Keys all equal to the k-th largest and more than CAND_CAP of them (a row of one repeated value) are taken
+  in column order, a block-wide scan per tile. H200, 1024x65536 k=128: 210 us against 330 for the 2-stage path.
 * 2-stage (`use_2ce` true; chunks of `ch` columns, `wg` threads per block; grid = chunks x rows, which fills the
   132 SMs even for 1..16 rows). Kernel `topk_hist` (pass 1a, once per 11-bit digit: once for cols <= 2^17, else
   twice): each block histograms its chunk's digit in shared memory and adds the non-zero bins into a per-row global
@@ -60,6 +66,7 @@ NAME = "cuda"
 INSTALL_HINT = "CuPy is not installed: pip install spiraltorch-tuner[cuda]"
 
 HBITS = 11                  # digit of the 2-stage histogram passes (2048 bins)
+HBINS_BYTES = 4 << HBITS
 ONE_PASS_MAX_COLS = 1 << 17  # up to here one 11-bit histogram pass; above, two (22 bits) before filtering
 MIN_BLOCKS = 256            # 2-stage: a block of topk_hist / topk_filter takes 2, 4, ... chunks while that leaves
                             # it this many blocks (2 a multiprocessor on the H200), up to 16 / 8
@@ -73,16 +80,23 @@ RANK_SORT_MIN_K = 2048      # from this k (padded to a power of two) the 2-stage
 # Read off bench/results (sweep of bench/bench_gpu.py): short rows -> 1CE with KLANE=128 (kl=4, two rows per
 # block); rows up to 8192 -> 1CE, 512 lanes; up to 32768 with enough rows -> 1CE, 1024 lanes; few long rows ->
 # 2-stage with 4096-column chunks and 1024 threads (fills the SMs); many or very long rows -> 2-stage, 8192 columns.
+# Since topk_stream (H200, bench/results/h200-2026-11-30-s23-stream-shapes.json): longer rows, 64 of them or more ->
+# 1CE, a block a row: 1024 threads, or 512 where the row streams (over 57344 columns) and 256 rows or more keep
+# three blocks on each multiprocessor. 1.0-1.8x faster than the 2-stage rows on the ten shapes measured (up to
+# 200000 columns; longer rows keep the 2-stage path, unmeasured).
 DEFAULT_TABLE = [
     (lambda r, c, k: c <= 2048, {"use_2ce": False, "wg": 256, "kl": 4, "ch": 0, "sg": False}),
     (lambda r, c, k: c <= 8192, {"use_2ce": False, "wg": 512, "kl": 16, "ch": 0, "sg": False}),
     (lambda r, c, k: c <= 32768 and r >= 32, {"use_2ce": False, "wg": 1024, "kl": 32, "ch": 0, "sg": False}),
+    (lambda r, c, k: 57344 < c <= 262144 and r >= 256, {"use_2ce": False, "wg": 512, "kl": 16, "ch": 0,
+                                                          "sg": False}),
+    (lambda r, c, k: c <= 262144 and r >= 64, {"use_2ce": False, "wg": 1024, "kl": 32, "ch": 0, "sg": False}),
     (lambda r, c, k: c <= ONE_PASS_MAX_COLS and r < 132, {"use_2ce": True, "wg": 1024, "kl": 4, "ch": 4096,
                                                            "sg": False}),
     (lambda r, c, k: True, {"use_2ce": True, "wg": 512, "kl": 4, "ch": 8192, "sg": False}),
 ]
 
-KERNELS = ("topk_rows", "topk_hist", "topk_filter", "topk_segsort", "topk_rank",
+KERNELS = ("topk_rows", "topk_stream", "topk_hist", "topk_filter", "topk_segsort", "topk_rank",
            "where_vec1", "where_vec2", "where_vec4", "where_vec8", "where_any32", "where_any64", "spin")
 
 
@@ -266,10 +280,12 @@ class CudaBackend:
             keys_bytes = -(-cols * 4 // 16) * 16
             gbytes = keys_bytes + kp * 8 + 256 * 4 + 32
             smem = gbytes * groups
+            if smem > self._smem_optin and groups == 1:
+                return p, self._stream_plan(rows, cols, k, kp, wg)
             if smem > self._smem_optin:
                 raise ParamsError(f"1CE needs {smem} bytes of shared memory for cols={cols}, k={k}, wg={wg}, "
                                   f"kl={p['kl']} ({groups} rows per block); this device allows "
-                                  f"{self._smem_optin}: use use_2ce=true or fewer rows per block (larger kl)")
+                                  f"{self._smem_optin}: use use_2ce=true or one row per block (kl >= wg / 32)")
 
             def launches(xd, ov, oi):
                 return [("topk_rows", (-(-rows // groups),), (wg,),
@@ -309,6 +325,21 @@ class CudaBackend:
                             nseg * SEG * 8))
             return out
         return p, launches
+
+    def _stream_plan(self, rows, cols, k, kp, wg):
+        """1CE for rows longer than shared memory holds: topk_stream, one block a row, the row read again (from
+        L2) per pass instead of kept in shared memory."""
+        fixed = kp * 8 + 16 + HBINS_BYTES + 64
+        cap = min(cols, CAND_CAP, (self._smem_optin - fixed) // 8)
+        if cap < 256:
+            raise ParamsError(f"1CE needs {fixed + 256 * 8} bytes of shared memory for k={k}; this device allows "
+                              f"{self._smem_optin}: use use_2ce=true")
+        smem = cap * 8 + fixed
+
+        def launches(xd, ov, oi):
+            return [("topk_stream", (rows,), (wg,),
+                     (xd, ov, oi, np.int32(cols), np.int32(k), np.int32(kp), np.int32(cap)), smem)]
+        return launches
 
     def _scratch_for(self, cp, rows, cols, k):
         key = (rows, cols, k)

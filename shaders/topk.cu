@@ -245,6 +245,111 @@ topk_rows(const float* __restrict__ x, float* __restrict__ out_v, long long* __r
     write_out(list, k, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
 }
 
+// One warp: the bin of h[0..nbins) (shared memory, 16-byte aligned; nbins 1024 or 2048), scanning from the top,
+// where the running count reaches need. out[0] = the bin, out[1] = what is still needed inside it, out[2] = its
+// count. Two levels, each a warp scan: which lane's span of nbins / 32 bins, then which bin inside it.
+__device__ __forceinline__ void warp_pick(const u32* h, int nbins, u32 need, u32* out, int lane) {
+    const int per = nbins >> 5;
+    const uint4* hv = reinterpret_cast<const uint4*>(h + nbins - (lane + 1) * per);   // lane 0: the top bins
+    u32 s = 0;
+#pragma unroll 8
+    for (int j = 0; j < per / 4; ++j) { uint4 v = hv[j]; s += v.x + v.y + v.z + v.w; }
+    const u32 incl = warp_incl_scan(s, lane);
+    const u32 hit = __ballot_sync(FULL, incl - s < need && incl >= need);
+    if (!hit) return;
+    const int L = __ffs(hit) - 1, per2 = per >> 5;
+    const u32 runL = __shfl_sync(FULL, incl - s, L);
+    const int top = nbins - 1 - L * per - lane * per2;                              // lane's bins, downwards
+    u32 s2 = 0;
+    for (int j = 0; j < per2; ++j) s2 += h[top - j];
+    const u32 incl2 = warp_incl_scan(s2, lane);
+    u32 run = runL + incl2 - s2;
+    if (run < need && run + s2 >= need) {
+        for (int j = 0; j < per2; ++j) {
+            const u32 c = h[top - j];
+            if (run + c >= need) { out[0] = (u32)(top - j); out[1] = need - run; out[2] = c; break; }
+            run += c;
+        }
+    }
+    __syncwarp();
+}
+
+// ---- 1CE over rows longer than shared memory holds: one block a row, the row read again (from L2) per pass. ----
+// Histogram passes of 11 bits (from global memory) until the bin holding the k-th largest is settled or has at most
+// `cap` keys; one more pass collects the keys above the prefix into `list` and those matching it into `cand`; a
+// radix select in shared memory picks the still-needed ones among them, and the k are bitonic-sorted. Where more
+// than `cap` keys are equal to the k-th largest (a row of one repeated value), they are taken in column order.
+// Shared memory: cand u64[cap] | list u64[kp] | hist u32[2048] (16-byte aligned) | SelState | u32[8].
+extern "C" __global__ void __launch_bounds__(1024)
+topk_stream(const float* __restrict__ x, float* __restrict__ out_v, long long* __restrict__ out_i,
+            int cols, int k, int kp, int cap) {
+    extern __shared__ __align__(16) u8 smem[];
+    u64* cand = reinterpret_cast<u64*>(smem);
+    u64* list = cand + cap;
+    u32* hist = reinterpret_cast<u32*>((reinterpret_cast<size_t>(list + kp) + 15) & ~(size_t)15);  // uint4 reads
+    SelState* st = reinterpret_cast<SelState*>(hist + HBINS);
+    u32* misc = reinterpret_cast<u32*>(st + 1);        // [0] list fill, [1] cand fill, [2..5) warp_pick, [5] taken
+    const int tid = threadIdx.x, nt = blockDim.x, row = blockIdx.x;
+    const float* xr = x + (size_t)row * cols;
+    u32 prefix = 0, need = (u32)k, cnt = (u32)cols;
+    int pbits = 0;
+    while (true) {
+        const int w = min(HBITS, 32 - pbits), shift = 32 - pbits - w;
+        for (int b = tid; b < HBINS; b += nt) hist[b] = 0;
+        __syncthreads();
+        scan_row<2>(xr, 0, cols, tid, nt, [&](int, u32 bits) {
+            u32 kk = key_of(bits);
+            if (pbits == 0 || (kk >> (32 - pbits)) == prefix) atomicAdd(&hist[(kk >> shift) & ((1u << w) - 1u)], 1u);
+        });
+        __syncthreads();
+        if (tid < 32) warp_pick(hist, 1 << w, need, misc + 2, tid);
+        __syncthreads();
+        prefix = (prefix << w) | misc[2];
+        need = misc[3];
+        cnt = misc[4];
+        pbits += w;
+        __syncthreads();
+        if (cnt == need || cnt <= (u32)cap || pbits == 32) break;
+    }
+    const bool done = cnt == need, fits = cnt <= (u32)cap;
+    if (tid == 0) { misc[0] = 0; misc[1] = 0; misc[5] = 0; }
+    __syncthreads();
+    scan_row<2>(xr, 0, cols, tid, nt, [&](int c, u32 bits) {
+        u32 kk = key_of(bits), top = pbits == 32 ? kk : kk >> (32 - pbits);
+        if (top > prefix || (done && top == prefix)) list[atomicAdd(misc, 1u)] = comp(kk, (u32)c);
+        else if (top == prefix && fits) cand[atomicAdd(misc + 1, 1u)] = comp(kk, (u32)c);
+    });
+    __syncthreads();
+    Group g{tid, nt, 0};
+    if (!done && fits) {
+        const int nc = (int)misc[1];
+        const int d0 = pbits / 8;
+        const u64 pre0 = d0 ? ((u64)(prefix >> (pbits - 8 * d0)) << (64 - 8 * d0)) : 0ull;
+        const u64 T = radix_select([&](int i) { return cand[i]; }, nc, need, d0, pre0, false, g, hist, st);
+        for (int i = tid; i < nc; i += nt)
+            if (cand[i] >= T) list[atomicAdd(misc, 1u)] = cand[i];
+    } else if (!done) {
+        // more than cap keys equal the k-th largest (pbits == 32): the `need` of lowest column, tile by tile
+        for (int c0 = 0; c0 < cols; c0 += nt) {
+            const int c = c0 + tid;
+            const u32 kk = c < cols ? key_of(__float_as_uint(xr[c])) : 0u;
+            const u32 eq = c < cols && kk == prefix;
+            const u32 before = block_excl_scan(eq, reinterpret_cast<u32*>(cand));
+            const u32 taken = misc[5];
+            if (eq && taken + before < need) list[atomicAdd(misc, 1u)] = comp(kk, (u32)c);
+            __syncthreads();
+            if (tid == nt - 1) misc[5] = taken + before + eq;
+            __syncthreads();
+            if (misc[5] >= need) break;
+        }
+    }
+    __syncthreads();
+    for (int i = k + tid; i < kp; i += nt) list[i] = 0ull;
+    __syncthreads();
+    bitonic_desc(list, kp, g);
+    write_out(list, k, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
+}
+
 // ---- 2-stage. Row state, 8 words per row: [0] blocks done in topk_hist, [1] blocks done in topk_filter,
 // [2] key prefix (top 11*pass bits), [3] still needed, [4] sure count, [5] candidate count. -----------------------
 extern "C" __global__ void __launch_bounds__(1024)

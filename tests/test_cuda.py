@@ -111,6 +111,27 @@ def test_topk_large_k_sorts_with_many_blocks(name, shape, k, params):
         assert np.array_equal(i, ri) and same_bits(v, rv)
 
 
+STREAM = [("uniform", lambda: gen.floats(31, (40, 70001)), 128),
+          ("ties", lambda: gen.floats(32, (3, 200000), dist="ties"), 1000),
+          ("ascending", lambda: np.sort(gen.floats(33, (5, 65537)), axis=1), 4096),
+          ("one value, more than CAND_CAP of it", lambda: np.full((2, 90000), 0.5, np.float32), 300),
+          ("masked: -inf but for a few", lambda: np.where(gen.floats(34, (4, 100000)) > 0.999, 1.0,
+                                                          -np.inf).astype(np.float32), 200),
+          ("NaN inf signed zeros", lambda: special(3, 80000), 64)]
+
+
+@pytest.mark.parametrize("wg", [128, 512])
+@pytest.mark.parametrize("name,make,k", STREAM, ids=[c[0] for c in STREAM])
+def test_topk_1ce_rows_longer_than_shared_memory_stream(name, make, k, wg):
+    """1CE with one group a row on rows whose keys do not fit in shared memory runs topk_stream (the row read
+    again per pass), exact on ties, a repeated value, -inf masks, NaN and signed zeros."""
+    x = make()
+    params = {"use_2ce": False, "wg": wg, "kl": wg // 32, "ch": 0, "sg": False}
+    names = [ln[0] for ln in _B._topk_plan(*x.shape, k, params)[1](None, None, None)]
+    assert names == ["topk_stream"]
+    _check(x, k, params)
+
+
 def test_topk_plans_use_dependent_launches_on_hopper_and_plain_launches_agree():
     """On sm_90+ the launches after a plan's first go through cuLaunchKernelEx with programmatic stream
     serialization; the same plans with plain launches give the same bits."""
