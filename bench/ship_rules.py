@@ -16,8 +16,8 @@ RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "native" / "shipped_rules.json"
 
 # The newest full runs of each GPU with today's kernels (TopK: the full preset, the dense lattice and the off-grid
-# samples; where_nd: the run with kernel times of today's kernel, s22 (the 2026-11-29 pair measured the kernel before
-# s21's changes); s21: the full preset with the radix pipeline and wg 64, added to the preset then, on the full
+# samples; where_nd: the run with kernel times of today's kernel, s23 (its sizes and strides read in place; the runs
+# before measured a slower kernel: 2026-11-29 before s21's changes, s22 before s23's); s21: the full preset with the radix pipeline and wg 64, added to the preset then, on the full
 # preset's and the off-grid runs' shapes (--params '{"wg": [64]}'); s22: every radix configuration of the full preset
 # (rch 16384 joined then) on both sets of shapes (tune_gpu.py --radix-only), below). Older H100 runs measured kernels
 # that have since changed. s21-lattice-radix.json (the radix configurations on the lattice's shapes) is not among them:
@@ -31,7 +31,7 @@ SHIPPED_RUNS = [
     "h200-2026-11-29-offgrid-topk-2.json", "h200-2026-11-29-offgrid-topk-3.json",
     "h200-2026-11-30-s21-full-topk.json",
     "h200-2026-11-30-s21-full-wg64.json", "h200-2026-11-30-s21-offgrid-wg64.json",
-    "h200-2026-11-30-s22-where-kt.json",
+    "h200-2026-11-30-s23-where-kt.json",
     "h200-2026-11-30-s22-full-radix.json", "h200-2026-11-30-s22-offgrid-radix.json",
 ]
 # topk_radix.wgsl changed after these runs measured it (s22: four keys a 16-byte load in radix_hist and radix_filter
