@@ -207,6 +207,26 @@ __device__ __forceinline__ void write_out(const u64* list, int k, const float* x
     }
 }
 
+// The k selected keys of list[0..k) sorted descending (padded with 0, below every real key, to kp, a power of two)
+// and written out.
+__device__ __forceinline__ void sort_write(u64* list, int k, int kp, const float* xr, float* ov, long long* oi,
+                                           const Group& g) {
+    for (int i = k + g.lane; i < kp; i += g.n) list[i] = 0ull;
+    g.sync();
+    bitonic_desc(list, kp, g);
+    write_out(list, k, xr, ov, oi, g);
+}
+
+// radix_select over n candidates whose keys share their top nbits bits (prefix): the whole 8-bit digits among them
+// are known, and the select starts at the first digit they do not settle.
+template <class Get>
+__device__ __forceinline__ u64 select_in_bin(Get&& get, int n, u32 need, u32 prefix, int nbits, const Group& g,
+                                             u32* hist, SelState* st) {
+    const int d0 = nbits / 8;
+    const u64 pre0 = d0 ? ((u64)(prefix >> (nbits - 8 * d0)) << (64 - 8 * d0)) : 0ull;
+    return radix_select(get, n, need, d0, pre0, false, g, hist, st);
+}
+
 // ---- 1CE: one group of `lanes` lanes per row, the row's keys in shared memory --------------------------------
 // Shared memory per group (gbytes): keys u32[cols] (padded to 16 B) | list u64[kp] | hist u32[256] | SelState | fill
 extern "C" __global__ void __launch_bounds__(1024)
@@ -239,10 +259,7 @@ topk_rows(const float* __restrict__ x, float* __restrict__ out_v, long long* __r
         u64 c = comp(keys[i], (u32)i);
         if (c >= T) list[atomicAdd(fill, 1u)] = c;
     }
-    for (int i = k + g.lane; i < kp; i += g.n) list[i] = 0ull;
-    g.sync();
-    bitonic_desc(list, kp, g);
-    write_out(list, k, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
+    sort_write(list, k, kp, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
 }
 
 // One warp: the bin of h[0..nbins) (shared memory, 16-byte aligned; nbins 1024 or 2048), scanning from the top,
@@ -323,9 +340,7 @@ topk_stream(const float* __restrict__ x, float* __restrict__ out_v, long long* _
     Group g{tid, nt, 0};
     if (!done && fits) {
         const int nc = (int)misc[1];
-        const int d0 = pbits / 8;
-        const u64 pre0 = d0 ? ((u64)(prefix >> (pbits - 8 * d0)) << (64 - 8 * d0)) : 0ull;
-        const u64 T = radix_select([&](int i) { return cand[i]; }, nc, need, d0, pre0, false, g, hist, st);
+        const u64 T = select_in_bin([&](int i) { return cand[i]; }, nc, need, prefix, pbits, g, hist, st);
         for (int i = tid; i < nc; i += nt)
             if (cand[i] >= T) list[atomicAdd(misc, 1u)] = cand[i];
     } else if (!done) {
@@ -344,10 +359,7 @@ topk_stream(const float* __restrict__ x, float* __restrict__ out_v, long long* _
         }
     }
     __syncthreads();
-    for (int i = k + tid; i < kp; i += nt) list[i] = 0ull;
-    __syncthreads();
-    bitonic_desc(list, kp, g);
-    write_out(list, k, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
+    sort_write(list, k, kp, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
 }
 
 // ---- 2-stage. Row state, 8 words per row: [0] blocks done in topk_hist, [1] blocks done in topk_filter,
@@ -463,9 +475,7 @@ topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restric
     if (fits) copy_in(cbuf, crow, (int)n_c, (int)n_c, tid, nt);
     __syncthreads();
     auto get = [&](int i) -> u64 { return fits ? cbuf[i] : __ldcg(crow + i); };
-    int d0 = nbits / 8;
-    u64 pre0 = d0 ? ((u64)(prefix >> (nbits - 8 * d0)) << (64 - 8 * d0)) : 0ull;
-    u64 T = radix_select(get, (int)n_c, need, d0, pre0, false, g, hist, st);
+    u64 T = select_in_bin(get, (int)n_c, need, prefix, nbits, g, hist, st);
     if (!rank_out) copy_in(list, srow_sure, (int)n_s, (int)n_s, tid, nt);
     if (tid == 0) *fill = n_s;
     __syncthreads();
@@ -478,10 +488,7 @@ topk_filter(const float* __restrict__ x, u32* __restrict__ state, u64* __restric
     }
     if (tid == 0) { srow[1] = 0; srow[4] = 0; srow[5] = 0; }
     if (rank_out) return;
-    for (int i = k + tid; i < kp; i += nt) list[i] = 0ull;
-    __syncthreads();
-    bitonic_desc(list, kp, g);
-    write_out(list, k, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
+    sort_write(list, k, kp, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
 }
 
 // ---- Large k, after topk_filter's rank_out: the row's k selected keys (distinct) sorted by many blocks. --------
