@@ -75,6 +75,12 @@ def same_bits(a, b):
         np.ascontiguousarray(a).view(np.uint32), np.ascontiguousarray(b).view(np.uint32))
 
 
+def cuda_exact(v, i, rv, ri) -> bool:
+    """A TopK answer on the device (CuPy values v, indices i) is the oracle's (rv, ri), bit for bit."""
+    import cupy as cp
+    return np.array_equal(cp.asnumpy(i), ri) and same_bits(cp.asnumpy(v), rv)
+
+
 def med(t):
     return statistics.median(t.samples_ms) if t is not None else None
 
@@ -328,7 +334,7 @@ def bench_topk(args, cb, wb, torch, tt, result, found=None, loading=None):
         for p in [None] + (CUDA_SWEEP if args.sweep else []):
             try:
                 v, i = cb.topk2d_device(xd, k, p)
-                ok = np.array_equal(cp.asnumpy(i), ri) and same_bits(cp.asnumpy(v), rv)
+                ok = cuda_exact(v, i, rv, ri)
                 if not ok:
                     sweep.append({"params": p or default, "ok": False, "error": "wrong result"})
                     log(f"   cuda {p or 'default'}: WRONG RESULT")
