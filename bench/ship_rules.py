@@ -17,13 +17,14 @@ OUT = ROOT / "native" / "shipped_rules.json"
 
 # The newest full runs of each GPU with today's kernels (TopK: the full preset, the dense lattice and the off-grid
 # samples; where_nd: the run with kernel times of today's kernel, s23 (its sizes and strides read in place; the runs
-# before measured a slower kernel: 2026-11-29 before s21's changes, s22 before s23's); s21: the full preset with the radix pipeline and wg 64, added to the preset then, on the full
-# preset's and the off-grid runs' shapes (--params '{"wg": [64]}'); s22: every radix configuration of the full preset
-# (rch 16384 joined then) on both sets of shapes (tune_gpu.py --radix-only), below). Older H100 runs measured kernels
-# that have since changed. s21-lattice-radix.json (the radix configurations on the lattice's shapes) is not among them:
-# the lattice run is of the class without subgroup sizes (recorded before runs kept them), the radix runs of the class
-# with size 32, and in that class the lattice's shapes would then have radix measurements alone, leaving radix the only
-# configurations measured on every shape where they are legal (heuristics.MIN_SHARE).
+# before measured a slower kernel: 2026-11-29 before s21's changes, s22 before s23's); s21: the full preset with the
+# radix pipeline and wg 64, added to the preset then, on the full preset's and the off-grid runs' shapes (--params
+# '{"wg": [64]}'); s22: every radix configuration of the full preset (rch 16384 joined then) on both sets of shapes
+# (tune_gpu.py --radix-only), below). Older H100 runs measured kernels that have since changed. s21-lattice-radix.json
+# (the radix configurations on the lattice's shapes) is not among them: the lattice run is of the class without
+# subgroup sizes (recorded before runs kept them), the radix runs of the class with size 32, and in that class the
+# lattice's shapes would then have radix measurements alone, leaving radix the only configurations measured on every
+# shape where they are legal (heuristics.MIN_SHARE).
 SHIPPED_RUNS = [
     "h100-2026-11-25-s4-full-topk.json",
     "h200-2026-11-29-full-topk.json", "h200-2026-11-29-full-topk-2.json", "h200-2026-11-29-full-topk-3.json",
