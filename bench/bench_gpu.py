@@ -308,6 +308,27 @@ class TorchTimer:
         return [a.elapsed_time(b) for a, b in evs]
 
 
+def bench_unsorted(cb, x, xd, k, rv, ri, entry, rep, wu):
+    """Ours with sorted=False (as FlashInfer's default and CUB's top-k): graded as the anchors are, it must be the
+    oracle's set (ties to the lower column) in any order."""
+    import cupy as cp
+    rows, cols = x.shape
+    p = cb.call_params(rows, cols, k, sorted=False)
+    try:
+        v, i = cb.topk2d_device(xd, k, None, sorted=False)
+        grade, note = anchors.grade_topk(x, rv, ri, cp.asnumpy(v), cp.asnumpy(i), sorted_output=False)
+        if grade not in ("identical", "same set"):
+            entry["cuda_unsorted"] = {"params": p, "ok": False, "grade": grade, "error": note or "wrong set"}
+            log(f"   cuda unsorted {p}: WRONG RESULT ({grade or 'wrong'}): {note}")
+            return
+        t = cb.time_topk2d_device(xd, k, None, repeats=rep, warmups=wu, sorted=False)
+        entry["cuda_unsorted"] = {"params": p, "ok": True, "grade": grade, **t.as_dict()}
+        log(f"   cuda unsorted {p}: {t.median_ms * 1e3:.1f} us ({grade})")
+    except SpiralTorchError as e:
+        entry["cuda_unsorted"] = {"params": p, "ok": False, "error": str(e)}
+        log(f"   cuda unsorted: {e}")
+
+
 def bench_topk(args, cb, wb, torch, tt, result, found=None, loading=None):
     run_doc = None
     if args.tuned:
@@ -329,7 +350,7 @@ def bench_topk(args, cb, wb, torch, tt, result, found=None, loading=None):
         xd = cp.asarray(x)
         entry = {"rows": rows, "cols": cols, "k": k}
         # ours, CUDA: the default (tuned table) plus the sweep the table was read from
-        default = cb.default_params(rows, cols, k)
+        default = cb.call_params(rows, cols, k)
         sweep = []
         for p in [None] + (CUDA_SWEEP if args.sweep else []):
             try:
@@ -347,6 +368,7 @@ def bench_topk(args, cb, wb, torch, tt, result, found=None, loading=None):
         d = sweep[0]
         entry["cuda"] = {"params": default, "ok": d["ok"], "median_ms": d.get("median_ms"),
                          "min_ms": d.get("min_ms"), "samples_ms": d.get("samples_ms")}
+        bench_unsorted(cb, x, xd, k, rv, ri, entry, rep, wu)
         good = [s for s in sweep if s["ok"]]
         entry["cuda_best_in_sweep"] = min(good, key=lambda s: s["median_ms"]) if good else None
         entry["cuda_sweep"] = [{k2: v2 for k2, v2 in s.items() if k2 != "samples_ms"} for s in sweep]
@@ -491,6 +513,12 @@ def anchor_cell(a):
     return "n/a" if anchor_verdict(a) == "not run" else "wrong"
 
 
+def cuda_label(p: dict) -> str:
+    if p.get("radix"):
+        return f"radix wg{p['wg']} rch{p['rch']}"
+    return f"{'2ce' if p['use_2ce'] else '1ce'} wg{p['wg']} kl{p['kl']} ch{p['ch']}"
+
+
 def geomean(rs):
     return math.exp(sum(math.log(r) for r in rs) / len(rs)) if rs else float("nan")
 
@@ -512,17 +540,20 @@ def anchor_summary(result, s):
         if not got:
             continue
         timed = [(e, a) for e, a in got if a.get("median_ms")]
-        over_cuda = [a["median_ms"] / e["cuda"]["median_ms"] for e, a in timed if e["cuda"].get("median_ms")]
+        ours = "cuda" if v.sorted_output else "cuda_unsorted"     # like against like: sorted or not
+        over_cuda = [a["median_ms"] / e[ours]["median_ms"] for e, a in timed if e.get(ours, {}).get("median_ms")]
         torch_over = [e["torch"]["median_ms"] / a["median_ms"] for e, a in timed]
         grades = {}
         for _, a in got:
             g = anchor_verdict(a)
             grades[g] = grades.get(g, 0) + 1
         s["anchors"][v.key] = {"call": v.call, "shapes_timed": len(timed), "shapes": len(got),
-                               "over_cuda_geomean": geomean(over_cuda), "torch_over_geomean": geomean(torch_over),
+                               "against": ours, "over_cuda_geomean": geomean(over_cuda),
+                               "over_cuda_worst": min(over_cuda) if over_cuda else None,
+                               "torch_over_geomean": geomean(torch_over),
                                "grades": grades}
         lines.append(f"{v.key} = {v.call}: {len(timed)}/{len(got)} shapes timed; "
-                     + (f"{v.key}/cuda geomean {geomean(over_cuda):.2f} (> 1: ours faster), worst "
+                     + (f"{v.key}/{ours} geomean {geomean(over_cuda):.2f} (> 1: ours faster), worst "
                         f"{min(over_cuda):.2f}; torch/{v.key} geomean {geomean(torch_over):.2f}; " if timed else "")
                      + "answers: " + ", ".join(f"{g} {n}" for g, n in grades.items()))
     return lines
@@ -534,7 +565,7 @@ def summarize(result):
     if "topk" in result:
         lines.append("TopK (median us; ratio = torch / ours, > 1 means ours is faster)")
         cols = [v for v in anchors.VARIANTS if v.column and any(v.key in e.get("anchors", {}) for e in result["topk"])]
-        lines.append(f"{'shape':<22}{'cuda':>9}{'torch':>9}{'wgsl*':>10}"
+        lines.append(f"{'shape':<22}{'cuda':>9}{'unsorted':>9}{'torch':>9}{'wgsl*':>10}"
                      + "".join(f"{v.key:>{max(9, len(v.key) + 1)}}" for v in cols)
                      + f"{'torch/cuda':>12}{'torch/wgsl':>12}  cuda params | wgsl params")
         speed = []
@@ -545,11 +576,15 @@ def summarize(result):
             r = to / cu if cu else float("nan")
             speed.append(r)
             p = e["cuda"]["params"]
-            ps = f"{'2ce' if p['use_2ce'] else '1ce'} wg{p['wg']} kl{p['kl']} ch{p['ch']}"
+            ps = cuda_label(p)
+            un = e.get("cuda_unsorted", {}) or {}
+            if un.get("params"):
+                ps += f" (unsorted {cuda_label(un['params'])})"
             if wg.get("params"):
                 ps += f" | wgsl {wgsl_label(wg['params'])}"
             lines.append(f"{e['rows']}x{e['cols']} k={e['k']:<6}"[:22].ljust(22)
-                         + f"{cu * 1e3:9.1f}{to * 1e3:9.1f}" + (f"{wm * 1e3:10.1f}" if wm else f"{'-':>10}")
+                         + f"{cu * 1e3:9.1f}" + (f"{un['median_ms'] * 1e3:9.1f}" if un.get("median_ms") else f"{'-':>9}")
+                         + f"{to * 1e3:9.1f}" + (f"{wm * 1e3:10.1f}" if wm else f"{'-':>10}")
                          + "".join(f"{anchor_cell(e.get('anchors', {}).get(v.key)):>{max(9, len(v.key) + 1)}}"
                                    for v in cols)
                          + f"{r:12.2f}" + (f"{to / wm:12.2f}" if wm else f"{'-':>12}") + f"  {ps}")

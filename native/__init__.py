@@ -97,13 +97,14 @@ def _run(kernel, device, query, params, call):
     return out
 
 
-def topk2d(x: np.ndarray, k: int, *, device: str = "auto", params: dict | str | None = None):
+def topk2d(x: np.ndarray, k: int, *, device: str = "auto", params: dict | str | None = None, sorted: bool = True):
     """The k largest values of each row of float32 `x` [rows, cols] and their column indices, both [rows, k]:
     sorted descending, equal values to the lower index, NaN larger than every number. Returns (float32, int64).
     `params`: a kernel configuration (see shaders/space.json), None for the tuned rule, "default" for the fixed
-    default; last_choice() tells which ran."""
+    default; last_choice() tells which ran. sorted=False: the same k of each row in any order (as torch.topk's);
+    the CUDA backend then skips the sort where its radix pipeline runs, the others return them sorted."""
     check_topk_args(x, k)
-    return _run("topk", device, (*x.shape, int(k)), params, lambda b, p: b.topk2d(x, int(k), p))
+    return _run("topk", device, (*x.shape, int(k)), params, lambda b, p: b.topk2d(x, int(k), p, sorted=sorted))
 
 
 def where_nd(cond: np.ndarray, x: np.ndarray, y: np.ndarray, *, device: str = "auto",
@@ -116,11 +117,11 @@ def where_nd(cond: np.ndarray, x: np.ndarray, y: np.ndarray, *, device: str = "a
     return _run("where_nd", device, where_query(cond, x, y), params, lambda b, p: b.where_nd(cond, x, y, p))
 
 
-def time_topk2d(x, k, *, device="auto", params=None, repeats=10, warmups=2) -> Timing:
+def time_topk2d(x, k, *, device="auto", params=None, repeats=10, warmups=2, sorted=True) -> Timing:
     """Kernel time of topk2d on a backend: GPU timestamps / CUDA events where there are, else wall time."""
     check_topk_args(x, k)
     return _run("topk", device, (*x.shape, int(k)), params,
-                lambda b, p: b.time_topk2d(x, int(k), p, repeats=repeats, warmups=warmups))
+                lambda b, p: b.time_topk2d(x, int(k), p, repeats=repeats, warmups=warmups, sorted=sorted))
 
 
 def time_where_nd(cond, x, y, *, device="auto", params=None, repeats=10, warmups=2) -> Timing:

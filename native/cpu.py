@@ -36,7 +36,7 @@ class CpuBackend:
     def info(self) -> dict:
         return {"name": NAME, "device": "NumPy " + np.__version__, "timer": "wall"}
 
-    def topk2d(self, x, k, params=None):
+    def topk2d(self, x, k, params=None, sorted=True):     # sorted=False: returned sorted all the same
         x = check_topk_args(x, k)
         return topk_reference(x, k)
 
@@ -44,7 +44,7 @@ class CpuBackend:
         cond, x, y = check_where_args(cond, x, y)
         return np.where(cond, x, y)
 
-    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
+    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1, sorted=True) -> Timing:
         return wall_timing(lambda: self.topk2d(x, k), repeats, warmups)
 
     def time_where_nd(self, cond, x, y, params=None, repeats=5, warmups=1, call=None) -> Timing:

@@ -36,6 +36,17 @@ lower column, NaN above every number, -0.0 below +0.0). Every element gets the 6
   On sm_90+ every launch after a plan's first is a programmatic dependent launch (cuLaunchKernelEx, griddepcontrol.wait
   at the kernel's top): 8x65536 k=4096 33.0 -> 29.8 us on the H100.
   `kl` is not used by the 2-stage path.
+* Radix pipeline (`radix` true, `rb` 11, `rch` columns a block; sm_90+), kernel `topk_cluster`: the 2-stage
+  path's work in one launch. A row's blocks (2, 4, 8 or 16: rch columns each, rounded up to a power of two of
+  blocks) are one thread-block cluster; each keeps its columns as keys in shared memory. Radix select 11 + 11 + 10
+  bits: each block's histogram goes, through distributed shared memory, to the blocks owning its bins (adds into
+  their shared memory) and its per-owner totals to every block; after one cluster barrier every block finds the
+  bin of the k-th largest from those. A sorted call stops once that bin holds at most k/8 keys past what is needed,
+  takes the whole bin, and drops the extra keys by rank; each block bitonic-sorts its selected keys in registers,
+  gathers the others' sorted lists and writes each key at its rank over all of them (binary search). sorted=False
+  selects exactly k (ties to the lower column across the cluster by a prefix of the blocks' counts) and writes
+  them with no sort: one atomic on block 0's counter reserves a block's place. H200, 8x65536 k=4096: 16.0 us
+  unsorted (sorted, 30 us: the 2-stage path stays there); params=None takes it where CLUSTER_TABLE says.
 * The scan loop (both paths) reads 16-byte vectors with ld.global.nc, two in flight per thread and the next two
   prefetched while the current ones are processed; a scalar head aligns the row to 16 bytes and a scalar tail
   finishes it, so any cols and unaligned row starts work.
@@ -60,6 +71,8 @@ from .errors import BackendUnavailable, KernelError, ParamsError, ShapeError
 from .shaders import cuda_source
 from .space import default_params as space_defaults
 from .space import next_pow2
+
+sorted_ = sorted      # the builtin, where a `sorted` argument shadows it
 from .wgpu_backend import coalesce, strided_view   # pure NumPy helpers; wgpu itself is imported lazily there
 
 NAME = "cuda"
@@ -96,7 +109,41 @@ DEFAULT_TABLE = [
     (lambda r, c, k: True, {"use_2ce": True, "wg": 512, "kl": 4, "ch": 8192, "sg": False}),
 ]
 
-KERNELS = ("topk_rows", "topk_stream", "topk_hist", "topk_filter", "topk_segsort", "topk_rank",
+CLUSTER_MAX = 16            # blocks of a topk_cluster row (a non-portable cluster size on the H100/H200)
+
+
+def _rch(cols: int, blocks: int) -> int:
+    """Columns a block (a multiple of 4) when a row is spread over `blocks` blocks."""
+    return -(-(-(-cols // blocks)) // 4) * 4
+
+
+def _radix(blocks: int, wg: int):
+    return lambda r, c, k: {"use_2ce": False, "wg": wg, "kl": 4, "ch": 0, "sg": False, "radix": True, "rb": 11,
+                            "rch": _rch(c, blocks)}
+
+
+# On sm_90+, ahead of DEFAULT_TABLE: where the radix pipeline in one launch (topk_cluster, a row's blocks one
+# thread-block cluster) is faster, each row used where its plan fits the device. (predicate, shape -> params).
+# H200, bench/cuda_cluster_shapes.py (bench/results/h200-2026-11-30-s24-cluster-shapes.{json,txt}), 11 shapes of 1-64
+# rows of 32768-262144 columns. Sorted: 1.1-1.5x faster than DEFAULT_TABLE's configuration for k up to 1024 and up
+# to 32 rows of more than 32768 columns; not at k = 4096 (the seed shape: 30.1 against 28.6 us, the sort of each
+# block's keys and their ranks across the blocks cost more than the 2-stage path's sort). sorted=False: no sort and no
+# ranks, faster on all 11 shapes (seed 16.1 against 28.6 us).
+CLUSTER_TABLE = [
+    (lambda r, c, k: r <= 2 and 32768 < c <= 262144 and k <= 1024, _radix(16, 512)),
+    (lambda r, c, k: r <= 8 and 32768 < c <= 131072 and k <= 1024, _radix(8, 512)),
+    (lambda r, c, k: r <= 8 and 131072 < c <= 262144 and k <= 1024, _radix(16, 512)),
+    (lambda r, c, k: r <= 16 and 32768 < c <= 65536 and k <= 1024, _radix(8, 512)),
+    (lambda r, c, k: r <= 32 and 32768 < c <= 65536 and k <= 1024, _radix(8, 256)),
+]
+CLUSTER_TABLE_UNSORTED = [
+    (lambda r, c, k: r <= 8 and 32768 < c <= 262144, _radix(16, 512)),
+    (lambda r, c, k: r <= 16 and 32768 < c <= 65536, _radix(8, 512)),
+    (lambda r, c, k: r <= 32 and 32768 < c <= 65536, _radix(8, 256)),
+    (lambda r, c, k: r <= 64 and 16384 < c <= 65536, _radix(2, 1024)),
+]
+
+KERNELS = ("topk_rows", "topk_stream", "topk_cluster", "topk_hist", "topk_filter", "topk_segsort", "topk_rank",
            "where_vec1", "where_vec2", "where_vec4", "where_vec8", "where_any32", "where_any64", "spin")
 
 
@@ -110,31 +157,68 @@ class _LaunchConfig(ctypes.Structure):      # CUlaunchConfig
 
 
 _PROGRAMMATIC_STREAM_SERIALIZATION = 6     # CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+_CLUSTER_DIMENSION = 4                     # CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION
+_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14    # CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED
 
 
-def pdl_launcher(cp):
-    """f(kernel, grid, block, args, smem) launching a CuPy RawKernel through the driver's cuLaunchKernelEx with
-    programmatic stream serialization allowed; None where the driver has no cuLaunchKernelEx (before CUDA 12)."""
-    try:
-        fn = ctypes.CDLL("libcuda.so.1").cuLaunchKernelEx
-    except (OSError, AttributeError):
-        return None
-    fn.restype = ctypes.c_int
-    attr = _LaunchAttr(id=_PROGRAMMATIC_STREAM_SERIALIZATION)
-    attr.value[0] = 1
+class DriverLauncher:
+    """Launches a CuPy RawKernel through the driver's cuLaunchKernelEx, with programmatic stream serialization
+    (pdl) or a thread-block cluster of `cluster` blocks along x; `active_clusters` asks the driver how many such
+    clusters fit on the device at once. new() is None where the driver has no cuLaunchKernelEx (before CUDA 12)."""
 
-    def launch(kern, grid, block, args, smem):
-        vals = [ctypes.c_void_p(a.data.ptr) if isinstance(a, cp.ndarray) else
-                (ctypes.c_int32 if a.dtype == np.int32 else ctypes.c_int64)(int(a)) for a in args]
-        ptrs = (ctypes.c_void_p * len(vals))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in vals])
+    def __init__(self, cp, lib):
+        self._cp = cp
+        self._fn = lib.cuLaunchKernelEx
+        self._fn.restype = ctypes.c_int
+        self._lib = lib
+        self._nonportable = set()
+
+    @classmethod
+    def new(cls, cp):
+        try:
+            lib = ctypes.CDLL("libcuda.so.1")
+            lib.cuLaunchKernelEx
+        except (OSError, AttributeError):
+            return None
+        return cls(cp, lib)
+
+    def _config(self, kern, grid, block, smem, pdl, cluster):
+        attrs = []
+        if pdl:
+            a = _LaunchAttr(id=_PROGRAMMATIC_STREAM_SERIALIZATION)
+            a.value[0] = 1
+            attrs.append(a)
+        if cluster:
+            if cluster > 8 and kern.kernel.ptr not in self._nonportable:
+                self._lib.cuFuncSetAttribute(ctypes.c_void_p(kern.kernel.ptr), _NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1)
+                self._nonportable.add(kern.kernel.ptr)
+            a = _LaunchAttr(id=_CLUSTER_DIMENSION)
+            a.value[0], a.value[1], a.value[2] = cluster, 1, 1
+            attrs.append(a)
+        arr = (_LaunchAttr * max(1, len(attrs)))(*attrs)
         g = tuple(grid) + (1,) * (3 - len(grid))
         b = tuple(block) + (1,) * (3 - len(block))
         cfg = _LaunchConfig((ctypes.c_uint * 3)(*g), (ctypes.c_uint * 3)(*b), smem,
-                            ctypes.c_void_p(cp.cuda.get_current_stream().ptr), ctypes.pointer(attr), 1)
-        err = fn(ctypes.byref(cfg), ctypes.c_void_p(kern.kernel.ptr), ptrs, None)
+                            ctypes.c_void_p(self._cp.cuda.get_current_stream().ptr),
+                            ctypes.cast(arr, ctypes.POINTER(_LaunchAttr)), len(attrs))
+        return cfg, arr
+
+    def launch(self, kern, grid, block, args, smem, pdl=False, cluster=0):
+        cp = self._cp
+        vals = [ctypes.c_void_p(a.data.ptr) if isinstance(a, cp.ndarray) else
+                (ctypes.c_int32 if a.dtype == np.int32 else ctypes.c_int64)(int(a)) for a in args]
+        ptrs = (ctypes.c_void_p * len(vals))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in vals])
+        cfg, keep = self._config(kern, grid, block, smem, pdl, cluster)
+        err = self._fn(ctypes.byref(cfg), ctypes.c_void_p(kern.kernel.ptr), ptrs, None)
         if err:
             raise KernelError(f"cuLaunchKernelEx failed with CUresult {err}")
-    return launch
+
+    def active_clusters(self, kern, grid, block, smem, cluster) -> int:
+        n = ctypes.c_int(0)
+        cfg, keep = self._config(kern, grid, block, smem, False, cluster)
+        err = self._lib.cuOccupancyMaxActiveClusters(ctypes.byref(n), ctypes.c_void_p(kern.kernel.ptr),
+                                                     ctypes.byref(cfg))
+        return n.value if not err else 0
 
 
 def _per_block(rows: int, nchunks: int, most: int) -> int:
@@ -156,7 +240,10 @@ class CudaBackend:
         self._kern = {}
         self._scratch = {}           # (rows, cols, k) -> 2-stage scratch buffers, a few kept
         self._smem_optin = 0
-        self._pdl = None             # programmatic dependent launch (pdl_launcher), sm_90+ with a CUDA 12 driver
+        self._driver = None          # DriverLauncher (cuLaunchKernelEx), sm_90+ with a CUDA 12 driver
+        self._pdl = False            # programmatic dependent launches through it (until the driver refuses one)
+        self._cc = 0
+        self._active = {}            # (kernel, block, smem, cluster) -> clusters the device holds at once
 
     # -- availability -------------------------------------------------------------------------------------
     def available(self) -> tuple[bool, str]:
@@ -213,52 +300,80 @@ class CudaBackend:
                     self._smem_optin = int(attrs["MaxSharedMemoryPerBlockOptin"])
                     self._clock_khz = int(attrs["ClockRate"])
                     cc = int(cp.cuda.Device(self._dev_id).compute_capability)
-                    self._pdl = pdl_launcher(cp) if cc >= 90 else None
+                    self._cc = cc
+                    self._driver = DriverLauncher.new(cp) if cc >= 90 else None
+                    self._pdl = self._driver is not None
             return self._kern
 
     def _launch(self, name, grid, block, args, smem=0, pdl=False):
         """Launch a kernel on the current stream; pdl: as a programmatic dependent launch (see pdl_wait)
-        when the device and driver have it, else a plain launch."""
+        when the device and driver have it, else a plain launch. topk_cluster: grid.x blocks a cluster."""
         k = self._kern[name]
         if smem > 48 * 1024 and k.max_dynamic_shared_size_bytes < smem:
             k.max_dynamic_shared_size_bytes = smem
-        if pdl and self._pdl is not None:
+        if name == "topk_cluster":
+            return self._driver.launch(k, grid, block, args, smem, cluster=grid[0])
+        if pdl and self._pdl:
             try:
-                return self._pdl(k, grid, block, args, smem)
+                return self._driver.launch(k, grid, block, args, smem, pdl=True)
             except KernelError:
-                self._pdl = None     # the driver refused the attribute: plain launches from now on
+                self._pdl = False    # the driver refused the attribute: plain launches from now on
         k(grid, block, args, shared_mem=smem)
 
     # -- TopK ---------------------------------------------------------------------------------------------
     @staticmethod
     def default_params(rows: int, cols: int, k: int) -> dict:
-        """params=None: the first matching row of DEFAULT_TABLE (measured fastest on an H100, see bench/)."""
+        """The first matching row of DEFAULT_TABLE (measured fastest on an H100 and H200, see bench/)."""
         for pred, p in DEFAULT_TABLE:
             if pred(rows, cols, k):
                 return dict(p)
         raise AssertionError("DEFAULT_TABLE has a catch-all row")
 
+    def call_params(self, rows: int, cols: int, k: int, sorted: bool = True) -> dict:
+        """params=None: on a device with thread-block clusters, the first row of CLUSTER_TABLE (or, unsorted,
+        CLUSTER_TABLE_UNSORTED) that matches and fits; else default_params."""
+        if self._clusters():
+            for pred, f in CLUSTER_TABLE if sorted else CLUSTER_TABLE_UNSORTED:
+                if pred(rows, cols, k):
+                    p = {**space_defaults("topk"), **f(rows, cols, k)}
+                    try:
+                        self._cluster_geometry(rows, cols, k, p, sorted)
+                    except ParamsError:
+                        continue
+                    return p
+        return self.default_params(rows, cols, k)
+
+    def _clusters(self) -> bool:
+        self._kernels()
+        return self._cc >= 90 and self._driver is not None
+
     def fixed_default(self, kernel: str, query: tuple) -> dict:
-        """The configuration of params="default": DEFAULT_TABLE's row for TopK, direct wg 256 vpt 4 for where_nd."""
+        """The configuration of params="default": call_params (sorted) for TopK, direct wg 256 vpt 4 for where_nd."""
         if kernel == "topk":
-            return self.default_params(*query)
+            return self.call_params(*query)
         return {**space_defaults("where_nd"), "wg": 256, "vpt": 4}
 
-    def _resolve_params(self, rows, cols, k, params):
-        if params is None:
-            return self.default_params(rows, cols, k)
+    def _resolve_params(self, rows, cols, k, params, sorted=True):
+        # params None, or (unsorted) the sorted call's own pick, which the API passes on: this table's pick
+        if params is None or (not sorted and dict(params) == self.call_params(rows, cols, k)):
+            return self.call_params(rows, cols, k, sorted)
         p = space_defaults("topk")
         unknown = set(params) - set(p)
         if unknown:
-            raise ParamsError(f"unknown topk parameters {sorted(unknown)}; allowed: {sorted(p)}")
+            raise ParamsError(f"unknown topk parameters {sorted_(unknown)}; allowed: {sorted_(p)}")
         p.update(params)
-        if p["radix"] or p["rb"] or p["rch"]:
-            raise ParamsError(f"the radix pipeline (radix, rb, rch) is WGSL only (shaders/topk_radix.wgsl); the CUDA "
-                              f"backend runs 1CE or 2-stage: pass radix=false, rb=0, rch=0 (got radix={p['radix']}, "
-                              f"rb={p['rb']}, rch={p['rch']})")
         wg, kl, ch = int(p["wg"]), int(p["kl"]), int(p["ch"])
         if wg % 32 or not 64 <= wg <= 1024 or wg & (wg - 1):
             raise ParamsError(f"wg must be a power of two in [64, 1024], got {wg}")
+        if p["radix"]:
+            if int(p["rb"]) != 11 or int(p["rch"]) <= 0 or int(p["rch"]) % 4 or p["use_2ce"] or ch:
+                raise ParamsError(f"the CUDA radix pipeline (topk_cluster) selects 11 bits a round over blocks of rch "
+                                  f"columns: pass rb=11, rch a positive multiple of 4, use_2ce=false, ch=0 (got "
+                                  f"rb={p['rb']}, rch={p['rch']}, use_2ce={p['use_2ce']}, ch={ch})")
+            return p
+        if p["rb"] or p["rch"]:
+            raise ParamsError(f"rb and rch are the radix pipeline's: pass radix=true, or rb=0 and rch=0 "
+                              f"(got rb={p['rb']}, rch={p['rch']})")
         if kl < 1:
             raise ParamsError(f"kl must be >= 1, got {kl}")
         if p["use_2ce"] and ch % 4:
@@ -267,13 +382,56 @@ class CudaBackend:
             raise ParamsError(f"ch must be 0 when use_2ce is false, got {ch}")
         return p
 
-    def _topk_plan(self, rows, cols, k, params):
-        """Launch list [(kernel, grid, block, args, smem)] for a shape and configuration, scratch allocated."""
+    def _cluster_geometry(self, rows, cols, k, p, sorted):
+        """(blocks a row, chunk, abytes, lcap, slack, smem) of topk_cluster for a shape and radix configuration;
+        ParamsError where the device has no clusters or the configuration does not fit it."""
+        if not self._clusters():
+            raise ParamsError("the CUDA radix pipeline (topk_cluster) needs thread-block clusters: compute capability "
+                              f"9.0 or above and a CUDA 12 driver; this device has {self._cc / 10:.1f}: use radix=false")
+        if rows > 65535:
+            raise ParamsError(f"the CUDA radix pipeline takes at most 65535 rows, got {rows}")
+        rch, wg = int(p["rch"]), int(p["wg"])
+        blocks = max(2, next_pow2(-(-cols // rch)))
+        if blocks > CLUSTER_MAX:
+            raise ParamsError(f"rch={rch} spreads a row of {cols} columns over {blocks} blocks; a cluster holds at most "
+                              f"{CLUSTER_MAX}: use rch >= {_rch(cols, CLUSTER_MAX)}")
+        chunk = _rch(cols, blocks)
+        slack = max(32, k // 8) if sorted else 0
+        abytes = -(-max(chunk * 4, (k + slack) * 8 if sorted else 0) // 16) * 16   # keys, then (sorted) all lists
+        lcap = next_pow2(min(k + slack, chunk))
+        smem = abytes + lcap * 8 + (2048 + 1024 + 3 * (2048 // blocks) + 48 + 128) * 4
+        if smem > self._smem_optin:
+            raise ParamsError(f"the CUDA radix pipeline needs {smem} bytes of shared memory a block for cols={cols}, "
+                              f"k={k}, rch={rch}; this device allows {self._smem_optin}: use a smaller rch or "
+                              f"radix=false")
+        key = (wg, smem, blocks)
+        if key not in self._active:
+            kern = self._kern["topk_cluster"]
+            if smem > 48 * 1024 and kern.max_dynamic_shared_size_bytes < smem:
+                kern.max_dynamic_shared_size_bytes = smem
+            self._active[key] = self._driver.active_clusters(self._kern["topk_cluster"], (blocks, 1), (wg,), smem,
+                                                             blocks)
+        if not self._active[key]:
+            raise ParamsError(f"no cluster of {blocks} blocks of {wg} threads and {smem} bytes of shared memory fits "
+                              f"this device at once: use fewer threads (wg) or a larger rch")
+        return blocks, chunk, abytes, lcap, slack, smem
+
+    def _topk_plan(self, rows, cols, k, params, sorted=True):
+        """Launch list [(kernel, grid, block, args, smem)] for a shape and configuration, scratch allocated.
+        sorted=False: each row's k in any order, which only the radix pipeline (topk_cluster) uses to skip its sort."""
         cp = self._cp()
         self._kernels()
-        p = self._resolve_params(rows, cols, k, params)
+        p = self._resolve_params(rows, cols, k, params, sorted)
         wg = int(p["wg"])
         kp = next_pow2(k)
+        if p.get("radix"):
+            blocks, chunk, abytes, lcap, slack, smem = self._cluster_geometry(rows, cols, k, p, sorted)
+
+            def launches(xd, ov, oi):
+                return [("topk_cluster", (blocks, rows), (wg,),
+                         (xd, ov, oi, np.int32(cols), np.int32(k), np.int32(chunk), np.int32(abytes), np.int32(lcap),
+                          np.int32(slack), np.int32(sorted)), smem)]
+            return p, launches
         if not p["use_2ce"]:
             lanes = min(wg, max(32 * int(p["kl"]), wg // 8))
             groups = wg // lanes
@@ -359,40 +517,41 @@ class CudaBackend:
         for i, (name, grid, block, args, smem) in enumerate(launches):
             self._launch(name, grid, block, args, smem, pdl=i > 0)
 
-    def topk2d_device(self, xd, k: int, params: dict | None = None):
-        """TopK of a CuPy float32 [rows, cols] C-contiguous array on the device: (values float32, indices int64)."""
+    def topk2d_device(self, xd, k: int, params: dict | None = None, sorted: bool = True):
+        """TopK of a CuPy float32 [rows, cols] C-contiguous array on the device: (values float32, indices int64).
+        sorted=False: each row's k largest in any order (the same elements; a radix configuration skips its sort)."""
         cp = self._cp()
         if xd.dtype != cp.float32 or xd.ndim != 2 or not xd.flags.c_contiguous:
             raise ShapeError(f"xd must be a C-contiguous float32 2-d CuPy array, got {xd.dtype} {xd.shape}")
         rows, cols = xd.shape
         k = int(k)
         with self._lock, cp.cuda.Device(self._dev_id):
-            _, launches = self._topk_plan(rows, cols, k, params)
+            _, launches = self._topk_plan(rows, cols, k, params, sorted)
             ov = cp.empty((rows, k), dtype=cp.float32)
             oi = cp.empty((rows, k), dtype=cp.int64)
             self._run(launches(xd, ov, oi))
             return ov, oi
 
-    def topk2d(self, x, k, params=None):
+    def topk2d(self, x, k, params=None, sorted=True):
         x = check_topk_args(x, k)
         cp = self._cp()
         with cp.cuda.Device(self._dev_id):
             xd = cp.asarray(np.ascontiguousarray(x))
-            ov, oi = self.topk2d_device(xd, int(k), params)
+            ov, oi = self.topk2d_device(xd, int(k), params, sorted)
             return cp.asnumpy(ov), cp.asnumpy(oi)
 
-    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
+    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1, sorted=True) -> Timing:
         x = check_topk_args(x, k)
         cp = self._cp()
         with self._lock, cp.cuda.Device(self._dev_id):
             xd = cp.asarray(np.ascontiguousarray(x))
-            return self.time_topk2d_device(xd, int(k), params, repeats, warmups)
+            return self.time_topk2d_device(xd, int(k), params, repeats, warmups, sorted)
 
-    def time_topk2d_device(self, xd, k, params=None, repeats=5, warmups=1) -> Timing:
+    def time_topk2d_device(self, xd, k, params=None, repeats=5, warmups=1, sorted=True) -> Timing:
         cp = self._cp()
         rows, cols = xd.shape
         with self._lock, cp.cuda.Device(self._dev_id):
-            _, launches = self._topk_plan(rows, cols, int(k), params)
+            _, launches = self._topk_plan(rows, cols, int(k), params, sorted)
             ov = cp.empty((rows, k), dtype=cp.float32)
             oi = cp.empty((rows, k), dtype=cp.int64)
             ls = launches(xd, ov, oi)

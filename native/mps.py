@@ -46,7 +46,7 @@ class MpsBackend:
         t = self._t()
         return {"name": NAME, "device": f"Apple MPS (torch {t.__version__})", "timer": "wall"}
 
-    def topk2d(self, x, k, params=None):
+    def topk2d(self, x, k, params=None, sorted=True):     # sorted=False: returned sorted all the same
         x = check_topk_args(x, k)
         t = self._t()
         vals, idx = _torch_topk(t, t.from_numpy(x).to("mps"), k)
@@ -62,7 +62,7 @@ class MpsBackend:
         t = self._t()
         return wall_timing(fn, repeats, warmups, sync=t.mps.synchronize)
 
-    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
+    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1, sorted=True) -> Timing:
         x = check_topk_args(x, k)
         t = self._t()
         xt = t.from_numpy(x).to("mps")

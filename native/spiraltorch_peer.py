@@ -88,7 +88,7 @@ class SpiralTorchBackend:
         if params:
             raise ParamsError(f"SpiralTorch's WgpuRank plans its own configuration; it takes no params, got {params}")
 
-    def topk2d(self, x, k, params=None):
+    def topk2d(self, x, k, params=None, sorted=True):     # sorted=False: returned sorted all the same
         x = check_topk_args(x, k)
         self._no_params(params)
         rows = x.shape[0]
@@ -104,7 +104,7 @@ class SpiralTorchBackend:
         i = np.asarray(out["indices"], dtype=np.int64).reshape(rows, k)
         return v, i
 
-    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
+    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1, sorted=True) -> Timing:
         x = check_topk_args(x, k)
         self._no_params(params)
         with self._lock:

@@ -497,13 +497,13 @@ class WgpuBackend:
         return passes, bg, bufs
 
     @_device_faults
-    def topk2d(self, x, k, params=None):
+    def topk2d(self, x, k, params=None, sorted=True):     # sorted=False: returned sorted all the same
         x = check_topk_args(x, k)
         with self._lock:
             return self._topk_run(x, k, *self._topk_plan(x, k, params))
 
     @_device_faults
-    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
+    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1, sorted=True) -> Timing:
         x = check_topk_args(x, k)
         with self._lock:
             return self._topk_time(*self._topk_plan(x, k, params), repeats, warmups)

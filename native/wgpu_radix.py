@@ -149,13 +149,13 @@ class RadixTopK:
         rows, cols = x.shape
         return plan(self.backend, x, k, plan_shape(rows, cols, k, params))
 
-    def topk2d(self, x, k, params=None):
+    def topk2d(self, x, k, params=None, sorted=True):     # sorted=False: returned sorted all the same
         """Largest k per row, sorted descending, ties to the lower index, NaN largest: (values, int64 indices)."""
         x = check_topk_args(x, k)
         with self.backend._lock:
             return self.backend._topk_run(x, k, *self.plan(x, k, params))
 
-    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1) -> Timing:
+    def time_topk2d(self, x, k, params=None, repeats=5, warmups=1, sorted=True) -> Timing:
         """GPU time of one call's dispatch chain, as WgpuBackend.time_topk2d times every TopK pipeline."""
         x = check_topk_args(x, k)
         with self.backend._lock:

@@ -362,6 +362,304 @@ topk_stream(const float* __restrict__ x, float* __restrict__ out_v, long long* _
     sort_write(list, k, kp, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
 }
 
+// ---- The radix pipeline in one launch (sm_90+): a row's chunks are the blocks of one thread-block cluster. -------
+// Block r of the cluster (CL blocks, CL a power of two, 2 to 16) keeps columns [r*chunk, (r+1)*chunk) as u32 keys in
+// shared memory. Radix select, 11 + 11 + 10 bits: each block histograms its keys' digit and adds its non-zero bins,
+// through distributed shared memory, into the bins' owner (block b / S owns bins [b*S, (b+1)*S), S = 2048/CL), and
+// its per-owner totals into every block; after one cluster barrier every block finds the owner whose slice holds
+// the k-th largest from the totals it has, and the bin inside that slice from the owner's sums. Each pass has its
+// own accumulators (zeroed at the start, so no pass waits for another's readers). The passes stop when that bin
+// holds at most `slack` keys past what is still needed (0: exactly what is needed); all of it is selected then.
+// Keys equal to the k-th largest past what is needed (pbits 32) are taken in column order (blocks in column
+// order, a cluster prefix of their counts). sorted: each block sorts its selected keys (bitonic), gathers every
+// block's sorted list, and writes each of its keys at its rank over all of them (binary search), dropping ranks k
+// and up (the slack's). Unsorted (slack 0): each block writes its keys at a place reserved on block 0's counter.
+// Shared memory: A (max(chunk u32 keys, sorted: k+slack u64 gathered lists)) | list u64[lcap] | hist u32[2048] |
+// sl u32[1024] | acc u32[3][S] | tot u32[3][16] | misc u32[128]
+#define CL_MAXC 16
+#if __CUDA_ARCH__ >= 900
+__device__ __forceinline__ u32 cl_rank() { u32 r; asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r)); return r; }
+__device__ __forceinline__ u32 cl_size() { u32 r; asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(r)); return r; }
+__device__ __forceinline__ void cl_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
+__device__ __forceinline__ void cl_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
+// The shared::cluster address of `p`'s place in block `rank`'s shared memory.
+__device__ __forceinline__ u32 cl_map(const void* p, u32 rank) {
+    u32 a = (u32)__cvta_generic_to_shared(p), ra;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(rank));
+    return ra;
+}
+__device__ __forceinline__ u32 cl_ld32(u32 ra) {
+    u32 v; asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(ra)); return v;
+}
+__device__ __forceinline__ void cl_add(u32 ra, u32 v) {
+    asm volatile("red.shared::cluster.add.u32 [%0], %1;" :: "r"(ra), "r"(v) : "memory");
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(1024)
+topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* __restrict__ out_i,
+             int cols, int k, int chunk, int abytes, int lcap, int slack, int sorted) {
+#if __CUDA_ARCH__ >= 900
+    extern __shared__ __align__(16) u8 smem[];
+    const u32 r = cl_rank(), CL = cl_size(), S = HBINS / CL;
+    const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, row = blockIdx.y;
+    u32* keys = reinterpret_cast<u32*>(smem);
+    u64* gath = reinterpret_cast<u64*>(smem);
+    u64* list = reinterpret_cast<u64*>(smem + abytes);
+    u32* hist = reinterpret_cast<u32*>(list + lcap);
+    u32* sl = hist + HBINS;                  // the owner's slice of the summed histogram, copied
+    u32* acc = sl + HBINS / 2;               // [3][S]
+    u32* tot = acc + 3 * S;                  // [3][16]
+    u32* misc = tot + 3 * CL_MAXC;           // [0,16) local totals, [16,20) pick, [20] fill, [32,64) scan scratch,
+                                             // [64,68) counts, [80,96) list offsets, [96,112) list sizes
+    u32* ltot = misc;
+    const float* xr = x + (size_t)row * cols;
+    const int c0 = min(cols, (int)r * chunk), n = min(cols, c0 + chunk) - c0;
+    for (int i = tid; i < 3 * (int)S; i += nt) acc[i] = 0;
+    for (int i = tid; i < 3 * CL_MAXC; i += nt) tot[i] = 0;
+    for (int i = tid; i < HBINS; i += nt) hist[i] = 0;
+    if (tid < CL_MAXC) ltot[tid] = 0;
+    if (tid == 0) { misc[20] = 0; misc[68] = 0; }
+    __syncthreads();
+    cl_arrive();                             // accumulators zeroed; waited for before the first remote add
+    scan_row<2>(xr, c0, c0 + n, tid, nt, [&](int c, u32 bits) {
+        u32 kk = key_of(bits);
+        keys[c - c0] = kk;
+        atomicAdd(&hist[kk >> (32 - HBITS)], 1u);
+    });
+    __syncthreads();
+    cl_wait();
+    u32 prefix = 0, need = (u32)k, cnt = 0;
+    int pbits = 0, pass = 0;
+    while (true) {
+        const int w = min(HBITS, 32 - pbits), nb = 1 << w, shift = 32 - pbits - w;
+        if (pass > 0) {                      // hist and ltot were cleared after the last pass's barrier
+            for (int i = tid; i < n; i += nt) {
+                const u32 kk = keys[i];
+                if ((kk >> (32 - pbits)) == prefix) atomicAdd(&hist[(kk >> shift) & (nb - 1)], 1u);
+            }
+            __syncthreads();
+        }
+        // each bin to its owner; S is a multiple of 32, so a warp's bins share one owner
+        u32* pacc = acc + pass * S;
+        u32* ptot = tot + pass * CL_MAXC;
+        for (int b = tid; b < nb; b += nt) {
+            const u32 v = hist[b], o = (u32)b / S;
+            if (v) cl_add(cl_map(pacc + (b - o * S), o), v);
+            u32 s = v;
+#pragma unroll
+            for (int d = 16; d; d >>= 1) s += __shfl_xor_sync(FULL, s, d);
+            if (lane == 0 && s) atomicAdd(&ltot[o], s);
+        }
+        __syncthreads();
+        for (int i = tid; i < (int)(CL * CL); i += nt) {   // this block's per-owner totals, to every block
+            const u32 q = i / CL, o = i % CL, v = ltot[o];
+            if (v) cl_add(cl_map(ptot + o, q), v);
+        }
+        cl_arrive();
+        cl_wait();
+        const bool last = pbits + w == 32;   // the last pass's hist stays: its counts settle ties
+        if (!last) {
+            for (int i = tid; i < HBINS; i += nt) hist[i] = 0;
+            if (tid < CL_MAXC) ltot[tid] = 0;
+        }
+        {   // every warp: the owner whose slice holds the k-th largest (lane l looks at owner CL-1-l, from the top)
+            const u32 t = lane < (int)CL ? ptot[CL - 1 - lane] : 0u;
+            const u32 incl = warp_incl_scan(t, lane);
+            const int L = __ffs(__ballot_sync(FULL, incl - t < need && incl >= need)) - 1;
+            const u32 o = CL - 1 - L, want = need - __shfl_sync(FULL, incl - t, L);
+            for (int i = tid; i < (int)S; i += nt) sl[i] = cl_ld32(cl_map(pacc + i, o));
+            __syncthreads();
+            if (tid < 32) {                  // lane l: per bins of the slice, from the top
+                const int per = S / 32, top = S - 1 - lane * per;
+                u32 s = 0;
+                for (int j = 0; j < per; ++j) s += sl[top - j];
+                u32 run = warp_incl_scan(s, lane) - s;
+                if (run < want && run + s >= want) {
+                    for (int j = 0; j < per; ++j) {
+                        const u32 c = sl[top - j];
+                        if (run + c >= want) { misc[16] = o * S + top - j; misc[17] = want - run; misc[18] = c; break; }
+                        run += c;
+                    }
+                }
+            }
+        }
+        __syncthreads();
+        prefix = (prefix << w) | misc[16];
+        need = misc[17];
+        cnt = misc[18];
+        pbits += w;
+        ++pass;
+        // Stop when the bin is all needed, or holds at most `slack` keys past what is needed: all of it is then
+        // selected, and the ranks (below) drop the extra ones, which rank k or more.
+        if (cnt - need <= (u32)slack || last) break;
+        __syncthreads();                     // misc[16..19) is written again by the next pass
+    }
+    // selection into list: keys above the prefix, and those matching it (all, or the first `take` in column order)
+    const bool all = cnt - need <= (u32)slack;
+    u32 take = 0;
+    if (!all) {
+        // pbits == 32: the keys equal to the k-th largest, more of them than needed; this block's count is its bin
+        if (tid == 0) misc[64] = hist[prefix & 1023u];
+        __syncthreads();
+        cl_arrive();
+        cl_wait();
+        if (tid == 0) {
+            u32 before = 0;
+            for (u32 q = 0; q < r; ++q) before += cl_ld32(cl_map(misc + 64, q));
+            misc[65] = before;
+        }
+        __syncthreads();
+        const u32 before = misc[65], mine = misc[64];
+        take = need > before ? min(need - before, mine) : 0u;
+    }
+    if (all) {
+        const int shr = 32 - pbits;
+        for (int i0 = 0; i0 < n; i0 += nt) {             // warp-aggregated appends
+            const int i = i0 + tid;
+            const u32 kk = i < n ? keys[i] : 0u;
+            const bool sel = i < n && (kk >> shr) >= prefix;
+            const u32 m = __ballot_sync(FULL, sel);
+            u32 at = 0;
+            if (lane == 0 && m) at = atomicAdd(misc + 20, (u32)__popc(m));
+            at = __shfl_sync(FULL, at, 0);
+            if (sel) list[at + __popc(m & ((1u << lane) - 1u))] = comp(kk, (u32)(c0 + i));
+        }
+    } else {
+        u32 taken = 0;
+        for (int t0 = 0; t0 < n; t0 += nt) {
+            const int i = t0 + tid;
+            const u32 kk = i < n ? keys[i] : 0u;
+            const u32 eq = i < n && kk == prefix;
+            if (i < n && kk > prefix) list[atomicAdd(misc + 20, 1u)] = comp(kk, (u32)(c0 + i));
+            const u32 bef = block_excl_scan(eq, misc + 32);
+            if (eq && taken + bef < take) list[atomicAdd(misc + 20, 1u)] = comp(kk, (u32)(c0 + i));
+            taken += __syncthreads_count(eq);
+        }
+    }
+    __syncthreads();
+    const int nsel = (int)misc[20];
+    if (!sorted) {
+        // unsorted (slack 0, so exactly k selected): this block's keys at a place in the row's output reserved
+        // with one atomic on block 0's counter
+        if (tid == 0) {
+            u32 base;
+            asm volatile("atom.shared::cluster.add.u32 %0, [%1], %2;" : "=r"(base) : "r"(cl_map(misc + 68, 0)), "r"((u32)nsel) : "memory");
+            misc[69] = base;
+        }
+        __syncthreads();
+        const u32 base = misc[69];
+        cl_arrive();
+        for (int j = tid; j < nsel; j += nt) {
+            const u64 e = list[j];
+            const u32 col = ~(u32)e, kk = (u32)(e >> 32);
+            const u32 bits = kk == 0xffffffffu ? __float_as_uint(xr[col]) : (kk & 0x80000000u) ? (kk & 0x7fffffffu) : ~kk;
+            out_i[(size_t)row * k + base + j] = (long long)col;
+            out_v[(size_t)row * k + base + j] = __uint_as_float(bits);
+        }
+        cl_wait();                           // block 0 stays until every block has taken its place
+        return;
+    }
+    int np2 = 1;
+    while (np2 < nsel) np2 <<= 1;
+    if (np2 <= nt) {
+        // bitonic sort, descending, one key a thread: strides under 32 by shuffles, the others through list
+        u64 v = tid < nsel ? list[tid] : 0ull;
+        for (int size = 2; size <= np2; size <<= 1) {
+            for (int stride = size >> 1; stride > 0; stride >>= 1) {
+                u64 o;
+                if (stride >= 32) {
+                    if (tid < np2) list[tid] = v;
+                    __syncthreads();
+                    o = tid < np2 ? list[tid ^ stride] : 0ull;
+                    __syncthreads();
+                } else {
+                    o = __shfl_xor_sync(FULL, v, stride);
+                }
+                const bool keep_max = ((tid & size) == 0) == ((tid & stride) == 0);
+                v = keep_max ? (o > v ? o : v) : (o < v ? o : v);
+            }
+        }
+        if (tid < np2) list[tid] = v;
+    } else {
+        for (int i = nsel + tid; i < np2; i += nt) list[i] = 0ull;
+        __syncthreads();
+        Group g{tid, nt, 0};
+        bitonic_desc(list, np2, g);
+    }
+    if (tid == 0) misc[66] = (u32)nsel;
+    __syncthreads();
+    cl_arrive();
+    cl_wait();
+    // every block's list, in block order, into gath
+    if (tid < 32) {
+        const u32 v = lane < (int)CL ? cl_ld32(cl_map(misc + 66, lane)) : 0u;
+        const u32 incl = warp_incl_scan(v, lane);
+        if (lane < CL_MAXC) { misc[80 + lane] = incl - v; misc[96 + lane] = v; }
+    }
+    __syncthreads();
+    const u32* off = misc + 80;
+    const u32* len = misc + 96;
+    u32 most = 0;
+    for (u32 q = 0; q < CL; ++q) most = max(most, len[q]);
+    for (int i = 2 * tid; i < (int)most; i += 2 * nt) {
+#pragma unroll
+        for (u32 q0 = 0; q0 < CL_MAXC; q0 += 8) {
+            u64 a[8], b[8];
+#pragma unroll
+            for (u32 j = 0; j < 8; ++j) {
+                const u32 q = q0 + j;
+                if (q < CL && (u32)i < len[q]) {
+                    const u32 ra = cl_map(list + i, q);
+                    asm volatile("ld.shared::cluster.v2.u64 {%0, %1}, [%2];" : "=l"(a[j]), "=l"(b[j]) : "r"(ra));
+                }
+            }
+#pragma unroll
+            for (u32 j = 0; j < 8; ++j) {
+                const u32 q = q0 + j;
+                if (q < CL && (u32)i < len[q]) {
+                    gath[off[q] + i] = a[j];
+                    if ((u32)i + 1 < len[q]) gath[off[q] + i + 1] = b[j];
+                }
+            }
+        }
+    }
+    __syncthreads();
+    cl_arrive();                             // this block reads no other's shared memory after this
+    // each selected key's rank: its place in its own list plus, in every other list, the count of greater keys.
+    // tpe threads a key, each searching every tpe-th list, summed across them. Ranks k and up are dropped.
+    int tpe = 1;
+    while (tpe * 2 <= (int)CL && nsel * tpe * 2 <= nt) tpe <<= 1;
+    const int sub = tid & (tpe - 1);
+    for (int j0 = 0; j0 < nsel; j0 += nt / tpe) {
+        const int j = j0 + tid / tpe;
+        u32 rk = 0;
+        u64 e = 0;
+        if (j < nsel) {
+            e = list[j];
+            for (u32 q = sub; q < CL; q += tpe) {
+                if (q == r) continue;
+                const u64* a = gath + off[q];
+                const u32 L = len[q];
+                u32 lo = 0;
+                for (u32 step = L ? 1u << (31 - __clz(L)) : 0u; step; step >>= 1)
+                    if (lo + step <= L && a[lo + step - 1] > e) lo += step;
+                rk += lo;
+            }
+        }
+        for (int d = 1; d < tpe; d <<= 1) rk += __shfl_xor_sync(FULL, rk, d);
+        rk += (u32)j;
+        if (j < nsel && sub == 0 && rk < (u32)k) {
+            const u32 col = ~(u32)e, kk = (u32)(e >> 32);
+            const u32 bits = kk == 0xffffffffu ? __float_as_uint(xr[col]) : (kk & 0x80000000u) ? (kk & 0x7fffffffu) : ~kk;
+            out_i[(size_t)row * k + rk] = (long long)col;
+            out_v[(size_t)row * k + rk] = __uint_as_float(bits);
+        }
+    }
+    cl_wait();                               // no block leaves while another may still read its shared memory
+#endif
+}
+
 // ---- 2-stage. Row state, 8 words per row: [0] blocks done in topk_hist, [1] blocks done in topk_filter,
 // [2] key prefix (top 11*pass bits), [3] still needed, [4] sure count, [5] candidate count. -----------------------
 extern "C" __global__ void __launch_bounds__(1024)

@@ -121,8 +121,24 @@ def test_without_anchors_the_table_is_as_before():
     del result["anchors"]
     lines = bench_gpu.summarize(result)
     assert next(ln for ln in lines if ln.startswith("shape")).split() == [
-        "shape", "cuda", "torch", "wgsl*", "torch/cuda", "torch/wgsl", "cuda", "params", "|", "wgsl", "params"]
+        "shape", "cuda", "unsorted", "torch", "wgsl*", "torch/cuda", "torch/wgsl", "cuda", "params", "|", "wgsl",
+        "params"]
     assert "anchors" not in result["summary"]
+
+
+def test_unsorted_anchors_are_set_against_our_unsorted_call_and_sorted_ones_against_our_sorted():
+    result = fake_result()
+    for e, (ours, theirs) in zip(result["topk"], ((0.004, 0.006), (0.012, 0.009))):
+        e["cuda_unsorted"] = {"params": {"radix": True, "wg": 512, "rch": 4096}, "ok": True, "median_ms": ours}
+        e["anchors"]["flashinfer_unsorted"] = {"ok": True, "grade": "same set", "median_ms": theirs}
+    lines = bench_gpu.summarize(result)
+    assert next(ln for ln in lines if ln.startswith("8x1024")).split()[2:4] == ["10.0", "4.0"]
+    a = result["summary"]["anchors"]
+    assert a["flashinfer_unsorted"]["against"] == "cuda_unsorted" and a["flashinfer"]["against"] == "cuda"
+    assert a["flashinfer_unsorted"]["over_cuda_geomean"] == pytest.approx((1.5 * 0.75) ** 0.5)
+    assert a["flashinfer_unsorted"]["over_cuda_worst"] == pytest.approx(0.75)
+    assert a["flashinfer"]["over_cuda_geomean"] == pytest.approx(2.0)
+    assert any(ln.startswith("flashinfer_unsorted") and "flashinfer_unsorted/cuda_unsorted" in ln for ln in lines)
 
 
 def test_two_anchor_columns_and_the_loosest_grade_each_variant_accepts():

@@ -138,12 +138,12 @@ def test_topk_plans_use_dependent_launches_on_hopper_and_plain_launches_agree():
     import cupy as cp
     _B._kernels()
     if int(cp.cuda.Device(0).compute_capability) >= 90:
-        assert _B._pdl is not None
+        assert _B._pdl
     x = gen.floats(23, (8, 65536))
     rv, ri = topk_reference(x, 4096)
     pdl = _B._pdl
     try:
-        for launcher in (pdl, None):
+        for launcher in (pdl, False):
             _B._pdl = launcher
             v, i = _B.topk2d(x, 4096)
             assert np.array_equal(i, ri) and same_bits(v, rv)
@@ -211,3 +211,114 @@ def test_timing_uses_cuda_events():
     t = _B.time_topk2d(gen.floats(1, (8, 4096)), 16, repeats=3, warmups=1)
     assert t.timer == "cuda-event" and len(t.samples_ms) == 3 and t.median_ms > 0
     assert _B.info()["timer"] == "cuda-event"
+
+
+# ---- the radix pipeline in one launch (topk_cluster): a row's blocks are one thread-block cluster, sm_90+ --------
+def _hopper():
+    _B._kernels()
+    return _B._clusters()
+
+
+hopper = pytest.mark.skipif(_OK and not _hopper(), reason="thread-block clusters need sm_90 and a CUDA 12 driver")
+
+
+def radix(rch, wg):
+    return {"use_2ce": False, "wg": wg, "kl": 4, "ch": 0, "sg": False, "radix": True, "rb": 11, "rch": rch}
+
+
+def in_oracle_order(v, i):
+    """An unsorted answer, each row put in the oracle's order: key descending (NaN first, -0.0 below 0.0), then the
+    lower column."""
+    b = v.view(np.uint32)
+    key = np.where(b & np.uint32(0x80000000), ~b, b | np.uint32(0x80000000)).astype(np.int64)
+    key[np.isnan(v)] = 0xFFFFFFFF
+    order = np.stack([np.lexsort((i[r], -key[r])) for r in range(v.shape[0])])
+    return np.take_along_axis(v, order, 1), np.take_along_axis(i, order, 1)
+
+
+def _check_radix(x, k, params, sorted_):
+    v, i = _B.topk2d(x, k, params, sorted=sorted_)
+    rv, ri = topk_reference(x, k)
+    if not sorted_:
+        v, i = in_oracle_order(v, i)
+    assert np.array_equal(i, ri), (params, sorted_)
+    assert same_bits(v, rv), (params, sorted_)
+
+
+RADIX = [radix(4096, 512), radix(8192, 1024), radix(2048, 256), radix(16384, 128)]
+
+
+@hopper
+@pytest.mark.parametrize("sorted_", [True, False], ids=["sorted", "unsorted"])
+@pytest.mark.parametrize("params", RADIX, ids=lambda p: f"rch{p['rch']}-wg{p['wg']}")
+@pytest.mark.parametrize("name,make,k", TOPK, ids=[c[0] for c in TOPK])
+def test_topk_radix_cluster_matches_oracle(name, make, k, params, sorted_):
+    x = make()
+    try:
+        _check_radix(x, k, params, sorted_)
+    except ParamsError as e:          # more than 16 blocks a row, or more shared memory than a block has
+        assert "at most 16" in str(e) or "shared memory" in str(e)
+
+
+@hopper
+def test_topk_radix_cluster_stress_ties_ascending_constant_and_masked_rows():
+    """Random shapes, k, block counts (2..16) and block sizes over rows that stress the select: 16 values only,
+    ascending (every top key in the last block), descending, one repeated value (more equal keys than any slack, so
+    ties go by column across the cluster), NaN and signed zeros, all but a few -inf."""
+    rng = np.random.default_rng(24)
+    ran = 0
+    for trial in range(80):
+        rows = int(rng.choice([1, 3, 8, 16]))
+        cols = int(rng.integers(2, 140000))
+        k = int(min(cols, 4096, rng.choice([1, 7, 64, 1000, 4096, int(rng.integers(1, 6000)), cols])))
+        dist = ["uniform", "ties", "asc", "desc", "const", "special", "masked"][trial % 7]
+        x = gen.floats(trial, (rows, cols), dist="ties" if dist == "ties" else "uniform")
+        if dist == "asc":
+            x = np.sort(x, axis=1)
+        if dist == "desc":
+            x = -np.sort(x, axis=1)
+        if dist == "const":
+            x[:] = 0.25
+        if dist == "special":
+            x[:, ::7] = np.nan
+            x[:, 1::11] = -0.0
+            x[:, 2::13] = 0.0
+        if dist == "masked":
+            x[:, rng.random(cols) < 0.999] = -np.inf
+        p = radix(max(4, -(-cols // int(rng.choice([2, 4, 8, 16])) // 4) * 4), int(rng.choice([128, 256, 512, 1024])))
+        try:
+            _check_radix(x, k, p, bool(trial % 2))
+            ran += 1
+        except ParamsError as e:
+            assert "shared memory" in str(e) or "fits this device" in str(e), e
+    assert ran >= 60
+
+
+@hopper
+def test_topk_calls_take_the_cluster_where_its_table_says_and_unsorted_skips_the_sort():
+    """8x65536 k=64 (sorted) and the seed shape unsorted run topk_cluster; the seed shape sorted keeps the 2-stage
+    path (measured faster there)."""
+    names = lambda r, c, k, s: [ln[0] for ln in _B._topk_plan(r, c, k, None, s)[1](None, None, None)]
+    assert names(8, 65536, 64, True) == ["topk_cluster"]
+    assert names(8, 65536, 4096, False) == ["topk_cluster"]
+    assert "topk_cluster" not in names(8, 65536, 4096, True)
+    assert _B.call_params(8, 65536, 4096, sorted=False)["rch"] == 4096
+    _check_radix(gen.floats(1, (8, 65536)), 4096, None, False)
+    import spiraltorch_tuner as st
+    v, i = st.topk2d(gen.floats(1, (8, 65536)), 4096, device="cuda", sorted=False)
+    rv, ri = topk_reference(gen.floats(1, (8, 65536)), 4096)
+    v, i = in_oracle_order(v, i)
+    assert np.array_equal(i, ri) and same_bits(v, rv)
+
+
+@hopper
+def test_topk_radix_refuses_what_it_cannot_run_with_the_reason():
+    x = gen.floats(3, (2, 65536))
+    with pytest.raises(ParamsError, match="rb=11"):
+        _B.topk2d(x, 8, {**radix(4096, 256), "rb": 8})
+    with pytest.raises(ParamsError, match="at most 16"):
+        _B.topk2d(x, 8, radix(1024, 256))
+    with pytest.raises(ParamsError, match="shared memory"):
+        _B.topk2d(gen.floats(3, (1, 1 << 20)), 8, radix(65536, 256))
+    with pytest.raises(ParamsError, match="radix=true"):
+        _B.topk2d(x, 8, {"rb": 11})
