@@ -395,12 +395,20 @@ __device__ __forceinline__ void cl_add(u32 ra, u32 v) {
     asm volatile("red.shared::cluster.add.u32 [%0], %1;" :: "r"(ra), "r"(v) : "memory");
 }
 #endif
+#ifdef CL_TIMELINE      // bench/cluster_timeline.py: each block's start and end on the global timer (ns)
+__device__ unsigned long long cl_timeline[2][8192];
+#define CL_STAMP(w) do { if (threadIdx.x == 0) { unsigned long long t_; \
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_)); cl_timeline[w][blockIdx.y * 16 + blockIdx.x] = t_; } } while (0)
+#else
+#define CL_STAMP(w) do {} while (0)
+#endif
 
 extern "C" __global__ void __launch_bounds__(1024)
 topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* __restrict__ out_i,
              int cols, int k, int chunk, int abytes, int lcap, int slack, int sorted) {
 #if __CUDA_ARCH__ >= 900
     extern __shared__ __align__(16) u8 smem[];
+    CL_STAMP(0);
     const u32 r = cl_rank(), CL = cl_size(), S = HBINS / CL;
     const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, row = blockIdx.y;
     u32* keys = reinterpret_cast<u32*>(smem);
@@ -557,6 +565,7 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
             out_i[(size_t)row * k + base + j] = (long long)col;
             out_v[(size_t)row * k + base + j] = __uint_as_float(bits);
         }
+        CL_STAMP(1);
         cl_wait();                           // block 0 stays until every block has taken its place
         return;
     }
@@ -656,6 +665,7 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
             out_v[(size_t)row * k + rk] = __uint_as_float(bits);
         }
     }
+    CL_STAMP(1);
     cl_wait();                               // no block leaves while another may still read its shared memory
 #endif
 }
