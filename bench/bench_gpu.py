@@ -583,7 +583,8 @@ def summarize(result):
             if wg.get("params"):
                 ps += f" | wgsl {wgsl_label(wg['params'])}"
             lines.append(f"{e['rows']}x{e['cols']} k={e['k']:<6}"[:22].ljust(22)
-                         + f"{cu * 1e3:9.1f}" + (f"{un['median_ms'] * 1e3:9.1f}" if un.get("median_ms") else f"{'-':>9}")
+                         + f"{cu * 1e3:9.1f}"
+                         + (f"{un['median_ms'] * 1e3:9.1f}" if un.get("median_ms") else f"{'-':>9}")
                          + f"{to * 1e3:9.1f}" + (f"{wm * 1e3:10.1f}" if wm else f"{'-':>10}")
                          + "".join(f"{anchor_cell(e.get('anchors', {}).get(v.key)):>{max(9, len(v.key) + 1)}}"
                                    for v in cols)

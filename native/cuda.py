@@ -386,15 +386,16 @@ class CudaBackend:
         """(blocks a row, chunk, abytes, lcap, slack, smem) of topk_cluster for a shape and radix configuration;
         ParamsError where the device has no clusters or the configuration does not fit it."""
         if not self._clusters():
-            raise ParamsError("the CUDA radix pipeline (topk_cluster) needs thread-block clusters: compute capability "
-                              f"9.0 or above and a CUDA 12 driver; this device has {self._cc / 10:.1f}: use radix=false")
+            raise ParamsError("the CUDA radix pipeline (topk_cluster) needs thread-block clusters: compute "
+                              f"capability 9.0 or above and a CUDA 12 driver; this device has {self._cc / 10:.1f}: "
+                              "use radix=false")
         if rows > 65535:
             raise ParamsError(f"the CUDA radix pipeline takes at most 65535 rows, got {rows}")
         rch, wg = int(p["rch"]), int(p["wg"])
         blocks = max(2, next_pow2(-(-cols // rch)))
         if blocks > CLUSTER_MAX:
-            raise ParamsError(f"rch={rch} spreads a row of {cols} columns over {blocks} blocks; a cluster holds at most "
-                              f"{CLUSTER_MAX}: use rch >= {_rch(cols, CLUSTER_MAX)}")
+            raise ParamsError(f"rch={rch} spreads a row of {cols} columns over {blocks} blocks; a cluster holds at "
+                              f"most {CLUSTER_MAX}: use rch >= {_rch(cols, CLUSTER_MAX)}")
         chunk = _rch(cols, blocks)
         slack = max(32, k // 8) if sorted else 0
         abytes = -(-max(chunk * 4, (k + slack) * 8 if sorted else 0) // 16) * 16   # keys, then (sorted) all lists

@@ -10,6 +10,11 @@ __device__ __forceinline__ u32 key_of(u32 b) {
     if ((b & 0x7fffffffu) > 0x7f800000u) return 0xffffffffu;
     return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
+// The float whose key_of is kk: the bits back, or for a NaN (its payload not in the key) the row's own value.
+__device__ __forceinline__ float value_of(u32 kk, u32 col, const float* __restrict__ xr) {
+    if (kk == 0xffffffffu) return xr[col];
+    return __uint_as_float((kk & 0x80000000u) ? (kk & 0x7fffffffu) : ~kk);
+}
 // Composite key: larger key first, then the lower column. 0 is below every real key (a safe sentinel).
 __device__ __forceinline__ u64 comp(u32 key, u32 col) { return ((u64)key << 32) | (u64)(~col); }
 
@@ -398,7 +403,8 @@ __device__ __forceinline__ void cl_add(u32 ra, u32 v) {
 #ifdef CL_TIMELINE      // bench/cluster_timeline.py: each block's start and end on the global timer (ns)
 __device__ unsigned long long cl_timeline[2][8192];
 #define CL_STAMP(w) do { if (threadIdx.x == 0) { unsigned long long t_; \
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_)); cl_timeline[w][blockIdx.y * 16 + blockIdx.x] = t_; } } while (0)
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_)); \
+    cl_timeline[w][blockIdx.y * 16 + blockIdx.x] = t_; } } while (0)
 #else
 #define CL_STAMP(w) do {} while (0)
 #endif
@@ -552,7 +558,8 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
         // with one atomic on block 0's counter
         if (tid == 0) {
             u32 base;
-            asm volatile("atom.shared::cluster.add.u32 %0, [%1], %2;" : "=r"(base) : "r"(cl_map(misc + 68, 0)), "r"((u32)nsel) : "memory");
+            asm volatile("atom.shared::cluster.add.u32 %0, [%1], %2;"
+                         : "=r"(base) : "r"(cl_map(misc + 68, 0)), "r"((u32)nsel) : "memory");
             misc[69] = base;
         }
         __syncthreads();
@@ -560,10 +567,9 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
         cl_arrive();
         for (int j = tid; j < nsel; j += nt) {
             const u64 e = list[j];
-            const u32 col = ~(u32)e, kk = (u32)(e >> 32);
-            const u32 bits = kk == 0xffffffffu ? __float_as_uint(xr[col]) : (kk & 0x80000000u) ? (kk & 0x7fffffffu) : ~kk;
+            const u32 col = ~(u32)e;
             out_i[(size_t)row * k + base + j] = (long long)col;
-            out_v[(size_t)row * k + base + j] = __uint_as_float(bits);
+            out_v[(size_t)row * k + base + j] = value_of((u32)(e >> 32), col, xr);
         }
         CL_STAMP(1);
         cl_wait();                           // block 0 stays until every block has taken its place
@@ -659,10 +665,9 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
         for (int d = 1; d < tpe; d <<= 1) rk += __shfl_xor_sync(FULL, rk, d);
         rk += (u32)j;
         if (j < nsel && sub == 0 && rk < (u32)k) {
-            const u32 col = ~(u32)e, kk = (u32)(e >> 32);
-            const u32 bits = kk == 0xffffffffu ? __float_as_uint(xr[col]) : (kk & 0x80000000u) ? (kk & 0x7fffffffu) : ~kk;
+            const u32 col = ~(u32)e;
             out_i[(size_t)row * k + rk] = (long long)col;
-            out_v[(size_t)row * k + rk] = __uint_as_float(bits);
+            out_v[(size_t)row * k + rk] = value_of((u32)(e >> 32), col, xr);
         }
     }
     CL_STAMP(1);
