@@ -28,6 +28,7 @@ def test_defines_match_the_launch_constants():
     assert int(defines["SEG"]) == cuda.SEG
     assert int(defines["HBITS"]) == cuda.HBITS
     assert int(defines["HBINS"]) == 1 << cuda.HBITS
+    assert int(defines["CL_MAXC"]) == cuda.CLUSTER_MAX
 
 
 def test_no_python_module_holds_cuda_source():

@@ -92,16 +92,18 @@ def test_the_page_judges_radix_configurations_as_native_does():
         assert js_derived == derived("topk", SHAPE, p), p
 
 
-def test_radix_is_wgsl_only_cuda_plans_none_and_refuses_one():
-    """CUDA, MPS and NumPy run no WGSL (the space's term `wgsl`): the tuner plans no radix configuration there, and
-    the CUDA backend says so for one given explicitly."""
+def test_radix_is_wgsl_only_in_the_space_and_cuda_takes_only_its_own_radix_configurations():
+    """CUDA, MPS and NumPy run no WGSL (the space's term `wgsl`): the tuner plans no radix configuration there. Given
+    explicitly, the CUDA backend runs a radix configuration of 11-bit rounds (topk_cluster) and says what it takes
+    for any other."""
     assert violations("topk", SHAPE, RADIX, {}, [], wgsl=False) == ["wgsl == True"]
     full = preset_space("full")
     on_cuda = plan(full, {}, [], wgsl=False)
     assert on_cuda and not any(p.get("radix") for kind, _, p in on_cuda if kind == "topk")
     assert [j for j in plan(full, {}, []) if not j[2].get("radix")] == on_cuda
-    with pytest.raises(st.ParamsError, match="WGSL only"):
+    with pytest.raises(st.ParamsError, match="pass rb=11, rch a positive multiple of 4"):
         CudaBackend()._resolve_params(8, 65536, 4096, RADIX)
+    assert CudaBackend()._resolve_params(8, 65536, 4096, {**RADIX, "rb": 11})["rch"] == 2048
     with pytest.raises(st.ParamsError, match="rb=8"):
         CudaBackend()._resolve_params(8, 65536, 4096, {"rb": 8})
 
