@@ -71,9 +71,9 @@ from .errors import BackendUnavailable, KernelError, ParamsError, ShapeError
 from .shaders import cuda_source
 from .space import default_params as space_defaults
 from .space import next_pow2
+from .wgpu_backend import coalesce, strided_view   # pure NumPy helpers; wgpu itself is imported lazily there
 
 sorted_ = sorted      # the builtin, where a `sorted` argument shadows it
-from .wgpu_backend import coalesce, strided_view   # pure NumPy helpers; wgpu itself is imported lazily there
 
 NAME = "cuda"
 INSTALL_HINT = "CuPy is not installed: pip install spiraltorch-tuner[cuda]"
@@ -243,7 +243,7 @@ class CudaBackend:
         self._driver = None          # DriverLauncher (cuLaunchKernelEx), sm_90+ with a CUDA 12 driver
         self._pdl = False            # programmatic dependent launches through it (until the driver refuses one)
         self._cc = 0
-        self._active = {}            # (kernel, block, smem, cluster) -> clusters the device holds at once
+        self._active = {}            # topk_cluster's (threads, shared bytes, blocks a cluster) -> clusters at once
 
     # -- availability -------------------------------------------------------------------------------------
     def available(self) -> tuple[bool, str]:
@@ -410,8 +410,7 @@ class CudaBackend:
             kern = self._kern["topk_cluster"]
             if smem > 48 * 1024 and kern.max_dynamic_shared_size_bytes < smem:
                 kern.max_dynamic_shared_size_bytes = smem
-            self._active[key] = self._driver.active_clusters(self._kern["topk_cluster"], (blocks, 1), (wg,), smem,
-                                                             blocks)
+            self._active[key] = self._driver.active_clusters(kern, (blocks, 1), (wg,), smem, blocks)
         if not self._active[key]:
             raise ParamsError(f"no cluster of {blocks} blocks of {wg} threads and {smem} bytes of shared memory fits "
                               f"this device at once: use fewer threads (wg) or a larger rch")
