@@ -16,6 +16,8 @@ Anchors (TopK; --no-anchors skips them): FlashInfer's flashinfer.top_k and CUB's
 built in background threads while our columns are timed, then timed on the same inputs, each answer graded against
 the oracle by bench/anchors/check.py before its time counts; an anchor that cannot import or build says why under
 the table, its column reads n/a, and the bench goes on (docs/performance.md#anchors-flashinfer-and-cub).
+TopK's `unsorted` column: our CUDA call with sorted=False, graded as the anchors are (the oracle's set in any order);
+the unsorted anchors' lines compare against it, the sorted ones against our sorted call.
 """
 from __future__ import annotations
 
