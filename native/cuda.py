@@ -140,7 +140,7 @@ CLUSTER_TABLE_UNSORTED = [
     (lambda r, c, k: r <= 8 and 32768 < c <= 262144, _radix(16, 512)),
     (lambda r, c, k: r <= 16 and 32768 < c <= 65536, _radix(8, 512)),
     (lambda r, c, k: r <= 32 and 32768 < c <= 65536, _radix(8, 256)),
-    (lambda r, c, k: r <= 64 and 16384 < c <= 65536, _radix(2, 1024)),
+    (lambda r, c, k: r <= 64 and 32768 <= c <= 65536, _radix(2, 1024)),     # the columns measured
 ]
 
 KERNELS = ("topk_rows", "topk_stream", "topk_cluster", "topk_hist", "topk_filter", "topk_segsort", "topk_rank",
