@@ -83,6 +83,23 @@ def cuda_exact(v, i, rv, ri) -> bool:
     return np.array_equal(cp.asnumpy(i), ri) and same_bits(cp.asnumpy(v), rv)
 
 
+def cuda_same_set(x, v, i, rv, ri):
+    """An unsorted TopK answer on the device: (whether it is the oracle's set in any order, its grade, the note),
+    graded as the anchors' are (bench/anchors/check.py)."""
+    import cupy as cp
+    grade, note = anchors.grade_topk(x, rv, ri, cp.asnumpy(v), cp.asnumpy(i), sorted_output=False)
+    return grade in ("identical", "same set"), grade, note
+
+
+def oracle_inputs(shapes):
+    """(rows, cols, k, x, x on the device, oracle values, oracle indices) for each TopK shape: the bench's input."""
+    import cupy as cp
+    for rows, cols, k in shapes:
+        x = cases.topk_input(1, rows, cols)
+        rv, ri = topk_reference(x, k)
+        yield rows, cols, k, x, cp.asarray(x), rv, ri
+
+
 def med(t):
     return statistics.median(t.samples_ms) if t is not None else None
 
@@ -313,13 +330,12 @@ class TorchTimer:
 def bench_unsorted(cb, x, xd, k, rv, ri, entry, rep, wu):
     """Ours with sorted=False (as FlashInfer's default and CUB's top-k): graded as the anchors are, it must be the
     oracle's set (ties to the lower column) in any order."""
-    import cupy as cp
     rows, cols = x.shape
     p = cb.call_params(rows, cols, k, sorted=False)
     try:
         v, i = cb.topk2d_device(xd, k, None, sorted=False)
-        grade, note = anchors.grade_topk(x, rv, ri, cp.asnumpy(v), cp.asnumpy(i), sorted_output=False)
-        if grade not in ("identical", "same set"):
+        ok, grade, note = cuda_same_set(x, v, i, rv, ri)
+        if not ok:
             entry["cuda_unsorted"] = {"params": p, "ok": False, "grade": grade, "error": note or "wrong set"}
             log(f"   cuda unsorted {p}: WRONG RESULT ({grade or 'wrong'}): {note}")
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from spiraltorch_tuner import cases
-from spiraltorch_tuner.cuda import CudaBackend, _rch
+from spiraltorch_tuner.cuda import CudaBackend, radix_params
 from spiraltorch_tuner.shaders import cuda_source
 
 CASES = [((8, 65536, 4096), False, 16, 512), ((8, 65536, 4096), False, 8, 1024), ((8, 65536, 4096), True, 8, 1024),
@@ -26,8 +26,7 @@ def main() -> int:
     stamps = cp.ndarray((2, 8192), cp.uint64, mod.get_global("cl_timeline"))
     for (rows, cols, k), srt, blocks, wg in CASES:
         x = cp.asarray(cases.topk_input(1, rows, cols))
-        p = {"use_2ce": False, "wg": wg, "kl": 4, "ch": 0, "sg": False, "radix": True, "rb": 11,
-             "rch": _rch(cols, blocks)}
+        p = radix_params(cols, blocks, wg)
         for _ in range(5):                    # the last of five calls, each after a spin as bench_gpu times them
             stamps.fill(0)
             cb.spin(200)

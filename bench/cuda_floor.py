@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from spiraltorch_tuner import cases
-from spiraltorch_tuner.cuda import CudaBackend, _rch
+from spiraltorch_tuner.cuda import CudaBackend, radix_params
 
 
 def main() -> int:
@@ -39,8 +39,7 @@ def main() -> int:
     print(f"read 2 MB (8x65536 floats), 512 blocks of 256: {t:.2f} us")
     for srt in (False, True):
         for blocks, wg in ((16, 512), (8, 1024), (8, 512)):
-            p = {"use_2ce": False, "wg": wg, "kl": 4, "ch": 0, "sg": False, "radix": True, "rb": 11,
-                 "rch": _rch(65536, blocks)}
+            p = radix_params(65536, blocks, wg)
             t = cb.time_topk2d_device(x, 4096, p, 100, 10, sorted=srt).median_ms * 1e3
             print(f"8x65536 k=4096 topk_cluster {blocks} blocks x {wg}, {'sorted' if srt else 'unsorted'}: {t:.1f} us")
     return 0

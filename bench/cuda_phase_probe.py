@@ -13,8 +13,6 @@ import argparse
 import json
 
 import bench_gpu as B
-from spiraltorch_tuner import cases
-from spiraltorch_tuner.cpu import topk_reference
 from spiraltorch_tuner.cuda import CudaBackend
 
 
@@ -37,10 +35,7 @@ def main() -> int:
     import cupy as cp
     cb = CudaBackend()
     out = {"device": cb.info(), "params": args.params, "shapes": []}
-    for rows, cols, k in args.shapes:
-        x = cases.topk_input(1, rows, cols)
-        rv, ri = topk_reference(x, k)
-        xd = cp.asarray(x)
+    for rows, cols, k, _, xd, rv, ri in B.oracle_inputs(args.shapes):
         v, i = cb.topk2d_device(xd, k, args.params)
         ok = B.cuda_exact(v, i, rv, ri)
         p, launches = cb._topk_plan(rows, cols, k, args.params)

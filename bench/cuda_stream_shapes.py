@@ -11,8 +11,6 @@ import json
 import sys
 
 import bench_gpu as B
-from spiraltorch_tuner import cases
-from spiraltorch_tuner.cpu import topk_reference
 from spiraltorch_tuner.cuda import CudaBackend
 
 SHAPES = [(512, 50000, 64), (256, 65536, 256), (132, 131072, 64), (2048, 65536, 32), (1024, 65536, 128),
@@ -28,14 +26,10 @@ def main() -> int:
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    import cupy as cp
     cb = CudaBackend()
     cb._kernels()
     out = []
-    for rows, cols, k in SHAPES:
-        x = cases.topk_input(1, rows, cols)
-        xd = cp.asarray(x)
-        rv, ri = topk_reference(x, k)
+    for rows, cols, k, _, xd, rv, ri in B.oracle_inputs(SHAPES):
         res = {}
         for name, p in CONFIGS:
             names = [ln[0] for ln in cb._topk_plan(rows, cols, k, p)[1](None, None, None)]

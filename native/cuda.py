@@ -117,9 +117,14 @@ def _rch(cols: int, blocks: int) -> int:
     return -(-(-(-cols // blocks)) // 4) * 4
 
 
+def radix_params(cols: int, blocks: int, wg: int) -> dict:
+    """The CUDA radix configuration (topk_cluster) that spreads a row of `cols` columns over `blocks` blocks."""
+    return {"use_2ce": False, "wg": wg, "kl": 4, "ch": 0, "sg": False, "radix": True, "rb": 11,
+            "rch": _rch(cols, blocks)}
+
+
 def _radix(blocks: int, wg: int):
-    return lambda r, c, k: {"use_2ce": False, "wg": wg, "kl": 4, "ch": 0, "sg": False, "radix": True, "rb": 11,
-                            "rch": _rch(c, blocks)}
+    return lambda r, c, k: radix_params(c, blocks, wg)
 
 
 # On sm_90+, ahead of DEFAULT_TABLE: where the radix pipeline in one launch (topk_cluster, a row's blocks one

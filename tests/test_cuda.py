@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spiraltorch_tuner import gen
-from spiraltorch_tuner.cpu import topk_reference
+from spiraltorch_tuner.cpu import sort_keys, topk_reference
 from spiraltorch_tuner.cuda import CudaBackend
 from spiraltorch_tuner.errors import ParamsError
 
@@ -229,9 +229,7 @@ def radix(rch, wg):
 def in_oracle_order(v, i):
     """An unsorted answer, each row put in the oracle's order: key descending (NaN first, -0.0 below 0.0), then the
     lower column."""
-    b = v.view(np.uint32)
-    key = np.where(b & np.uint32(0x80000000), ~b, b | np.uint32(0x80000000)).astype(np.int64)
-    key[np.isnan(v)] = 0xFFFFFFFF
+    key = sort_keys(v).astype(np.int64)
     order = np.stack([np.lexsort((i[r], -key[r])) for r in range(v.shape[0])])
     return np.take_along_axis(v, order, 1), np.take_along_axis(i, order, 1)
 
