@@ -45,8 +45,10 @@ lower column, NaN above every number, -0.0 below +0.0). Every element gets the 6
   takes the whole bin, and drops the extra keys by rank; each block bitonic-sorts its selected keys in registers,
   gathers the others' sorted lists and writes each key at its rank over all of them (binary search). sorted=False
   selects exactly k (ties to the lower column across the cluster by a prefix of the blocks' counts) and writes
-  them with no sort: one atomic on block 0's counter reserves a block's place. H200, 8x65536 k=4096: 16.0 us
-  unsorted (sorted, 30 us: the 2-stage path stays there); params=None takes it where CLUSTER_TABLE says.
+  them with no sort: one atomic on block 0's counter reserves a block's place; with 2 or 4 blocks, once the first
+  round's bin holds at most CLUSTER_BCAST keys of the row, they are broadcast to every block, which finishes the
+  select alone. H200, 8x65536 k=4096: 16.4 us unsorted (sorted, 30 us: the 2-stage path stays there);
+  params=None takes it where CLUSTER_TABLE says.
 * The scan loop (both paths) reads 16-byte vectors with ld.global.nc, two in flight per thread and the next two
   prefetched while the current ones are processed; a scalar head aligns the row to 16 bytes and a scalar tail
   finishes it, so any cols and unaligned row starts work.
@@ -110,6 +112,12 @@ DEFAULT_TABLE = [
 ]
 
 CLUSTER_MAX = 16            # blocks of a topk_cluster row (a non-portable cluster size on the H100/H200)
+# topk_cluster, unsorted: once the first radix pass's bin holds at most CLUSTER_BCAST keys of a row, they are broadcast
+# to every block of the cluster, which then finishes the select alone (no second and third pass). H200, 11 shapes
+# (bench/results/h200-2026-12-01-s25-bcast-ab.txt): faster with 2 and 4 blocks a row (64x32768 k=256, 2x1024: 20.5 ->
+# 19.0 us), slower on most shapes with 16 (8x65536 k=64, 16x512: 14.6 -> 17.8), so only up to CLUSTER_BCAST_BLOCKS.
+CLUSTER_BCAST = 4096
+CLUSTER_BCAST_BLOCKS = 4
 
 
 def _rch(cols: int, blocks: int) -> int:
@@ -129,17 +137,18 @@ def _radix(blocks: int, wg: int):
 
 # On sm_90+, ahead of DEFAULT_TABLE: where the radix pipeline in one launch (topk_cluster, a row's blocks one
 # thread-block cluster) is faster, each row used where its plan fits the device. (predicate, shape -> params).
-# H200, bench/cuda_cluster_shapes.py (bench/results/h200-2026-11-30-s24-cluster-shapes.{json,txt}), 11 shapes of 1-64
+# H200, bench/cuda_cluster_shapes.py (bench/results/h200-2026-12-01-s25-cluster-shapes.{json,txt}), 11 shapes of 1-64
 # rows of 32768-262144 columns. Sorted: 1.1-1.5x faster than DEFAULT_TABLE's configuration for k up to 1024 and up
-# to 32 rows of more than 32768 columns; not at k = 4096 (the seed shape: 30.1 against 28.6 us, the sort of each
+# to 64 rows of 32768 columns or more; not at k = 4096 (the seed shape: 29.8 against 28.4 us, the sort of each
 # block's keys and their ranks across the blocks cost more than the 2-stage path's sort). sorted=False: no sort and no
-# ranks, faster on all 11 shapes (seed 16.1 against 28.6 us).
+# ranks, faster on all 11 shapes (seed 16.0 against 28.4 us).
 CLUSTER_TABLE = [
     (lambda r, c, k: r <= 2 and 32768 < c <= 262144 and k <= 1024, _radix(16, 512)),
     (lambda r, c, k: r <= 8 and 32768 < c <= 131072 and k <= 1024, _radix(8, 512)),
     (lambda r, c, k: r <= 8 and 131072 < c <= 262144 and k <= 1024, _radix(16, 512)),
     (lambda r, c, k: r <= 16 and 32768 < c <= 65536 and k <= 1024, _radix(8, 512)),
     (lambda r, c, k: r <= 32 and 32768 < c <= 65536 and k <= 1024, _radix(8, 256)),
+    (lambda r, c, k: r <= 64 and 32768 <= c <= 65536 and k <= 1024, _radix(2, 1024)),   # the columns measured
 ]
 CLUSTER_TABLE_UNSORTED = [
     (lambda r, c, k: r <= 8 and 32768 < c <= 262144, _radix(16, 512)),
@@ -388,7 +397,7 @@ class CudaBackend:
         return p
 
     def _cluster_geometry(self, rows, cols, k, p, sorted):
-        """(blocks a row, chunk, abytes, lcap, slack, smem) of topk_cluster for a shape and radix configuration;
+        """(blocks a row, chunk, abytes, lcap, slack, ccap, smem) of topk_cluster for a shape and radix configuration;
         ParamsError where the device has no clusters or the configuration does not fit it."""
         if not self._clusters():
             raise ParamsError("the CUDA radix pipeline (topk_cluster) needs thread-block clusters: compute "
@@ -404,22 +413,34 @@ class CudaBackend:
         chunk = _rch(cols, blocks)
         slack = max(32, k // 8) if sorted else 0
         abytes = -(-max(chunk * 4, (k + slack) * 8 if sorted else 0) // 16) * 16   # keys, then (sorted) all lists
-        lcap = next_pow2(min(k + slack, chunk))
+        lcap = max(2, next_pow2(min(k + slack, chunk)))   # list u64[lcap]: hist after it 16-byte aligned
         smem = abytes + lcap * 8 + (2048 + 1024 + 3 * (2048 // blocks) + 48 + 128) * 4
         if smem > self._smem_optin:
             raise ParamsError(f"the CUDA radix pipeline needs {smem} bytes of shared memory a block for cols={cols}, "
                               f"k={k}, rch={rch}; this device allows {self._smem_optin}: use a smaller rch or "
                               f"radix=false")
+        at_once = self._clusters_at_once(wg, smem, blocks)
+        if not at_once:
+            raise ParamsError(f"no cluster of {blocks} blocks of {wg} threads and {smem} bytes of shared memory fits "
+                              f"this device at once: use fewer threads (wg) or a larger rch")
+        # Unsorted, with at most CLUSTER_BCAST_BLOCKS blocks a row, the first pass's bin is broadcast when it holds
+        # at most CLUSTER_BCAST keys of the row, if the buffer for them leaves as many of this grid's clusters
+        # running at once.
+        ccap, wide = CLUSTER_BCAST, smem + CLUSTER_BCAST * 8
+        if sorted or not ccap or blocks > CLUSTER_BCAST_BLOCKS or wide > self._smem_optin or \
+                self._clusters_at_once(wg, wide, blocks) < min(rows, at_once):
+            ccap = 0
+        return blocks, chunk, abytes, lcap, slack, ccap, smem + ccap * 8
+
+    def _clusters_at_once(self, wg, smem, blocks):
+        """How many clusters of topk_cluster with this block size and shared memory the device runs at once."""
         key = (wg, smem, blocks)
         if key not in self._active:
             kern = self._kern["topk_cluster"]
             if smem > 48 * 1024 and kern.max_dynamic_shared_size_bytes < smem:
                 kern.max_dynamic_shared_size_bytes = smem
             self._active[key] = self._driver.active_clusters(kern, (blocks, 1), (wg,), smem, blocks)
-        if not self._active[key]:
-            raise ParamsError(f"no cluster of {blocks} blocks of {wg} threads and {smem} bytes of shared memory fits "
-                              f"this device at once: use fewer threads (wg) or a larger rch")
-        return blocks, chunk, abytes, lcap, slack, smem
+        return self._active[key]
 
     def _topk_plan(self, rows, cols, k, params, sorted=True):
         """Launch list [(kernel, grid, block, args, smem)] for a shape and configuration, scratch allocated.
@@ -430,12 +451,12 @@ class CudaBackend:
         wg = int(p["wg"])
         kp = next_pow2(k)
         if p.get("radix"):
-            blocks, chunk, abytes, lcap, slack, smem = self._cluster_geometry(rows, cols, k, p, sorted)
+            blocks, chunk, abytes, lcap, slack, ccap, smem = self._cluster_geometry(rows, cols, k, p, sorted)
 
             def launches(xd, ov, oi):
                 return [("topk_cluster", (blocks, rows), (wg,),
                          (xd, ov, oi, np.int32(cols), np.int32(k), np.int32(chunk), np.int32(abytes), np.int32(lcap),
-                          np.int32(slack), np.int32(sorted)), smem)]
+                          np.int32(slack), np.int32(sorted), np.int32(ccap)), smem)]
             return p, launches
         if not p["use_2ce"]:
             lanes = min(wg, max(32 * int(p["kl"]), wg // 8))

@@ -267,9 +267,10 @@ topk_rows(const float* __restrict__ x, float* __restrict__ out_v, long long* __r
     sort_write(list, k, kp, xr, out_v + (size_t)row * k, out_i + (size_t)row * k, g);
 }
 
-// One warp: the bin of h[0..nbins) (shared memory, 16-byte aligned; nbins 1024 or 2048), scanning from the top,
-// where the running count reaches need. out[0] = the bin, out[1] = what is still needed inside it, out[2] = its
-// count. Two levels, each a warp scan: which lane's span of nbins / 32 bins, then which bin inside it.
+// One warp: the bin of h[0..nbins) (shared memory, 16-byte aligned; nbins a power of two from 128 to 2048),
+// scanning from the top, where the running count reaches need. out[0] = the bin, out[1] = what is still needed
+// inside it, out[2] = its count. Two levels, each a warp scan: which lane's span of nbins / 32 bins, then which bin
+// inside it (nbins / 1024 bins a lane, or one bin a lane for the first nbins / 32 lanes).
 __device__ __forceinline__ void warp_pick(const u32* h, int nbins, u32 need, u32* out, int lane) {
     const int per = nbins >> 5;
     const uint4* hv = reinterpret_cast<const uint4*>(h + nbins - (lane + 1) * per);   // lane 0: the top bins
@@ -279,9 +280,9 @@ __device__ __forceinline__ void warp_pick(const u32* h, int nbins, u32 need, u32
     const u32 incl = warp_incl_scan(s, lane);
     const u32 hit = __ballot_sync(FULL, incl - s < need && incl >= need);
     if (!hit) return;
-    const int L = __ffs(hit) - 1, per2 = per >> 5;
+    const int L = __ffs(hit) - 1, step = per >= 32 ? per >> 5 : 1, per2 = lane * step < per ? step : 0;
     const u32 runL = __shfl_sync(FULL, incl - s, L);
-    const int top = nbins - 1 - L * per - lane * per2;                              // lane's bins, downwards
+    const int top = nbins - 1 - L * per - lane * step;                              // lane's bins, downwards
     u32 s2 = 0;
     for (int j = 0; j < per2; ++j) s2 += h[top - j];
     const u32 incl2 = warp_incl_scan(s2, lane);
@@ -379,8 +380,10 @@ topk_stream(const float* __restrict__ x, float* __restrict__ out_v, long long* _
 // order, a cluster prefix of their counts). sorted: each block sorts its selected keys (bitonic), gathers every
 // block's sorted list, and writes each of its keys at its rank over all of them (binary search), dropping ranks k
 // and up (the slack's). Unsorted (slack 0): each block writes its keys at a place reserved on block 0's counter.
+// Unsorted, when the first pass's bin holds at most `ccap` keys of the row (the host sets ccap only for clusters of
+// 2 or 4 blocks), the passes stop and the bin's keys are broadcast: every block finishes the select alone (`bcast`).
 // Shared memory: A (max(chunk u32 keys, sorted: k+slack u64 gathered lists)) | list u64[lcap] | hist u32[2048] |
-// sl u32[1024] | acc u32[3][S] | tot u32[3][16] | misc u32[128]
+// sl u32[1024] | acc u32[3][S] | tot u32[3][16] | misc u32[128] | cbuf u64[ccap]
 #define CL_MAXC 16
 #if __CUDA_ARCH__ >= 900
 __device__ __forceinline__ u32 cl_rank() { u32 r; asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r)); return r; }
@@ -400,8 +403,11 @@ __device__ __forceinline__ void cl_add(u32 ra, u32 v) {
     asm volatile("red.shared::cluster.add.u32 [%0], %1;" :: "r"(ra), "r"(v) : "memory");
 }
 #endif
-#ifdef CL_TIMELINE      // bench/cluster_timeline.py: each block's start and end on the global timer (ns)
-__device__ unsigned long long cl_timeline[2][8192];
+#define CL_NSTAMP 14
+#ifdef CL_TIMELINE      // bench/cluster_timeline.py: the global timer (ns) at each block's start [0], end [1], row
+                        // loaded [2], and each pass p's barrier passed [3+2p] and bin picked [4+2p] (p < 3), selected [9],
+                        // the bin's keys broadcast [10] (places reserved [11], compacted [12], copied [13])
+__device__ unsigned long long cl_timeline[CL_NSTAMP][8192];
 #define CL_STAMP(w) do { if (threadIdx.x == 0) { unsigned long long t_; \
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_)); \
     cl_timeline[w][blockIdx.y * 16 + blockIdx.x] = t_; } } while (0)
@@ -411,7 +417,7 @@ __device__ unsigned long long cl_timeline[2][8192];
 
 extern "C" __global__ void __launch_bounds__(1024)
 topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* __restrict__ out_i,
-             int cols, int k, int chunk, int abytes, int lcap, int slack, int sorted) {
+             int cols, int k, int chunk, int abytes, int lcap, int slack, int sorted, int ccap) {
 #if __CUDA_ARCH__ >= 900
     extern __shared__ __align__(16) u8 smem[];
     CL_STAMP(0);
@@ -425,17 +431,21 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
     u32* acc = sl + HBINS / 2;               // [3][S]
     u32* tot = acc + 3 * S;                  // [3][16]
     u32* misc = tot + 3 * CL_MAXC;           // [0,16) local totals, [16,20) pick, [20] fill, [32,64) scan scratch,
-                                             // [64,68) counts, [80,96) list offsets, [96,112) list sizes
+                                             // [64,68) counts, [68,70) output place, [70] cbuf fill (by every
+                                             // block), [71] this block's place in it, [72] its bin keys so far,
+                                             // [80,96) list offsets, [96,112) list sizes, [112,128) broadcast:
+                                             // where this block's keys go in each block's cbuf
     u32* ltot = misc;
+    u64* cbuf = reinterpret_cast<u64*>(misc + 128);   // [ccap]: the bin's keys of the whole row (broadcast)
     const float* xr = x + (size_t)row * cols;
     const int c0 = min(cols, (int)r * chunk), n = min(cols, c0 + chunk) - c0;
     for (int i = tid; i < 3 * (int)S; i += nt) acc[i] = 0;
     for (int i = tid; i < 3 * CL_MAXC; i += nt) tot[i] = 0;
     for (int i = tid; i < HBINS; i += nt) hist[i] = 0;
     if (tid < CL_MAXC) ltot[tid] = 0;
-    if (tid == 0) { misc[20] = 0; misc[68] = 0; }
+    if (tid == 0) { misc[20] = 0; misc[68] = 0; misc[70] = 0; misc[72] = 0; }
     __syncthreads();
-    cl_arrive();                             // accumulators zeroed; waited for before the first remote add
+    cl_arrive();                             // accumulators and counters zeroed; waited for before the first remote add
     scan_row<2>(xr, c0, c0 + n, tid, nt, [&](int c, u32 bits) {
         u32 kk = key_of(bits);
         keys[c - c0] = kk;
@@ -443,7 +453,8 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
     });
     __syncthreads();
     cl_wait();
-    u32 prefix = 0, need = (u32)k, cnt = 0;
+    CL_STAMP(2);
+    u32 prefix = 0, need = (u32)k, cnt = 0, mine = 0;
     int pbits = 0, pass = 0;
     while (true) {
         const int w = min(HBITS, 32 - pbits), nb = 1 << w, shift = 32 - pbits - w;
@@ -472,8 +483,10 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
         }
         cl_arrive();
         cl_wait();
+        CL_STAMP(3 + 2 * pass);
         const bool last = pbits + w == 32;   // the last pass's hist stays: its counts settle ties
-        if (!last) {
+        const bool keep = pass == 0 && ccap; // and the first's until its bin is known, for the broadcast (below)
+        if (!last && !keep) {
             for (int i = tid; i < HBINS; i += nt) hist[i] = 0;
             if (tid < CL_MAXC) ltot[tid] = 0;
         }
@@ -484,7 +497,10 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
             const u32 o = CL - 1 - L, want = need - __shfl_sync(FULL, incl - t, L);
             for (int i = tid; i < (int)S; i += nt) sl[i] = cl_ld32(cl_map(pacc + i, o));
             __syncthreads();
-            if (tid < 32) {                  // lane l: per bins of the slice, from the top
+            if (tid < 32 && S >= 512) {      // two levels (2 blocks: 1024 bins a slice, 4: 512)
+                warp_pick(sl, (int)S, want, misc + 16, lane);
+                if (lane == 0) misc[16] += o * S;
+            } else if (tid < 32) {           // lane l: per bins of the slice, from the top
                 const int per = S / 32, top = S - 1 - lane * per;
                 u32 s = 0;
                 for (int j = 0; j < per; ++j) s += sl[top - j];
@@ -499,7 +515,9 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
             }
         }
         __syncthreads();
-        prefix = (prefix << w) | misc[16];
+        CL_STAMP(4 + 2 * pass);
+        const u32 bin = misc[16];
+        prefix = (prefix << w) | bin;
         need = misc[17];
         cnt = misc[18];
         pbits += w;
@@ -507,27 +525,70 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
         // Stop when the bin is all needed, or holds at most `slack` keys past what is needed: all of it is then
         // selected, and the ranks (below) drop the extra ones, which rank k or more.
         if (cnt - need <= (u32)slack || last) break;
+        if (keep && cnt <= (u32)ccap) { mine = hist[bin]; break; }   // few enough to broadcast (below)
+        if (keep) {
+            for (int i = tid; i < HBINS; i += nt) hist[i] = 0;
+            if (tid < CL_MAXC) ltot[tid] = 0;
+        }
         __syncthreads();                     // misc[16..19) is written again by the next pass
     }
-    // selection into list: keys above the prefix, and those matching it (all, or the first `take` in column order)
+    // selection into list: keys above the prefix, and those matching it (all, the first `take` in column order, or
+    // the `need` largest of the bin's keys over the whole row, broadcast)
     const bool all = cnt - need <= (u32)slack;
-    u32 take = 0;
-    if (!all) {
-        // pbits == 32: the keys equal to the k-th largest, more of them than needed; this block's count is its bin
-        if (tid == 0) misc[64] = hist[prefix & 1023u];
+    const bool bcast = !all && pass == 1 && cnt <= (u32)ccap;
+    if (bcast) {
+        // Every block puts its `mine` keys of the bin (composite: key, then lower column) into every block's cbuf,
+        // at a place reserved with one atomic on that block's counter: first into its own, then copied to the
+        // others. After one cluster barrier each block holds the bin's `cnt` keys of the row and finds the
+        // need-th largest, T, alone. Composites are unique, so every block agrees on T and takes its own keys >= T.
+        if (tid < (int)CL && tid != (int)r) {
+            u32 off;
+            asm volatile("atom.shared::cluster.add.u32 %0, [%1], %2;"
+                         : "=r"(off) : "r"(cl_map(misc + 70, tid)), "r"(mine) : "memory");
+            misc[112 + tid] = cl_map(cbuf, tid) + 8u * off;
+        }
+        if (tid == (int)CL) misc[71] = atomicAdd(misc + 70, mine);
         __syncthreads();
-        cl_arrive();
-        cl_wait();
-        if (tid == 0) {
-            u32 before = 0;
-            for (u32 q = 0; q < r; ++q) before += cl_ld32(cl_map(misc + 64, q));
-            misc[65] = before;
+        CL_STAMP(11);
+        const u32 own = misc[71];
+        const int shr = 32 - pbits;
+        for (int i0 = 0; i0 < n; i0 += nt) {             // sure keys into list, the bin's into cbuf[own...)
+            const int i = i0 + tid;
+            const u32 kk = i < n ? keys[i] : 0u, top = kk >> shr;
+            const bool sure = i < n && top > prefix, inbin = i < n && top == prefix;
+            const u32 ms = __ballot_sync(FULL, sure), mb = __ballot_sync(FULL, inbin);
+            u32 as = 0, ab = 0;
+            if (lane == 0 && ms) as = atomicAdd(misc + 20, (u32)__popc(ms));
+            if (lane == 0 && mb) ab = atomicAdd(misc + 72, (u32)__popc(mb));
+            as = __shfl_sync(FULL, as, 0);
+            ab = __shfl_sync(FULL, ab, 0);
+            const u32 below = (1u << lane) - 1u;
+            if (sure) list[as + __popc(ms & below)] = comp(kk, (u32)(c0 + i));
+            if (inbin) cbuf[own + ab + __popc(mb & below)] = comp(kk, (u32)(c0 + i));
         }
         __syncthreads();
-        const u32 before = misc[65], mine = misc[64];
-        take = need > before ? min(need - before, mine) : 0u;
-    }
-    if (all) {
+        CL_STAMP(12);
+        for (u32 q = 0; q < CL; ++q) {                   // then copied to the others, consecutive threads adjacent
+            if (q == r) continue;
+            const u32 ra = misc[112 + q];
+            for (int j = tid; j < (int)mine; j += nt)
+                asm volatile("st.shared::cluster.u64 [%0], %1;" :: "r"(ra + 8u * j), "l"(cbuf[own + j]) : "memory");
+        }
+        CL_STAMP(13);
+        cl_arrive();
+        cl_wait();
+        CL_STAMP(10);
+        Group g{tid, nt, 0};
+        SelState* st = reinterpret_cast<SelState*>(sl);
+        // the need-th largest of the bin's keys, from their bits below the prefix (8 a digit: the first digit is
+        // then not mostly known bits)
+        const u64 T = ((u64)prefix << (64 - pbits)) | (radix_select([&](int i) { return cbuf[i] << pbits; }, (int)cnt,
+                                                                    need, 0, 0ull, false, g, hist, st) >> pbits);
+        for (int j = tid; j < (int)mine; j += nt) {
+            const u64 e = cbuf[own + j];
+            if (e >= T) list[atomicAdd(misc + 20, 1u)] = e;
+        }
+    } else if (all) {
         const int shr = 32 - pbits;
         for (int i0 = 0; i0 < n; i0 += nt) {             // warp-aggregated appends
             const int i = i0 + tid;
@@ -540,6 +601,18 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
             if (sel) list[at + __popc(m & ((1u << lane) - 1u))] = comp(kk, (u32)(c0 + i));
         }
     } else {
+        // pbits == 32: the keys equal to the k-th largest, more of them than needed; this block's count is its bin
+        if (tid == 0) misc[64] = hist[prefix & 1023u];
+        __syncthreads();
+        cl_arrive();
+        cl_wait();
+        if (tid == 0) {
+            u32 before = 0;
+            for (u32 q = 0; q < r; ++q) before += cl_ld32(cl_map(misc + 64, q));
+            misc[65] = before;
+        }
+        __syncthreads();
+        const u32 before = misc[65], here = misc[64], take = need > before ? min(need - before, here) : 0u;
         u32 taken = 0;
         for (int t0 = 0; t0 < n; t0 += nt) {
             const int i = t0 + tid;
@@ -552,6 +625,7 @@ topk_cluster(const float* __restrict__ x, float* __restrict__ out_v, long long* 
         }
     }
     __syncthreads();
+    CL_STAMP(9);
     const int nsel = (int)misc[20];
     if (!sorted) {
         // unsorted (slack 0, so exactly k selected): this block's keys at a place in the row's output reserved

@@ -293,6 +293,23 @@ def test_topk_radix_cluster_stress_ties_ascending_constant_and_masked_rows():
 
 
 @hopper
+def test_topk_radix_unsorted_broadcasts_a_small_first_bin_to_few_blocks():
+    """Unsorted, with 2 or 4 blocks a row, a first radix bin of at most CLUSTER_BCAST keys of the row is broadcast
+    and each block finishes the select alone (the plan's ccap says so); the answer is the oracle's, ties by column
+    across the blocks (rows of 16 values: the top bin is 1024 equal keys). Sorted, or with 8 blocks, no broadcast."""
+    from spiraltorch_tuner import cuda
+    for dist in ("uniform", "ties"):
+        x = gen.floats(12, (8, 16384), dist=dist)
+        for blocks in (2, 4):
+            p = radix(16384 // blocks, 512)
+            assert _B._cluster_geometry(8, 16384, 100, p, False)[5] == cuda.CLUSTER_BCAST
+            assert _B._cluster_geometry(8, 16384, 100, p, True)[5] == 0
+            for k in (1, 100, 1000, 1024, 1025):
+                _check_radix(x, k, p, False)
+    assert _B._cluster_geometry(8, 16384, 100, radix(2048, 512), False)[5] == 0
+
+
+@hopper
 def test_topk_calls_take_the_cluster_where_its_table_says_and_unsorted_skips_the_sort():
     """8x65536 k=64 (sorted) and the seed shape unsorted run topk_cluster; the seed shape sorted keeps the 2-stage
     path (measured faster there)."""
