@@ -12,13 +12,12 @@ import json
 import sys
 
 import bench_gpu as B
+from cuda_cluster_shapes import SHAPES     # the shapes behind CLUSTER_TABLE
 from spiraltorch_tuner import cuda as C
 from spiraltorch_tuner.cuda import CudaBackend, radix_params
 from spiraltorch_tuner.errors import ParamsError
 from spiraltorch_tuner.shaders import cuda_source
 
-SHAPES = [(8, 65536, 4096), (8, 65536, 64), (64, 32768, 256), (1, 65536, 2048), (1, 262144, 1024),
-          (8, 131072, 1024), (8, 65536, 1024), (32, 65536, 256), (16, 65536, 512), (2, 131072, 256), (64, 65536, 64)]
 CONF = [(2, 512), (2, 1024), (4, 512), (8, 256), (8, 512), (8, 1024), (16, 512), (16, 1024)]
 
 

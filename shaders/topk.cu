@@ -405,8 +405,9 @@ __device__ __forceinline__ void cl_add(u32 ra, u32 v) {
 #endif
 #define CL_NSTAMP 14
 #ifdef CL_TIMELINE      // bench/cluster_timeline.py: the global timer (ns) at each block's start [0], end [1], row
-                        // loaded [2], and each pass p's barrier passed [3+2p] and bin picked [4+2p] (p < 3), selected [9],
-                        // the bin's keys broadcast [10] (places reserved [11], compacted [12], copied [13])
+                        // loaded [2], each pass p's barrier passed [3+2p] and bin picked [4+2p] (p < 3), keys
+                        // selected [9], the bin's keys broadcast [10] (places reserved [11], compacted [12],
+                        // copied [13])
 __device__ unsigned long long cl_timeline[CL_NSTAMP][8192];
 #define CL_STAMP(w) do { if (threadIdx.x == 0) { unsigned long long t_; \
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t_)); \

@@ -5,7 +5,7 @@ import pytest
 
 from spiraltorch_tuner import gen
 from spiraltorch_tuner.cpu import sort_keys, topk_reference
-from spiraltorch_tuner.cuda import CudaBackend
+from spiraltorch_tuner.cuda import CLUSTER_BCAST, CudaBackend
 from spiraltorch_tuner.errors import ParamsError
 
 _B = CudaBackend()
@@ -297,12 +297,11 @@ def test_topk_radix_unsorted_broadcasts_a_small_first_bin_to_few_blocks():
     """Unsorted, with 2 or 4 blocks a row, a first radix bin of at most CLUSTER_BCAST keys of the row is broadcast
     and each block finishes the select alone (the plan's ccap says so); the answer is the oracle's, ties by column
     across the blocks (rows of 16 values: the top bin is 1024 equal keys). Sorted, or with 8 blocks, no broadcast."""
-    from spiraltorch_tuner import cuda
     for dist in ("uniform", "ties"):
         x = gen.floats(12, (8, 16384), dist=dist)
         for blocks in (2, 4):
             p = radix(16384 // blocks, 512)
-            assert _B._cluster_geometry(8, 16384, 100, p, False)[5] == cuda.CLUSTER_BCAST
+            assert _B._cluster_geometry(8, 16384, 100, p, False)[5] == CLUSTER_BCAST
             assert _B._cluster_geometry(8, 16384, 100, p, True)[5] == 0
             for k in (1, 100, 1000, 1024, 1025):
                 _check_radix(x, k, p, False)
